@@ -1,0 +1,324 @@
+package chdb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	_ "embed"
+)
+
+// ServerConfig configures a managed local clickhouse-server.
+type ServerConfig struct {
+	// Dir holds the server's config, data and logs. A later start with the same
+	// Dir reuses the data. Required.
+	Dir string
+	// Binary is the clickhouse-server (or single `clickhouse`) executable.
+	// Empty: look it up with FindBinary.
+	Binary string
+	// StartTimeout bounds the wait for the server to answer. Default DefaultStartTimeout.
+	StartTimeout time.Duration
+	// StopTimeout bounds the wait for a graceful stop before the server is killed.
+	// Default DefaultStopTimeout.
+	StopTimeout time.Duration
+	// Logger receives start and stop messages. Default: discard.
+	Logger *slog.Logger
+}
+
+// Defaults for the managed server.
+const (
+	// DefaultStartTimeout bounds the wait for a managed server to answer.
+	DefaultStartTimeout = 30 * time.Second
+	// DefaultStopTimeout bounds a graceful stop before SIGKILL.
+	DefaultStopTimeout = 15 * time.Second
+	// startAttempts is how often a start is tried with fresh ports when the
+	// chosen ports were taken between choosing and binding.
+	startAttempts = 3
+	// pollInterval is the pause between readiness probes.
+	pollInterval = 50 * time.Millisecond
+)
+
+func (c *ServerConfig) withDefaults() {
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = DefaultStartTimeout
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// ErrNoBinary says that no ClickHouse server executable was found.
+var ErrNoBinary = errors.New("clickhouse-server not found on PATH: install it (apt-get install clickhouse-server; Debian puts it in /usr/sbin, so add that to PATH) or point --clickhouse (PULSE_CLICKHOUSE) at a running server")
+
+// FindBinary looks on PATH for clickhouse-server, then for the single
+// `clickhouse` binary. It returns the path and the arguments that select server mode.
+func FindBinary() (string, []string, error) {
+	if p, err := exec.LookPath("clickhouse-server"); err == nil {
+		return p, nil, nil
+	}
+	if p, err := exec.LookPath("clickhouse"); err == nil {
+		return p, []string{"server"}, nil
+	}
+	return "", nil, ErrNoBinary
+}
+
+// Server is a clickhouse-server process that Pulse started and will stop.
+type Server struct {
+	cfg     ServerConfig
+	cmd     *exec.Cmd
+	tcpAddr string
+	exited  chan struct{} // closed when the process has exited
+	waitErr error         // set before exited is closed
+}
+
+// StartServer writes a config under cfg.Dir, starts clickhouse-server on free
+// loopback ports and returns once it answers queries. The server runs in its own
+// process group, so a Ctrl-C in the terminal reaches Pulse only, and Pulse stops
+// the server after its final flush. If Pulse dies, the kernel sends the server SIGTERM.
+func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	cfg.withDefaults()
+	bin, args := cfg.Binary, []string(nil)
+	if bin == "" {
+		var err error
+		if bin, args, err = FindBinary(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: data directory: %w", err)
+	}
+	cfg.Dir = dir
+	for _, sub := range []string{"data", "log"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+			return nil, fmt.Errorf("clickhouse: create %s: %w", filepath.Join(dir, sub), err)
+		}
+	}
+	stopLeftover(dir, cfg)
+
+	var lastErr error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		s, err := startOnce(ctx, cfg, bin, args)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+var errPortTaken = errors.New("port taken")
+
+func startOnce(ctx context.Context, cfg ServerConfig, bin string, args []string) (*Server, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: choose ports: %w", err)
+	}
+	configPath, err := writeServerConfig(cfg.Dir, ports[0], ports[1])
+	if err != nil {
+		return nil, err
+	}
+	errLog := filepath.Join(cfg.Dir, "log", "clickhouse-server.err.log")
+	_ = os.Truncate(errLog, 0)
+
+	out, err := os.OpenFile(filepath.Join(cfg.Dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	defer out.Close()
+
+	cmd := exec.Command(bin, append(args, "--config-file="+configPath)...)
+	cmd.Dir = cfg.Dir
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("clickhouse: start %s: %w", bin, err)
+	}
+	s := &Server{cfg: cfg, cmd: cmd, tcpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), exited: make(chan struct{})}
+	go func() { // owned by s: Stop waits for exited
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	_ = os.WriteFile(filepath.Join(cfg.Dir, pidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o640)
+
+	if err := s.waitReady(ctx, errLog); err != nil {
+		_ = s.Stop(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	cfg.Logger.Info("clickhouse started", "binary", bin, "addr", s.tcpAddr, "dir", cfg.Dir, "pid", cmd.Process.Pid)
+	return s, nil
+}
+
+// waitReady polls until the server answers a query, exits, or time runs out.
+func (s *Server) waitReady(ctx context.Context, errLog string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
+	defer cancel()
+	opts, err := parseURL(s.URL(""))
+	if err != nil {
+		return err
+	}
+	opts.Auth.Database = "default"
+	opts.DialTimeout = time.Second
+	for {
+		select {
+		case <-s.exited:
+			tail := logTail(errLog)
+			if strings.Contains(tail, "Address already in use") {
+				return errPortTaken
+			}
+			return fmt.Errorf("clickhouse-server exited during start (%v); its log %s says: %s", s.waitErr, errLog, tail)
+		case <-ctx.Done():
+			return fmt.Errorf("clickhouse-server did not answer on %s within %s; see %s", s.tcpAddr, s.cfg.StartTimeout, errLog)
+		case <-time.After(pollInterval):
+		}
+		if conn, err := net.DialTimeout("tcp", s.tcpAddr, time.Second); err == nil {
+			conn.Close()
+			if db, err := dial(ctx, opts); err == nil {
+				db.Close()
+				return nil
+			}
+		}
+	}
+}
+
+// URL returns the clickhouse:// URL of database on this server.
+func (s *Server) URL(database string) string { return URL(s.tcpAddr, database) }
+
+// Addr returns the server's native-protocol address.
+func (s *Server) Addr() string { return s.tcpAddr }
+
+// Stop asks the server to shut down and waits for it; after StopTimeout it is
+// killed. Stop is safe to call more than once.
+func (s *Server) Stop(ctx context.Context) error {
+	select {
+	case <-s.exited:
+		return nil
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	timer := time.NewTimer(s.cfg.StopTimeout)
+	defer timer.Stop()
+	select {
+	case <-s.exited:
+	case <-timer.C:
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		return fmt.Errorf("clickhouse-server did not stop within %s and was killed", s.cfg.StopTimeout)
+	case <-ctx.Done():
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		return fmt.Errorf("clickhouse-server killed: %w", ctx.Err())
+	}
+	_ = os.Remove(filepath.Join(s.cfg.Dir, pidFile))
+	s.cfg.Logger.Info("clickhouse stopped", "dir", s.cfg.Dir)
+	return nil
+}
+
+// pidFile records the managed server's pid so a later start can stop a
+// leftover server of the same directory (after Pulse itself was killed).
+const pidFile = "clickhouse.pid"
+
+// stopLeftover stops a server that an earlier Pulse started on dir and did not stop.
+func stopLeftover(dir string, cfg ServerConfig) {
+	raw, err := os.ReadFile(filepath.Join(dir, pidFile))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 0 {
+		return
+	}
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || !bytes.Contains(cmdline, []byte(filepath.Join(dir, serverConfigFile))) {
+		return
+	}
+	cfg.Logger.Warn("stopping a clickhouse-server left over from an earlier run", "pid", pid, "dir", dir)
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(cfg.StopTimeout)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(pollInterval)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// freePorts asks the kernel for n free loopback ports.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func logTail(p string) string {
+	raw, err := os.ReadFile(p)
+	if err != nil || len(raw) == 0 {
+		return "(empty)"
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+const (
+	serverConfigFile = "config.xml"
+	usersConfigFile  = "users.xml"
+)
+
+//go:embed server_config.xml.tmpl
+var serverConfigText string
+
+//go:embed server_users.xml
+var serverUsersText string
+
+var serverConfigTmpl = template.Must(template.New("config").Parse(serverConfigText))
+
+// writeServerConfig writes config.xml and users.xml for a server on the given ports.
+func writeServerConfig(dir string, tcpPort, httpPort int) (string, error) {
+	var buf bytes.Buffer
+	err := serverConfigTmpl.Execute(&buf, map[string]any{"Dir": dir, "TCPPort": tcpPort, "HTTPPort": httpPort})
+	if err != nil {
+		return "", fmt.Errorf("clickhouse: render config: %w", err)
+	}
+	configPath := filepath.Join(dir, serverConfigFile)
+	if err := os.WriteFile(configPath, buf.Bytes(), 0o640); err != nil {
+		return "", fmt.Errorf("clickhouse: write config: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, usersConfigFile), []byte(serverUsersText), 0o640); err != nil {
+		return "", fmt.Errorf("clickhouse: write users config: %w", err)
+	}
+	return configPath, nil
+}
