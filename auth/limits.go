@@ -1,0 +1,86 @@
+package auth
+
+import "time"
+
+// Defaults and limits of package auth. Config fields left zero take these values.
+const (
+	// DefaultRefreshInterval is how often a Store re-reads all metadata from
+	// ClickHouse; a revoked key or removed member stops working on every node
+	// within this interval.
+	DefaultRefreshInterval = 2 * time.Second
+	// DefaultUsageFlushInterval is how often counted usage is written to ClickHouse.
+	DefaultUsageFlushInterval = 10 * time.Second
+	// DefaultKeyReloadInterval is how often the signing key file is checked for
+	// a rotation made by another process (`pulse admin keys rotate`).
+	DefaultKeyReloadInterval = 10 * time.Second
+	// DefaultIssuer is the JWT `iss` of tokens this service signs.
+	DefaultIssuer = "pulse"
+	// DefaultKeyFileName is the key set's file name inside the data directory.
+	DefaultKeyFileName = "jwt-keys.json"
+
+	// DefaultSessionLifetime bounds a dashboard session token.
+	DefaultSessionLifetime = 12 * time.Hour
+	// DefaultResumeLifetime bounds an ingest resume token.
+	DefaultResumeLifetime = 30 * time.Minute
+	// DefaultShareLinkLifetime is a share link's lifetime when none is asked for.
+	DefaultShareLinkLifetime = 30 * 24 * time.Hour
+	// MaxShareLinkLifetime is the longest lifetime a share link may have.
+	MaxShareLinkLifetime = 365 * 24 * time.Hour
+	// MaxIdentityLifetime is the longest lifetime (exp - iat, or exp - now) an
+	// identity token signed by a customer's backend may have.
+	MaxIdentityLifetime = 24 * time.Hour
+	// DefaultInviteLifetime bounds an invitation token.
+	DefaultInviteLifetime = 7 * 24 * time.Hour
+	// DefaultLeeway is the clock skew tolerated on exp, nbf and iat.
+	DefaultLeeway = 30 * time.Second
+	// MaxTokenLength refuses longer tokens before any parsing (the parser of
+	// golang-jwt allocates per dot; CVE-2025-30204).
+	MaxTokenLength = 4096
+
+	// DefaultLoginWindow is the fixed window of the login rate limits.
+	DefaultLoginWindow = 15 * time.Minute
+	// DefaultLoginAttemptsPerAccount is the number of login attempts per
+	// account (normalized email) per window.
+	DefaultLoginAttemptsPerAccount = 10
+	// DefaultLoginAttemptsPerIP is the number of login attempts per client
+	// address (IPv4 address or IPv6 /64) per window.
+	DefaultLoginAttemptsPerIP = 50
+	// MaxLimiterEntries caps the keys one login limiter tracks per window;
+	// when full, new keys are refused until the window ends (fail closed).
+	MaxLimiterEntries = 100_000
+
+	// DefaultEventsPerSecond is a tenant's event rate when its org sets none.
+	DefaultEventsPerSecond = 1_000
+	// DefaultEventsPerMonth is a tenant's monthly events when its org sets none.
+	DefaultEventsPerMonth = 10_000_000
+	// DefaultMaxConnections is a tenant's concurrent ingest and live connections
+	// per node when its org sets none.
+	DefaultMaxConnections = 10_000
+	// CloseQuotaExceeded is the WebSocket close code sent when a tenant is over
+	// quota (the 4000–4999 range of docs/protocol.md); the reason carries the
+	// number of seconds to wait.
+	CloseQuotaExceeded = 4429
+
+	// DefaultSessionCookie is the name of the dashboard session cookie.
+	DefaultSessionCookie = "pulse_session"
+	// DefaultPasswordTime, DefaultPasswordMemoryKiB and DefaultPasswordThreads
+	// are the argon2id parameters of RFC 9106 section 4's second recommended
+	// option (t=3, m=64 MiB, p=4): about 50–150 ms per hash on a server core.
+	DefaultPasswordTime      = 3
+	DefaultPasswordMemoryKiB = 64 * 1024
+	DefaultPasswordThreads   = 4
+	// MinPasswordLength is the shortest password accepted.
+	MinPasswordLength = 10
+	// MaxPasswordLength bounds the input to the password hash.
+	MaxPasswordLength = 1024
+	// maxConcurrentHashes bounds concurrent argon2id computations, each of
+	// which holds PasswordParams.MemoryKiB of memory.
+	maxConcurrentHashes = 4
+	// createSettle is how long a create waits after its insert before reading
+	// back which concurrent create won (see Store.claim).
+	createSettle = 150 * time.Millisecond
+	// lastUsedResolution is how stale a key's recorded last-used time may get.
+	lastUsedResolution = time.Minute
+	// queryTimeout bounds one metadata read or write to ClickHouse.
+	queryTimeout = 10 * time.Second
+)

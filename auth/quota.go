@@ -1,0 +1,330 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+)
+
+// Reasons a Decision refuses.
+const (
+	ReasonEventsPerSecond = "events_per_second"
+	ReasonEventsPerMonth  = "events_per_month"
+	ReasonConnections     = "connections"
+)
+
+// connectionRetryAfter is the Retry-After of a refused connection.
+const connectionRetryAfter = 5 * time.Second
+
+// Decision is the answer of a quota check.
+type Decision struct {
+	Allowed bool
+	// Reason names the exhausted quota (Reason* constants) when not Allowed.
+	Reason string
+	// RetryAfter is when trying again may succeed (at least one second).
+	RetryAfter time.Duration
+}
+
+// RetryAfterSeconds is RetryAfter in whole seconds, rounded up, at least 1.
+func (d Decision) RetryAfterSeconds() int {
+	return max(1, int(math.Ceil(d.RetryAfter.Seconds())))
+}
+
+// Reject answers an HTTP request refused by d: 429 with Retry-After.
+func (d Decision) Reject(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(d.RetryAfterSeconds()))
+	return c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{
+		"error": "over quota: " + d.Reason, "retry_after": d.RetryAfterSeconds()})
+}
+
+// CloseFrame is the WebSocket close code and reason for a connection refused
+// or ended by d: CloseQuotaExceeded and "<reason> retry_after=<seconds>".
+func (d Decision) CloseFrame() (int, string) {
+	return CloseQuotaExceeded, fmt.Sprintf("%s retry_after=%d", d.Reason, d.RetryAfterSeconds())
+}
+
+// DailyUsage is one tenant's usage on one UTC day.
+type DailyUsage struct {
+	Day            time.Time `json:"day"`
+	Events         uint64    `json:"events"`
+	RejectedEvents uint64    `json:"rejected_events"`
+}
+
+type usageKey struct {
+	org uuid.UUID
+	day time.Time // UTC midnight
+}
+
+type usageCount struct{ events, rejected uint64 }
+
+// bucket is a token bucket refilled at rate tokens per second up to rate.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// quotas holds the per-tenant counters of one node.
+type quotas struct {
+	mu      sync.Mutex
+	buckets map[uuid.UUID]*bucket
+	conns   map[uuid.UUID]uint32
+	// month is the current month's accepted events per org as read from
+	// ClickHouse at the last refresh; monthStart names that month.
+	month      map[uuid.UUID]uint64
+	monthStart time.Time
+	// flushed counts events written since month was read; pending counts
+	// events not written yet.
+	flushed map[uuid.UUID]uint64
+	pending map[usageKey]usageCount
+
+	// flushMu orders flushes against month reloads.
+	flushMu sync.Mutex
+}
+
+func newQuotas() *quotas {
+	return &quotas{buckets: map[uuid.UUID]*bucket{}, conns: map[uuid.UUID]uint32{},
+		month: map[uuid.UUID]uint64{}, flushed: map[uuid.UUID]uint64{}, pending: map[usageKey]usageCount{}}
+}
+
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func dayStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// setMonth replaces the month totals with fresh ones read at now.
+func (q *quotas) setMonth(month map[uuid.UUID]uint64, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.month, q.monthStart = month, monthStart(now)
+	clear(q.flushed)
+}
+
+// allowEvents decides whether org may send n more events at now under quota.
+func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) Decision {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	day := usageKey{org, dayStart(now)}
+	ms := monthStart(now)
+	used := q.flushed[org]
+	if q.monthStart.Equal(ms) {
+		used += q.month[org]
+	}
+	for k, c := range q.pending {
+		if k.org == org && !k.day.Before(ms) {
+			used += c.events
+		}
+	}
+	refuse := func(d Decision) Decision {
+		c := q.pending[day]
+		c.rejected += uint64(n)
+		q.pending[day] = c
+		return d
+	}
+	if used+uint64(n) > quota.EventsPerMonth {
+		return refuse(Decision{Reason: ReasonEventsPerMonth, RetryAfter: ms.AddDate(0, 1, 0).Sub(now)})
+	}
+	rate := float64(quota.EventsPerSecond)
+	b := q.buckets[org]
+	if b == nil {
+		b = &bucket{tokens: rate, last: now}
+		q.buckets[org] = b
+	}
+	if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens = min(rate, b.tokens+el*rate)
+		b.last = now
+	}
+	need := min(float64(n), rate)
+	if b.tokens < need {
+		wait := time.Duration((need - b.tokens) / rate * float64(time.Second))
+		return refuse(Decision{Reason: ReasonEventsPerSecond, RetryAfter: wait})
+	}
+	b.tokens -= float64(n)
+	c := q.pending[day]
+	c.events += uint64(n)
+	q.pending[day] = c
+	return Decision{Allowed: true}
+}
+
+// acquire takes one connection slot of org.
+func (q *quotas) acquire(org uuid.UUID, limit uint32) (func(), Decision) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.conns[org] >= limit {
+		return func() {}, Decision{Reason: ReasonConnections, RetryAfter: connectionRetryAfter}
+	}
+	q.conns[org]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			if q.conns[org]--; q.conns[org] == 0 {
+				delete(q.conns, org)
+			}
+		})
+	}, Decision{Allowed: true}
+}
+
+// takePending removes and returns the unwritten counts.
+func (q *quotas) takePending() map[usageKey]usageCount {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := q.pending
+	q.pending = map[usageKey]usageCount{}
+	return p
+}
+
+// written records that p reached ClickHouse (ok) or puts it back (!ok).
+func (q *quotas) written(p map[usageKey]usageCount, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for k, c := range p {
+		if ok {
+			if k.day.Before(q.monthStart) {
+				continue
+			}
+			q.flushed[k.org] += c.events
+			continue
+		}
+		have := q.pending[k]
+		have.events += c.events
+		have.rejected += c.rejected
+		q.pending[k] = have
+	}
+}
+
+// QuotaOf returns the quota that applies to org: its own fields, defaults for zero ones.
+func (s *Store) QuotaOf(org uuid.UUID) Quota {
+	s.mu.RLock()
+	o, _ := liveRow(s.t.orgs, org)
+	s.mu.RUnlock()
+	q, def := o.Quota, s.cfg.DefaultQuota
+	if q.EventsPerSecond == 0 {
+		q.EventsPerSecond = def.EventsPerSecond
+	}
+	if q.EventsPerMonth == 0 {
+		q.EventsPerMonth = def.EventsPerMonth
+	}
+	if q.MaxConnections == 0 {
+		q.MaxConnections = def.MaxConnections
+	}
+	return q
+}
+
+// AllowEvents counts n events of org against its quotas and says whether
+// they may be accepted. Accepted and refused events are both recorded in the
+// daily usage.
+func (s *Store) AllowEvents(org uuid.UUID, n int) Decision {
+	return s.quotas.allowEvents(org, n, s.QuotaOf(org), time.Now())
+}
+
+// AcquireConnection takes one of org's concurrent connection slots on this
+// node. Call release (once is enough; more is harmless) when the connection
+// ends. When the decision refuses, release does nothing.
+func (s *Store) AcquireConnection(org uuid.UUID) (release func(), d Decision) {
+	return s.quotas.acquire(org, s.QuotaOf(org).MaxConnections)
+}
+
+// Flush writes counted usage and API key last-use times to ClickHouse.
+func (s *Store) Flush(ctx context.Context) error {
+	s.quotas.flushMu.Lock()
+	defer s.quotas.flushMu.Unlock()
+	p := s.quotas.takePending()
+	if len(p) > 0 {
+		err := s.writeUsage(ctx, p)
+		s.quotas.written(p, err == nil)
+		if err != nil {
+			return err
+		}
+	}
+	return s.flushLastUsed(ctx)
+}
+
+func (s *Store) writeUsage(ctx context.Context, p map[usageKey]usageCount) error {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	batch, err := s.db.PrepareBatch(ctx, "INSERT INTO auth_usage_daily (org_id, day, events, rejected_events)")
+	if err != nil {
+		return fmt.Errorf("auth: write usage: %w", err)
+	}
+	for k, c := range p {
+		if err := batch.Append(k.org, k.day, c.events, c.rejected); err != nil {
+			batch.Abort()
+			return fmt.Errorf("auth: write usage: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("auth: write usage: %w", err)
+	}
+	return nil
+}
+
+// loadMonthUsage reads the accepted events of the month of now per org.
+func (s *Store) loadMonthUsage(ctx context.Context, now time.Time) (map[uuid.UUID]uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	rows, err := s.db.Query(ctx, "SELECT org_id, sum(events) FROM auth_usage_daily WHERE day >= toDate(?) GROUP BY org_id",
+		monthStart(now).Format(time.DateOnly))
+	if err != nil {
+		return nil, fmt.Errorf("auth: read month usage: %w", err)
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]uint64{}
+	for rows.Next() {
+		var org uuid.UUID
+		var n uint64
+		if err := rows.Scan(&org, &n); err != nil {
+			return nil, fmt.Errorf("auth: read month usage: %w", err)
+		}
+		out[org] = n
+	}
+	return out, rows.Err()
+}
+
+// refreshMonth reloads month totals, ordered against flushes.
+func (s *Store) refreshMonth(ctx context.Context) error {
+	s.quotas.flushMu.Lock()
+	defer s.quotas.flushMu.Unlock()
+	now := time.Now()
+	month, err := s.loadMonthUsage(ctx, now)
+	if err != nil {
+		return err
+	}
+	s.quotas.setMonth(month, now)
+	return nil
+}
+
+// Usage returns org's usage per UTC day from from to to (inclusive), as
+// written by every node's last flush (counts lag by up to UsageFlushInterval).
+func (s *Store) Usage(ctx context.Context, org uuid.UUID, from, to time.Time) ([]DailyUsage, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	rows, err := s.db.Query(ctx, `SELECT day, sum(events), sum(rejected_events) FROM auth_usage_daily
+		WHERE org_id = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY day ORDER BY day`,
+		org, from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly))
+	if err != nil {
+		return nil, fmt.Errorf("auth: read usage: %w", err)
+	}
+	defer rows.Close()
+	out := []DailyUsage{}
+	for rows.Next() {
+		var u DailyUsage
+		if err := rows.Scan(&u.Day, &u.Events, &u.RejectedEvents); err != nil {
+			return nil, fmt.Errorf("auth: read usage: %w", err)
+		}
+		u.Day = dayStart(u.Day)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
