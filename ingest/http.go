@@ -1,0 +1,113 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// siteResolver finds the site a public site key belongs to.
+type siteResolver interface {
+	SiteByKey(key string) (Site, bool)
+}
+
+// StaticSites resolves a fixed set of sites by public key; `pulse dev` uses it
+// for its development site.
+type StaticSites map[string]Site
+
+// SiteByKey implements siteResolver.
+func (s StaticSites) SiteByKey(key string) (Site, bool) {
+	site, ok := s[key]
+	return site, ok
+}
+
+// HTTPHandler serves POST /v1/events.
+type HTTPHandler struct {
+	sites   siteResolver
+	batcher *Batcher
+	log     *slog.Logger
+	m       *Metrics
+	now     func() time.Time
+}
+
+// NewHTTPHandler returns the handler of POST /v1/events.
+func NewHTTPHandler(sites siteResolver, b *Batcher, log *slog.Logger, m *Metrics) *HTTPHandler {
+	return &HTTPHandler{sites: sites, batcher: b, log: log, m: m, now: time.Now}
+}
+
+// postResult is the body of a 202 answer.
+type postResult struct {
+	Accepted int          `json:"accepted"`
+	Rejected []EventError `json:"rejected"`
+}
+
+// PostEvents accepts one event or an array of events for the site whose public
+// key is in the `site` query parameter. Valid events are accepted even when
+// others in the same body are rejected; the answer lists the rejected ones.
+func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
+	key := c.Query("site")
+	if key == "" {
+		return fail(c, fiber.StatusBadRequest, "the site query parameter is required: POST /v1/events?site=pk_…")
+	}
+	site, ok := h.sites.SiteByKey(key)
+	if !ok {
+		return fail(c, fiber.StatusNotFound, "site key "+strconv.Quote(truncate(key, 64))+" is not known")
+	}
+	body := c.Body()
+	if len(body) > MaxRequestBytes {
+		return fail(c, fiber.StatusRequestEntityTooLarge, "body is "+strconv.Itoa(len(body))+" bytes, more than the limit of "+strconv.Itoa(MaxRequestBytes))
+	}
+	raws, err := decodeEvents(body)
+	if err != nil {
+		return fail(c, fiber.StatusBadRequest, err.Error())
+	}
+	if len(raws) > MaxEventsPerRequest {
+		return fail(c, fiber.StatusRequestEntityTooLarge, strconv.Itoa(len(raws))+" events in one request, more than the limit of "+strconv.Itoa(MaxEventsPerRequest))
+	}
+
+	received := h.now().UTC().Truncate(time.Second)
+	res := postResult{Rejected: []EventError{}}
+	events := make([]Event, 0, len(raws))
+	for i, raw := range raws {
+		e, evErr := parseEvent(raw, i, site, received)
+		if evErr != nil {
+			res.Rejected = append(res.Rejected, *evErr)
+			h.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
+			continue
+		}
+		events = append(events, e)
+	}
+	h.m.received.Add(float64(len(raws)))
+	if len(events) == 0 {
+		return c.Status(fiber.StatusBadRequest).JSON(res)
+	}
+
+	ctx, cancel := context.WithTimeout(c.Context(), MaxEnqueueWait)
+	defer cancel()
+	if err := h.batcher.Add(ctx, events, nil); err != nil {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(RetryAfterBusy.Seconds())))
+		msg := "the server is busy; retry later"
+		if errors.Is(err, ErrClosed) {
+			msg = "the server is shutting down; retry later"
+		}
+		return fail(c, fiber.StatusServiceUnavailable, msg)
+	}
+	res.Accepted = len(events)
+	return c.Status(fiber.StatusAccepted).JSON(res)
+}
+
+// metricField keeps the rejected-events label set small: props.<key> becomes props.
+func metricField(field string) string {
+	if len(field) > len("props.") && field[:len("props.")] == "props." {
+		return "props"
+	}
+	return field
+}
+
+func fail(c *fiber.Ctx, status int, msg string) error {
+	return c.Status(status).JSON(fiber.Map{"error": msg})
+}

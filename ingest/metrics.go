@@ -1,0 +1,49 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the ingest counters exported on /metrics.
+type Metrics struct {
+	received      prometheus.Counter
+	rejected      *prometheus.CounterVec
+	written       prometheus.Counter
+	lost          prometheus.Counter
+	insertErrors  prometheus.Counter
+	insertSeconds prometheus.Histogram
+	batchRows     prometheus.Histogram
+	buffered      prometheus.Gauge
+}
+
+// NewMetrics creates the ingest metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_events_received_total", Help: "Events received, valid or not.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_ingest_events_rejected_total", Help: "Events rejected, by the field that was wrong.",
+		}, []string{"field"}),
+		written: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_events_written_total", Help: "Events committed to ClickHouse.",
+		}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_events_lost_total", Help: "Accepted events the final flush could not write before its timeout.",
+		}),
+		insertErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_insert_errors_total", Help: "Failed ClickHouse inserts (each is retried).",
+		}),
+		insertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pulse_ingest_insert_seconds", Help: "Duration of successful ClickHouse inserts.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pulse_ingest_batch_rows", Help: "Rows per ClickHouse insert.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pulse_ingest_buffered_events", Help: "Events accepted and waiting for their ClickHouse insert.",
+		}),
+	}
+	reg.MustRegister(m.received, m.rejected, m.written, m.lost, m.insertErrors, m.insertSeconds, m.batchRows, m.buffered)
+	return m
+}
