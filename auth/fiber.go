@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -128,7 +129,7 @@ func (s *Store) ClearSessionCookie(c *fiber.Ctx) {
 }
 
 func (s *Store) secure(c *fiber.Ctx) bool {
-	return c.Protocol() == "https" || len(s.cfg.DashboardOrigin) > 8 && s.cfg.DashboardOrigin[:8] == "https://"
+	return c.Protocol() == "https" || strings.HasPrefix(s.cfg.DashboardOrigin, "https://")
 }
 
 // IngestOrigin guards the ingest WebSocket upgrade (and POST /v1/events):

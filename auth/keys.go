@@ -90,17 +90,23 @@ func (s *Store) AuthenticateAPIKey(secret string) (APIKey, error) {
 	}
 	h := hashSecret(secret)
 	now := time.Now().UTC()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
 	k, ok := s.idx.keysByHash[h]
+	last := s.lastUsed[k.ID]
+	s.mu.RUnlock()
 	if !ok {
 		return APIKey{}, fmt.Errorf("%w: unknown or revoked API key", ErrUnauthorized)
 	}
-	if now.Sub(s.lastUsed[k.ID]) >= lastUsedResolution {
-		s.lastUsed[k.ID] = now
-		s.lastUsedDirty[k.ID] = now
+	if now.Sub(last) >= lastUsedResolution {
+		s.mu.Lock()
+		if now.After(s.lastUsed[k.ID]) {
+			s.lastUsed[k.ID] = now
+			s.lastUsedDirty[k.ID] = now
+		}
+		s.mu.Unlock()
+		last = now
 	}
-	k.LastUsedAt = s.lastUsed[k.ID]
+	k.LastUsedAt = last
 	return k, nil
 }
 

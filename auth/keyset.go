@@ -142,6 +142,18 @@ func (ks *KeySet) Rotate(now time.Time, keep time.Duration) (string, error) {
 	return k.kid, nil
 }
 
+// RotateKeyFile rotates the key set at path for `pulse admin keys rotate`:
+// it adds a new current key, keeps retired keys for MaxShareLinkLifetime plus
+// DefaultLeeway (so every token they signed can still verify), and returns
+// the new kid. Running servers pick it up within Config.KeyReloadInterval.
+func RotateKeyFile(path string) (string, error) {
+	ks, err := LoadKeySet(path)
+	if err != nil {
+		return "", err
+	}
+	return ks.Rotate(time.Now(), MaxShareLinkLifetime+DefaultLeeway)
+}
+
 // Keys lists the keys of the set, oldest first.
 func (ks *KeySet) Keys() []KeyInfo {
 	ks.mu.RLock()

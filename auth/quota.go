@@ -79,9 +79,12 @@ type quotas struct {
 	month      map[uuid.UUID]uint64
 	monthStart time.Time
 	// flushed counts events written since month was read; pending counts
-	// events not written yet.
-	flushed map[uuid.UUID]uint64
-	pending map[usageKey]usageCount
+	// events not written yet, and pendingMonth those of them in the month
+	// starting at pendingMonthStart.
+	flushed           map[uuid.UUID]uint64
+	pending           map[usageKey]usageCount
+	pendingMonth      map[uuid.UUID]uint64
+	pendingMonthStart time.Time
 
 	// flushMu orders flushes against month reloads.
 	flushMu sync.Mutex
@@ -89,7 +92,8 @@ type quotas struct {
 
 func newQuotas() *quotas {
 	return &quotas{buckets: map[uuid.UUID]*bucket{}, conns: map[uuid.UUID]uint32{},
-		month: map[uuid.UUID]uint64{}, flushed: map[uuid.UUID]uint64{}, pending: map[usageKey]usageCount{}}
+		month: map[uuid.UUID]uint64{}, flushed: map[uuid.UUID]uint64{}, pending: map[usageKey]usageCount{},
+		pendingMonth: map[uuid.UUID]uint64{}}
 }
 
 func monthStart(t time.Time) time.Time {
@@ -116,14 +120,12 @@ func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) D
 	defer q.mu.Unlock()
 	day := usageKey{org, dayStart(now)}
 	ms := monthStart(now)
-	used := q.flushed[org]
+	if !q.pendingMonthStart.Equal(ms) {
+		q.recountPendingMonth(ms)
+	}
+	used := q.flushed[org] + q.pendingMonth[org]
 	if q.monthStart.Equal(ms) {
 		used += q.month[org]
-	}
-	for k, c := range q.pending {
-		if k.org == org && !k.day.Before(ms) {
-			used += c.events
-		}
 	}
 	refuse := func(d Decision) Decision {
 		c := q.pending[day]
@@ -153,7 +155,19 @@ func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) D
 	c := q.pending[day]
 	c.events += uint64(n)
 	q.pending[day] = c
+	q.pendingMonth[org] += uint64(n)
 	return Decision{Allowed: true}
+}
+
+// recountPendingMonth recomputes pendingMonth for the month starting at ms.
+func (q *quotas) recountPendingMonth(ms time.Time) {
+	clear(q.pendingMonth)
+	q.pendingMonthStart = ms
+	for k, c := range q.pending {
+		if !k.day.Before(ms) {
+			q.pendingMonth[k.org] += c.events
+		}
+	}
 }
 
 // acquire takes one connection slot of org.
@@ -182,6 +196,7 @@ func (q *quotas) takePending() map[usageKey]usageCount {
 	defer q.mu.Unlock()
 	p := q.pending
 	q.pending = map[usageKey]usageCount{}
+	clear(q.pendingMonth)
 	return p
 }
 
@@ -201,6 +216,9 @@ func (q *quotas) written(p map[usageKey]usageCount, ok bool) {
 		have.events += c.events
 		have.rejected += c.rejected
 		q.pending[k] = have
+		if !k.day.Before(q.pendingMonthStart) {
+			q.pendingMonth[k.org] += c.events
+		}
 	}
 }
 

@@ -136,3 +136,31 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 		t.Fatalf("usage of another org = %+v, %v", other, err)
 	}
 }
+
+func TestRunWritesUsageOnShutdown(t *testing.T) {
+	db := chtest.Open(t)
+	cfg := testConfig(t)
+	cfg.UsageFlushInterval = time.Hour // only the final flush can write
+	s := openStore(t, db, cfg)
+	org := uuid.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	if d := s.AllowEvents(org, 7); !d.Allowed {
+		t.Fatalf("%+v", d)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	today := dayStart(time.Now())
+	usage, err := s.Usage(context.Background(), org, today, today)
+	if err != nil || len(usage) != 1 || usage[0].Events != 7 {
+		t.Fatalf("usage after shutdown = %+v, %v; want 7 events", usage, err)
+	}
+}

@@ -275,6 +275,13 @@ func TestKeyFileCreatedPrivateAndShared(t *testing.T) {
 	if a.current().kid != b.current().kid {
 		t.Fatal("second load generated another key instead of reading the file")
 	}
+	kid, err := RotateKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := b.Reload(); err != nil || !changed || b.current().kid != kid || len(b.Keys()) != 2 {
+		t.Fatalf("after RotateKeyFile: reload %v %v, current %q, want %q and 2 keys", changed, err, b.current().kid, kid)
+	}
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
