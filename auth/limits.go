@@ -84,3 +84,25 @@ const (
 	// queryTimeout bounds one metadata read or write to ClickHouse.
 	queryTimeout = 10 * time.Second
 )
+
+// Limits on names and lists supplied by users.
+const (
+	maxEmailLength   = 254
+	maxDomainLength  = 253
+	maxNameLength    = 200
+	maxOrigins       = 50
+	maxOriginLength  = 300
+	defaultTimeZone  = "UTC"
+	maxTimeZoneBytes = 64
+)
+
+// Retry hints and password hash sizes.
+const (
+	// connectionRetryAfter is the Retry-After of a refused connection.
+	connectionRetryAfter = 5 * time.Second
+	// saltLen and hashLen are the argon2id salt and output lengths in bytes.
+	saltLen = 16
+	hashLen = 32
+	// maxStoredMemoryKiB refuses stored hashes asking for absurd memory (1 GiB).
+	maxStoredMemoryKiB = 1 << 20
+)

@@ -8,17 +8,6 @@ import (
 	_ "time/tzdata" // site time zones must validate on hosts without zoneinfo
 )
 
-// Limits on names and lists supplied by users.
-const (
-	maxEmailLength   = 254
-	maxDomainLength  = 253
-	maxNameLength    = 200
-	maxOrigins       = 50
-	maxOriginLength  = 300
-	defaultTimeZone  = "UTC"
-	maxTimeZoneBytes = 64
-)
-
 // NormalizeEmail trims and lower-cases an email address and checks that it is
 // a bare address (no display name).
 func NormalizeEmail(s string) (string, error) {

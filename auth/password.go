@@ -35,13 +35,6 @@ func (p *PasswordParams) withDefaults() {
 	}
 }
 
-const (
-	saltLen = 16
-	hashLen = 32
-	// maxStoredMemoryKiB refuses stored hashes asking for absurd memory.
-	maxStoredMemoryKiB = 1 << 20
-)
-
 // hasher computes argon2id hashes, at most maxConcurrentHashes at a time so
 // that a burst of logins cannot exhaust memory.
 type hasher struct {

@@ -19,9 +19,6 @@ const (
 	ReasonConnections     = "connections"
 )
 
-// connectionRetryAfter is the Retry-After of a refused connection.
-const connectionRetryAfter = 5 * time.Second
-
 // Decision is the answer of a quota check.
 type Decision struct {
 	Allowed bool

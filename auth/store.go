@@ -76,8 +76,8 @@ func Open(ctx context.Context, db *chdb.DB, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Keys returns the signing key set (for `pulse admin keys`).
-func (s *Store) Keys() *KeySet { return s.keys }
+// SigningKeys returns the signing key set (for `pulse admin keys list`).
+func (s *Store) SigningKeys() *KeySet { return s.keys }
 
 // RotateKeys adds a new current signing key; tokens signed with older keys
 // keep verifying until they expire.

@@ -221,7 +221,7 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatalf("node b after reload: %v", err)
 		}
 	}
-	keys := a.Keys().Keys()
+	keys := a.SigningKeys().Keys()
 	if len(keys) != 2 || keys[0].Current || !keys[1].Current || keys[0].RetiredAt.IsZero() {
 		t.Fatalf("key list after rotation: %+v", keys)
 	}
