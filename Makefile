@@ -1,0 +1,44 @@
+# Pulse: the README's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+# Debian installs clickhouse-server in /usr/sbin, which is not on every user's PATH.
+export PATH := $(PATH):/usr/sbin
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN := bin/pulse
+# Test packages run one ClickHouse each; keep the whole run well inside CI's budget.
+TEST_TIMEOUT ?= 10m
+
+.PHONY: run build test vet bench clickhouse clean
+
+## run: install ClickHouse when missing, build, start `pulse dev` (Ctrl-C stops everything)
+run: clickhouse build
+	./$(BIN) dev
+
+## build: compile bin/pulse
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pulse
+
+## test: vet and every test, including the ones against a real ClickHouse
+test: clickhouse vet
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+vet:
+	$(GO) vet ./...
+
+## bench: benchmarks, one JSON line per figure (see docs/benchmarks.md)
+bench: clickhouse
+	@$(GO) run ./internal/benchjson -- ./...
+
+## clickhouse: make sure a clickhouse-server binary is on PATH
+clickhouse:
+	@if command -v clickhouse-server >/dev/null || command -v clickhouse >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing clickhouse-server from Debian"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q clickhouse-server; \
+	else \
+		echo "ClickHouse is missing: run 'sudo apt-get install clickhouse-server' (or point --clickhouse at a running server)" >&2; exit 1; \
+	fi
+
+clean:
+	rm -rf bin

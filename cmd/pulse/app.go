@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pulse-analytics/pulse/ingest"
+	"github.com/pulse-analytics/pulse/internal/chdb"
+)
+
+// HTTP server limits.
+const (
+	// bodyLimit is the largest request body the server reads at all; endpoints
+	// enforce their own smaller limits with a clear error.
+	bodyLimit = 4 << 20
+	// readTimeout, writeTimeout and idleTimeout bound slow or idle HTTP clients.
+	readTimeout  = 30 * time.Second
+	writeTimeout = 30 * time.Second
+	idleTimeout  = 120 * time.Second
+	// readyTimeout bounds the ClickHouse checks of /readyz.
+	readyTimeout = 2 * time.Second
+)
+
+type appDeps struct {
+	db         *chdb.DB
+	migrations []chdb.Migration
+	registry   *prometheus.Registry
+	ingest     *ingest.HTTPHandler
+	log        *slog.Logger
+}
+
+// newApp builds the HTTP API: health, readiness, metrics and ingest.
+func newApp(d appDeps) *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName:               "pulse",
+		DisableStartupMessage: true,
+		BodyLimit:             bodyLimit,
+		ReadTimeout:           readTimeout,
+		WriteTimeout:          writeTimeout,
+		IdleTimeout:           idleTimeout,
+		ErrorHandler: func(c *fiber.Ctx, err error) error {
+			code := fiber.StatusInternalServerError
+			if fe, ok := err.(*fiber.Error); ok {
+				code = fe.Code
+			} else {
+				d.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+				err = fiber.ErrInternalServerError
+			}
+			return c.Status(code).JSON(fiber.Map{"error": err.Error()})
+		},
+	})
+	app.Use(httpMetrics(d.registry))
+
+	app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.Context(), readyTimeout)
+		defer cancel()
+		if err := d.db.Ping(ctx); err != nil {
+			return notReady(c, "clickhouse at "+d.db.Addr+" does not answer: "+err.Error())
+		}
+		st, err := d.db.Status(ctx, d.migrations)
+		if err != nil {
+			return notReady(c, "cannot read the schema version: "+err.Error())
+		}
+		if !st.Current() {
+			return notReady(c, "schema migrations "+strconv.Quote(fmtInts(st.Pending))+" are not applied: run pulse migrate")
+		}
+		return c.JSON(fiber.Map{"status": "ready", "schema_version": st.Latest})
+	})
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})))
+	app.Post("/v1/events", d.ingest.PostEvents)
+	return app
+}
+
+func notReady(c *fiber.Ctx, reason string) error {
+	return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "reason": reason})
+}
+
+func fmtInts(v []int) string {
+	s := ""
+	for i, n := range v {
+		if i > 0 {
+			s += ","
+		}
+		s += strconv.Itoa(n)
+	}
+	return s
+}
+
+// httpMetrics counts requests and their durations by method, route and status.
+func httpMetrics(reg prometheus.Registerer) fiber.Handler {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pulse_http_requests_total", Help: "HTTP requests by method, route pattern and status.",
+	}, []string{"method", "route", "status"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "pulse_http_request_duration_seconds", Help: "HTTP request duration by method and route pattern.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"method", "route"})
+	reg.MustRegister(requests, duration)
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		err := c.Next()
+		status := c.Response().StatusCode()
+		if fe, ok := err.(*fiber.Error); ok {
+			status = fe.Code
+		} else if err != nil {
+			status = fiber.StatusInternalServerError
+		}
+		route := c.Route().Path
+		if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
+			route = "unmatched" // keep unknown paths out of the label set
+		}
+		requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+		duration.WithLabelValues(c.Method(), route).Observe(time.Since(start).Seconds())
+		return err
+	}
+}

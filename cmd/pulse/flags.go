@@ -1,0 +1,167 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pulse-analytics/pulse/ingest"
+)
+
+// options are every setting a subcommand reads from flags and PULSE_* variables.
+type options struct {
+	listen          string
+	clickhouse      string
+	data            string
+	logLevel        string
+	logFormat       string
+	batchRows       int
+	batchInterval   time.Duration
+	shutdownTimeout time.Duration
+	json            bool
+}
+
+// Defaults that differ between `serve` and `dev`.
+const (
+	defaultServeListen     = ":8080"
+	defaultDevListen       = "127.0.0.1:8080"
+	defaultServeClickHouse = "clickhouse://127.0.0.1:9000/pulse"
+	defaultData            = "./.pulse"
+	// defaultShutdownTimeout bounds waiting for in-flight HTTP requests at shutdown.
+	defaultShutdownTimeout = 10 * time.Second
+)
+
+// subcommands lists the subcommands in the order of the help text and the README table.
+func subcommands() []string { return []string{"serve", "dev", "migrate", "version"} }
+
+// newFlagSet defines the flags of one subcommand on o, with that subcommand's defaults.
+func newFlagSet(cmd string, o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	server := cmd == "serve" || cmd == "dev"
+	if server {
+		listen := defaultServeListen
+		if cmd == "dev" {
+			listen = defaultDevListen
+		}
+		fs.StringVar(&o.listen, "listen", listen, "address the HTTP server listens on")
+	}
+	if server || cmd == "migrate" {
+		chDefault := defaultServeClickHouse
+		if cmd == "dev" {
+			chDefault = ""
+		}
+		fs.StringVar(&o.clickhouse, "clickhouse", chDefault, "ClickHouse to use, as clickhouse://user:password@host:port/database; empty (dev only) starts a managed clickhouse-server with its data under --data")
+	}
+	if server {
+		fs.StringVar(&o.data, "data", defaultData, "directory for Pulse's local state (the managed ClickHouse of dev, keys)")
+		fs.IntVar(&o.batchRows, "batch-rows", ingest.DefaultBatchRows, "events per ClickHouse insert; the batcher flushes when it holds this many")
+		fs.DurationVar(&o.batchInterval, "batch-interval", ingest.DefaultFlushInterval, "longest wait before buffered events are inserted")
+		fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight requests")
+	}
+	if cmd != "version" {
+		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	}
+	if cmd == "migrate" || cmd == "version" {
+		fs.BoolVar(&o.json, "json", false, "print the result as JSON")
+	}
+	return fs
+}
+
+// envName is the PULSE_* twin of a flag: --batch-rows is PULSE_BATCH_ROWS.
+func envName(flagName string) string {
+	return "PULSE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// usageError is a mistake in the command line or environment (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// parseFlags parses args, then fills every flag not given on the command line
+// from its PULSE_* variable when that is set.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return usageError{fmt.Sprintf("usage of pulse %s:\n%s", fs.Name(), flagHelp(fs))}
+		}
+		return usageError{fmt.Sprintf("%s: %v (see pulse %s -h)", fs.Name(), err, fs.Name())}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(envName(f.Name))
+		if err != nil || given[f.Name] || v == "" {
+			return
+		}
+		if setErr := f.Value.Set(v); setErr != nil {
+			err = usageError{fmt.Sprintf("%s=%q: %v", envName(f.Name), v, setErr)}
+		}
+	})
+	return err
+}
+
+// flagHelp lists a flag set's flags with their variables and defaults.
+func flagHelp(fs *flag.FlagSet) string {
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(&b, "  --%s (%s, default %q)\n      %s\n", f.Name, envName(f.Name), f.DefValue, f.Usage)
+	})
+	return b.String()
+}
+
+// configTable renders every flag of every subcommand as the Markdown table of
+// README.md's configuration section.
+func configTable() string {
+	type row struct {
+		name, usage string
+		cmds        []string
+		defaults    []string
+	}
+	var rows []*row
+	byName := map[string]*row{}
+	for _, cmd := range subcommands() {
+		fs := newFlagSet(cmd, &options{})
+		fs.VisitAll(func(f *flag.Flag) {
+			r, ok := byName[f.Name]
+			if !ok {
+				r = &row{name: f.Name, usage: f.Usage}
+				byName[f.Name] = r
+				rows = append(rows, r)
+			}
+			r.cmds = append(r.cmds, cmd)
+			r.defaults = append(r.defaults, f.DefValue)
+		})
+	}
+	var b strings.Builder
+	b.WriteString("| Flag | Environment | Default | Commands | Meaning |\n|---|---|---|---|---|\n")
+	for _, r := range rows {
+		def := "`" + r.defaults[0] + "`"
+		for i := 1; i < len(r.defaults); i++ {
+			if r.defaults[i] != r.defaults[0] {
+				var parts []string
+				for j, c := range r.cmds {
+					d := "`" + r.defaults[j] + "`"
+					if r.defaults[j] == "" {
+						d = "(empty)"
+					}
+					parts = append(parts, c+": "+d)
+				}
+				def = strings.Join(parts, "<br>")
+				break
+			}
+		}
+		if r.defaults[0] == "" && !strings.Contains(def, "<br>") {
+			def = "(empty)"
+		}
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", r.name, envName(r.name), def, strings.Join(r.cmds, ", "), r.usage)
+	}
+	return b.String()
+}

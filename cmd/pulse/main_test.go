@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pulse-analytics/pulse/internal/chdb"
+	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
+)
+
+func TestMain(m *testing.M) { chtest.Main(m) }
+
+var update = flag.Bool("update", false, "rewrite README.md's configuration table from the flags")
+
+func TestREADMEConfigTableMatchesFlags(t *testing.T) {
+	const begin, end = "<!-- flags:begin -->\n", "<!-- flags:end -->"
+	path := filepath.Join("..", "..", "README.md")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no %q … %q section", strings.TrimSpace(begin), end)
+	}
+	want := configTable()
+	if got := readme[i+len(begin) : j]; got != want {
+		if *update {
+			if err := os.WriteFile(path, []byte(readme[:i+len(begin)]+want+readme[j:]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Fatalf("README.md's configuration table is out of date; run: go test ./cmd/pulse -run TestREADMEConfigTable -update\nwant:\n%s", want)
+	}
+}
+
+func TestFlagsHaveEnvironmentTwins(t *testing.T) {
+	env := map[string]string{
+		"PULSE_LISTEN":         "127.0.0.1:9999",
+		"PULSE_BATCH_ROWS":     "77",
+		"PULSE_BATCH_INTERVAL": "250ms",
+		"PULSE_LOG_FORMAT":     "json",
+	}
+	var o options
+	fs := newFlagSet("dev", &o)
+	if err := parseFlags(fs, []string{"--listen", "127.0.0.1:1234"}, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if o.listen != "127.0.0.1:1234" {
+		t.Errorf("listen = %q: the command line must win over PULSE_LISTEN", o.listen)
+	}
+	if o.batchRows != 77 || o.batchInterval != 250*time.Millisecond || o.logFormat != "json" {
+		t.Errorf("from the environment: rows %d interval %s format %q", o.batchRows, o.batchInterval, o.logFormat)
+	}
+	if o.data != defaultData || o.clickhouse != "" {
+		t.Errorf("defaults: data %q clickhouse %q", o.data, o.clickhouse)
+	}
+
+	err := parseFlags(newFlagSet("serve", &options{}), nil, func(k string) string {
+		return map[string]string{"PULSE_BATCH_ROWS": "many"}[k]
+	})
+	if err == nil || !strings.Contains(err.Error(), `PULSE_BATCH_ROWS="many"`) {
+		t.Fatalf("bad environment value: err = %v, want it to name the variable", err)
+	}
+}
+
+func TestRunRejectsUnknownCommandsAndFlags(t *testing.T) {
+	for _, args := range [][]string{nil, {"launch"}, {"serve", "--nope"}, {"serve", "extra"}, {"dev", "--log-level", "loud"}} {
+		err := run(context.Background(), args, func(string) string { return "" }, io.Discard)
+		if _, ok := err.(usageError); !ok {
+			t.Errorf("run(%q) = %v, want a usage error", args, err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version", "--json"}, func(string) string { return "" }, &out); err != nil || !strings.Contains(out.String(), `"version":"dev"`) {
+		t.Errorf("version --json = %q, %v", out.String(), err)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	db := chtest.Open(t)
+	ctx := context.Background()
+	if err := db.Exec(ctx, "DROP TABLE schema_migrations"); err != nil {
+		t.Fatal(err)
+	}
+	dbURL := chdb.URL(db.Addr, db.Database)
+	var out bytes.Buffer
+	if err := run(ctx, []string{"migrate", "--clickhouse", dbURL, "--json"}, func(string) string { return "" }, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"applied_now":[1,`) && !strings.Contains(out.String(), `"applied_now":[1]`) {
+		t.Fatalf("migrate --json = %s, want migration 1 applied", out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"migrate"}, func(k string) string { return map[string]string{"PULSE_CLICKHOUSE": dbURL}[k] }, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "is current") {
+		t.Fatalf("second migrate said %q", out.String())
+	}
+}
+
+// pulseBinary builds the pulse command once per test run.
+var pulseBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "pulse-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "pulse")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// process is a running pulse binary.
+type process struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	stderr *syncBuffer
+	base   string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func startPulse(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	bin, err := pulseBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}, base: "http://127.0.0.1:" + port}
+	p.cmd = exec.Command(bin, append(args, "--listen", "127.0.0.1:"+port)...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+func (p *process) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("pulse not ready within 60s; stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
+}
+
+// stop sends sig and waits for the exit, failing the test if pulse exits non-zero.
+func (p *process) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("pulse exited with %v after %s; output:\n%s\n%s", err, sig, p.stdout, p.stderr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("pulse did not exit within 60s of %s", sig)
+	}
+}
+
+func (p *process) postEvents(t *testing.T, n int) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"type":"page","url":"https://example.com/p/%d"}`, i)
+	}
+	b.WriteString("]")
+	resp, err := http.Post(p.base+"/v1/events?site="+devSiteKey, "text/plain", strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("POST /v1/events = %d %s", resp.StatusCode, body)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+func countEvents(t *testing.T, db *chdb.DB) uint64 {
+	t.Helper()
+	var n uint64
+	if err := db.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSIGTERMLosesNoBufferedEvents(t *testing.T) {
+	db := chtest.Open(t)
+	dbURL := chdb.URL(db.Addr, db.Database)
+	// A batch that neither fills nor times out: events stay in the batcher until shutdown.
+	p := startPulse(t, nil, "dev", "--clickhouse", dbURL, "--batch-interval", "1h", "--batch-rows", "1000000")
+	p.waitReady(t)
+	for range 5 {
+		p.postEvents(t, 200)
+	}
+	if n := countEvents(t, db); n != 0 {
+		t.Fatalf("%d events already in ClickHouse before shutdown; the test needs them buffered", n)
+	}
+	p.stop(t, syscall.SIGTERM)
+	if n := countEvents(t, db); n != 1000 {
+		t.Fatalf("after SIGTERM ClickHouse holds %d events, want all 1000 accepted", n)
+	}
+	if !strings.Contains(p.stdout.String(), "flushing buffered events before shutdown") {
+		t.Fatalf("no final flush in the log:\n%s", p.stdout)
+	}
+}
+
+var managedAddr = regexp.MustCompile(`msg="clickhouse started" binary=\S+ addr=(\S+)`)
+
+func TestDevManagesItsOwnClickHouse(t *testing.T) {
+	data := t.TempDir()
+	ctx := context.Background()
+
+	p := startPulse(t, nil, "dev", "--data", data)
+	p.waitReady(t)
+	p.postEvents(t, 3)
+	time.Sleep(1500 * time.Millisecond) // let the 1 s batch interval pass
+	p.stop(t, syscall.SIGINT)
+	if pids := processesUsing(t, data); len(pids) > 0 {
+		t.Fatalf("processes still running on %s after Ctrl-C: %v", data, pids)
+	}
+
+	// A second start reuses the same data.
+	p = startPulse(t, nil, "dev", "--data", data)
+	p.waitReady(t)
+	m := managedAddr.FindStringSubmatch(p.stdout.String())
+	if m == nil {
+		t.Fatalf("no managed clickhouse address in the log:\n%s", p.stdout)
+	}
+	db, err := chdb.Open(ctx, chdb.URL(m[1], chdb.DefaultDatabase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := countEvents(t, db)
+	db.Close()
+	if n != 3 {
+		t.Fatalf("second run sees %d events, want the 3 of the first run", n)
+	}
+	p.stop(t, syscall.SIGINT)
+	if pids := processesUsing(t, data); len(pids) > 0 {
+		t.Fatalf("processes still running on %s after Ctrl-C: %v", data, pids)
+	}
+}
+
+// processesUsing lists pids whose command line mentions dir.
+func processesUsing(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, []byte(dir)) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
+
+func TestStartupErrorsAreOneClearLine(t *testing.T) {
+	emptyPath := t.TempDir()
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"no clickhouse binary", []string{"PATH=" + emptyPath}, []string{"dev", "--data", t.TempDir()},
+			[]string{"clickhouse-server not found on PATH", "apt-get install clickhouse-server", "--clickhouse"}},
+		{"nothing at the address", nil, []string{"serve", "--clickhouse", "clickhouse://127.0.0.1:1/pulse"},
+			[]string{"cannot reach 127.0.0.1:1"}},
+		{"not a clickhouse URL", nil, []string{"serve", "--clickhouse", "postgres://db:5432/pulse"},
+			[]string{`"postgres://db:5432/pulse" is not a clickhouse://host:port/database URL`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := startPulse(t, tt.env, tt.args...)
+			err := p.cmd.Wait()
+			if err == nil {
+				t.Fatal("pulse exited 0")
+			}
+			stderr := strings.TrimSpace(p.stderr.String())
+			if strings.Count(stderr, "\n") != 0 || strings.Contains(stderr, "goroutine") {
+				t.Fatalf("stderr is not one line:\n%s", stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Fatalf("stderr %q lacks %q", stderr, w)
+				}
+			}
+		})
+	}
+}
+
+func TestHealthReadyAndMetrics(t *testing.T) {
+	db := chtest.Open(t)
+	dbURL := chdb.URL(db.Addr, db.Database)
+	p := startPulse(t, nil, "serve", "--clickhouse", dbURL)
+	p.waitReady(t)
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(p.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("/healthz"); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("/healthz = %d %s", code, body)
+	}
+	get("/no/such/page")
+	code, body := get("/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{"go_goroutines ", "process_resident_memory_bytes ", `pulse_http_requests_total{method="GET",route="/healthz",status="200"} 1`,
+		`route="unmatched",status="404"`, "pulse_ingest_events_received_total 0"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// A schema behind the binary makes /readyz answer 503 with the reason.
+	if err := db.Exec(context.Background(), "DROP TABLE schema_migrations"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "run pulse migrate") {
+		t.Fatalf("/readyz with an unmigrated schema = %d %s", code, body)
+	}
+	p.stop(t, syscall.SIGTERM)
+	if strings.Contains(p.stdout.String(), "level=ERROR") {
+		t.Fatalf("errors logged:\n%s", p.stdout)
+	}
+}
