@@ -283,6 +283,24 @@ func TestIngestAndLiveOrigins(t *testing.T) {
 func TestLoginCookie(t *testing.T) {
 	db := chtest.Open(t)
 	s := openStore(t, db, testConfig(t))
+	plainCfg := testConfig(t)
+	plainCfg.DashboardOrigin = ""
+	plain := openStore(t, db, plainCfg) // plain HTTP, e.g. pulse dev on localhost
+	t.Run("no Secure over plain HTTP", func(t *testing.T) {
+		app := fiber.New()
+		app.Get("/", func(c *fiber.Ctx) error {
+			plain.SetSessionCookie(c, Session{Token: "t", ExpiresAt: time.Now().Add(time.Hour)})
+			return nil
+		})
+		resp, err := app.Test(httptest.NewRequest("GET", "http://localhost:8080/", nil), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := strings.ToLower(resp.Header.Get("Set-Cookie"))
+		if strings.Contains(set, "secure") || !strings.Contains(set, "httponly") || !strings.Contains(set, "samesite=strict") {
+			t.Fatalf("Set-Cookie over plain HTTP = %q", set)
+		}
+	})
 	f := newFixture(t, s, "acme")
 	app := fiber.New()
 	app.Post("/login", func(c *fiber.Ctx) error {

@@ -171,6 +171,7 @@ func TestTokensRefused(t *testing.T) {
 func TestKeyRotation(t *testing.T) {
 	db := chtest.Open(t)
 	cfg := testConfig(t)
+	cfg.KeyReloadInterval = 50 * time.Millisecond
 	a := openStore(t, db, cfg)
 	b := openStore(t, db, cfg) // a second node with the same key file
 	f := newFixture(t, a, "acme")
@@ -213,8 +214,17 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := b.VerifySession(after.Token); !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "unknown kid") {
 		t.Fatalf("node b before reload: %v, want unknown kid", err)
 	}
-	if changed, err := b.keys.Reload(); err != nil || !changed {
-		t.Fatalf("reload = %v, %v", changed, err)
+	// Node b's Run loop re-reads the key file.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	waitFor(t, 20*cfg.KeyReloadInterval, "node b reloads the rotated key file", func() bool {
+		_, err := b.VerifySession(after.Token)
+		return err == nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 	for _, tok := range []string{before.Token, after.Token} {
 		if _, err := b.VerifySession(tok); err != nil {
