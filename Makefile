@@ -28,7 +28,7 @@ vet:
 
 ## bench: benchmarks, one JSON line per figure (see docs/benchmarks.md)
 bench: clickhouse
-	@$(GO) run ./internal/benchjson -- ./...
+	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 1 -p 1 ./... | $(GO) run ./internal/benchjson
 
 ## clickhouse: make sure a clickhouse-server binary is on PATH
 clickhouse:
