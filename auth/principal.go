@@ -103,7 +103,7 @@ func (s *Store) RoleIn(p *Principal, org uuid.UUID) (Role, bool) {
 // within one refresh interval even with a valid token.
 func (s *Store) Authorize(p *Principal, org uuid.UUID, need Role) error {
 	if p == nil {
-		return ErrUnauthorized
+		return fmt.Errorf("auth: authorize: %w", ErrUnauthorized)
 	}
 	have, ok := s.RoleIn(p, org)
 	if !ok || !have.AtLeast(need) {

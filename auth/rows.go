@@ -281,13 +281,20 @@ func load[K comparable, T any](ctx context.Context, db *chdb.DB, t table[K, T], 
 
 // insert writes rows of t in one batch.
 func insert[K comparable, T any](ctx context.Context, db *chdb.DB, t table[K, T], rows ...versioned[T]) error {
+	return insertLate(ctx, db, t, func() []versioned[T] { return rows })
+}
+
+// insertLate writes the rows that makeRows returns once the batch is
+// prepared, so that versions taken inside it are as close as possible to
+// the moment the rows reach ClickHouse.
+func insertLate[K comparable, T any](ctx context.Context, db *chdb.DB, t table[K, T], makeRows func() []versioned[T]) error {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	batch, err := db.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+t.cols+")")
 	if err != nil {
 		return fmt.Errorf("auth: write %s: %w", t.name, err)
 	}
-	for _, r := range rows {
+	for _, r := range makeRows() {
 		if err := batch.Append(t.values(r)...); err != nil {
 			batch.Abort()
 			return fmt.Errorf("auth: write %s: %w", t.name, err)

@@ -260,8 +260,11 @@ func claim[T any](ctx context.Context, s *Store, t table[uuid.UUID, T], kind, ke
 	}
 	gen++
 	id := naturalID(kind, key, gen)
-	mine := versioned[T]{row: build(id, gen), version: createVersion(time.Now())}
-	if err := insert(ctx, s.db, t, mine); err != nil {
+	var mine versioned[T]
+	if err := insertLate(ctx, s.db, t, func() []versioned[T] {
+		mine = versioned[T]{row: build(id, gen), version: createVersion(time.Now())}
+		return []versioned[T]{mine}
+	}); err != nil {
 		return zero, err
 	}
 	select {

@@ -241,7 +241,7 @@ func (s *Store) VerifySession(raw string) (User, error) {
 // Signup creates a user and an org they own, when Config.AllowSignup is on.
 func (s *Store) Signup(ctx context.Context, in NewUser, orgName string) (User, Org, error) {
 	if !s.cfg.AllowSignup {
-		return User{}, Org{}, ErrSignupDisabled
+		return User{}, Org{}, fmt.Errorf("auth: signup: %w", ErrSignupDisabled)
 	}
 	if _, err := checkName("org name", orgName, true); err != nil {
 		return User{}, Org{}, err
