@@ -26,8 +26,9 @@ func Caller(c *fiber.Ctx) *Principal {
 
 // Middleware authenticates the request from Authorization: Bearer (a JWT or
 // an sk_ API key) or the session cookie, and makes the principal available
-// through Caller. Anonymous requests pass on; a credential that does not
-// verify is answered with 401. State-changing requests (every method but
+// through Caller. Anonymous requests pass on (RequireAuth and RequireRole
+// refuse them); a Bearer credential that does not verify is answered with
+// 401, a session cookie that does not verify is cleared and ignored. State-changing requests (every method but
 // GET, HEAD, OPTIONS) must come from the dashboard origin: a foreign Origin
 // is answered with 403, and so is a cookie-authenticated request that has
 // neither Origin nor Sec-Fetch-Site: same-origin.
@@ -47,12 +48,13 @@ func (s *Store) Middleware() fiber.Handler {
 				return unauthorized(c, "invalid credentials")
 			}
 		} else if tok := c.Cookies(s.cfg.SessionCookie); tok != "" {
-			u, err := s.VerifySession(tok)
-			if err != nil {
+			// A stale cookie makes the request anonymous (so that the login
+			// form still works) and is removed.
+			if u, err := s.VerifySession(tok); err == nil {
+				p = &Principal{User: &u, ViaCookie: true}
+			} else {
 				s.ClearSessionCookie(c)
-				return unauthorized(c, "session expired")
 			}
-			p = &Principal{User: &u, ViaCookie: true}
 		}
 		if !safeMethod(c.Method()) {
 			origin := c.Get(fiber.HeaderOrigin)

@@ -149,6 +149,7 @@ func TestMiddlewareRefuses(t *testing.T) {
 			header: map[string]string{"Sec-Fetch-Site": "same-origin"}}, 200},
 		{"cookie state change from the dashboard", call{method: "PUT", path: aSettings, cookie: session(t, s, a.admin), origin: dash}, 200},
 		{"anonymous logout from a foreign origin", call{method: "POST", path: "/api/v1/logout", origin: "https://evil.test"}, 403},
+		{"logout with a stale cookie", call{method: "POST", path: "/api/v1/logout", cookie: "stale", origin: dash}, 204},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -140,7 +140,7 @@ func TestTokensRefused(t *testing.T) {
 		}
 		// tokens_valid_after has one-second resolution: move past the issue second.
 		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
-		if err := s.ChangePassword(context.Background(), f.admin.ID, testPassword, "a new long password"); err != nil {
+		if err := s.ChangePassword(context.Background(), f.admin.ID, testPassword, "a new long password", testIP); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.VerifySession(sess.Token); !errors.Is(err, ErrUnauthorized) {

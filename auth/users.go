@@ -131,10 +131,15 @@ func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 
 // ChangePassword replaces a user's password after checking the old one, and
 // ends every session issued before (including the caller's: issue a new one).
-func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, oldPassword, newPassword string) error {
+// Checking the old password counts against the login rate limits of the
+// account and of client.
+func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, oldPassword, newPassword string, client netip.Addr) error {
 	u, err := s.User(id)
 	if err != nil {
 		return err
+	}
+	if retry, ok := s.logins.allow(u.Email, client, time.Now()); !ok {
+		return &RateLimitError{RetryAfter: retry}
 	}
 	ok, err := s.hasher.Verify(ctx, oldPassword, u.passwordHash)
 	if err != nil {
@@ -305,7 +310,10 @@ func (s *Store) RevokeInvite(ctx context.Context, id uuid.UUID) error {
 // against it), adds the membership and marks the invite used. The token
 // then no longer works on this node at once and on every node after the
 // next refresh; redeeming it twice in that window adds the same membership.
-func (s *Store) AcceptInvite(ctx context.Context, token, name, password string) (User, Member, error) {
+//
+// Checking an existing account's password counts against the login rate
+// limits of the account and of client.
+func (s *Store) AcceptInvite(ctx context.Context, token, name, password string, client netip.Addr) (User, Member, error) {
 	if len(token) > MaxTokenLength {
 		return User{}, Member{}, fmt.Errorf("auth: accept invite: %w", ErrNotFound)
 	}
@@ -318,6 +326,9 @@ func (s *Store) AcceptInvite(ctx context.Context, token, name, password string) 
 	u, err := s.UserByEmail(in.Email)
 	switch {
 	case err == nil:
+		if retry, ok := s.logins.allow(u.Email, client, time.Now()); !ok {
+			return User{}, Member{}, &RateLimitError{RetryAfter: retry}
+		}
 		ok, err := s.hasher.Verify(ctx, password, u.passwordHash)
 		if err != nil {
 			return User{}, Member{}, err

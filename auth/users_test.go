@@ -3,11 +3,14 @@ package auth
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
+
+var testIP = netip.MustParseAddr("203.0.113.5")
 
 func TestInvites(t *testing.T) {
 	db := chtest.Open(t)
@@ -25,15 +28,15 @@ func TestInvites(t *testing.T) {
 	if got := s.Invites(f.org.ID); len(got) != 1 || got[0].ID != inv.ID {
 		t.Fatalf("open invites = %+v", got)
 	}
-	u, m, err := s.AcceptInvite(ctx, token, "New Person", "a new long password")
+	u, m, err := s.AcceptInvite(ctx, token, "New Person", "a new long password", testIP)
 	if err != nil || u.Email != inv.Email || m.Role != RoleAdmin || m.OrgID != f.org.ID {
 		t.Fatalf("accept = %+v %+v %v", u, m, err)
 	}
-	if _, _, err := s.AcceptInvite(ctx, token, "Again", "a new long password"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.AcceptInvite(ctx, token, "Again", "a new long password", testIP); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second use of an invite: %v", err)
 	}
 	// Another node refuses the used token too.
-	if _, _, err := openStore(t, db, testConfig(t)).AcceptInvite(ctx, token, "", "a new long password"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := openStore(t, db, testConfig(t)).AcceptInvite(ctx, token, "", "a new long password", testIP); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("used invite on another node: %v", err)
 	}
 	if len(s.Invites(f.org.ID)) != 0 {
@@ -45,10 +48,10 @@ func TestInvites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.AcceptInvite(ctx, token, "", "not the password"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := s.AcceptInvite(ctx, token, "", "not the password", testIP); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("existing user with a wrong password: %v", err)
 	}
-	if _, m, err := s.AcceptInvite(ctx, token, "", testPassword); err != nil || m.Role != RoleAdmin {
+	if _, m, err := s.AcceptInvite(ctx, token, "", testPassword, testIP); err != nil || m.Role != RoleAdmin {
 		t.Fatalf("existing user accepting: %+v %v", m, err)
 	}
 
@@ -67,11 +70,11 @@ func TestInvites(t *testing.T) {
 	if err := s2.RevokeInvite(ctx, withdrawn.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s2.AcceptInvite(ctx, wtoken, "", "a new long password"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s2.AcceptInvite(ctx, wtoken, "", "a new long password", testIP); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("withdrawn invite: %v", err)
 	}
 	time.Sleep(1100 * time.Millisecond)
-	if _, _, err := s2.AcceptInvite(ctx, expired, "", "a new long password"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s2.AcceptInvite(ctx, expired, "", "a new long password", testIP); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("expired invite: %v", err)
 	}
 	if _, err := s2.UserByEmail("late@acme.test"); !errors.Is(err, ErrNotFound) {
