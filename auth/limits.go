@@ -106,3 +106,6 @@ const (
 	// maxStoredMemoryKiB refuses stored hashes asking for absurd memory (1 GiB).
 	maxStoredMemoryKiB = 1 << 20
 )
+
+// codeUnknownTable is ClickHouse's error code for a missing table.
+const codeUnknownTable int32 = 60

@@ -71,6 +71,9 @@ func Open(ctx context.Context, db *chdb.DB, cfg Config) (*Store, error) {
 	}
 	s.idx = buildIndex(s.t)
 	if err := s.Refresh(ctx); err != nil {
+		if chdb.IsCode(err, codeUnknownTable) {
+			return nil, fmt.Errorf("%w (run `pulse migrate` to create the auth tables)", err)
+		}
 		return nil, err
 	}
 	return s, nil

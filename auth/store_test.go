@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -322,5 +323,16 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 			t.Fatalf("%s: not within %s", what, within)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestOpenOnUnmigratedDatabaseSaysWhatToDo(t *testing.T) {
+	db := chtest.Open(t)
+	if err := db.Exec(context.Background(), "DROP TABLE auth_orgs"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), db, testConfig(t))
+	if err == nil || !strings.Contains(err.Error(), "pulse migrate") {
+		t.Fatalf("Open without the auth tables = %v, want advice to migrate", err)
 	}
 }
