@@ -90,19 +90,11 @@ const migrateTimeout = 2 * time.Minute
 func migrate(ctx context.Context, o options, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, migrateTimeout)
 	defer cancel()
-	db, err := chdb.Open(ctx, o.clickhouse)
+	db, ms, applied, err := openMigrated(ctx, o.clickhouse)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	ms, err := chdb.Migrations()
-	if err != nil {
-		return err
-	}
-	applied, err := db.Migrate(ctx, ms)
-	if err != nil {
-		return err
-	}
 	st, err := db.Status(ctx, ms)
 	if err != nil {
 		return err
@@ -116,6 +108,25 @@ func migrate(ctx context.Context, o options, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "applied migrations %v to %s; schema is at version %d\n", applied, db.Database, st.Latest)
 	}
 	return nil
+}
+
+// openMigrated connects to the ClickHouse at chURL and applies the embedded
+// migrations; it returns them and the versions it applied now.
+func openMigrated(ctx context.Context, chURL string) (*chdb.DB, []chdb.Migration, []int, error) {
+	ms, err := chdb.Migrations()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, err := chdb.Open(ctx, chURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	applied, err := db.Migrate(ctx, ms)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	return db, ms, applied, nil
 }
 
 func nonNil(v []int) []int {

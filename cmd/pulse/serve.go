@@ -47,19 +47,11 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 
 	startCtx, cancel := context.WithTimeout(ctx, migrateTimeout)
 	defer cancel()
-	db, err := chdb.Open(startCtx, chURL)
+	db, ms, applied, err := openMigrated(startCtx, chURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	ms, err := chdb.Migrations()
-	if err != nil {
-		return err
-	}
-	applied, err := db.Migrate(startCtx, ms)
-	if err != nil {
-		return err
-	}
 	log.Info("clickhouse ready", "addr", db.Addr, "database", db.Database, "managed", managed, "migrations_applied", len(applied))
 
 	reg := prometheus.NewRegistry()
