@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -102,9 +103,10 @@ func (a *API) fail(c *fiber.Ctx, err error) error {
 	return c.Status(status).JSON(fiber.Map{"error": msg})
 }
 
-// body decodes the JSON request body into v.
+// body decodes the JSON request body into v, whatever the Content-Type says
+// (curl -d sends a form type).
 func body(c *fiber.Ctx, v any) error {
-	if err := c.BodyParser(v); err != nil {
+	if err := json.Unmarshal(c.Body(), v); err != nil {
 		return invalid("request body must be a JSON object: %v", err)
 	}
 	return nil

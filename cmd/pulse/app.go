@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/internal/chdb"
 )
@@ -33,6 +34,7 @@ type appDeps struct {
 	migrations []chdb.Migration
 	registry   *prometheus.Registry
 	ingest     *ingest.HTTPHandler
+	api        *auth.API
 	log        *slog.Logger
 }
 
@@ -78,6 +80,7 @@ func newApp(d appDeps) *fiber.App {
 	})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})))
 	app.Post("/v1/events", d.ingest.PostEvents)
+	d.api.Register(app)
 	return app
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
 )
 
@@ -21,6 +22,11 @@ type options struct {
 	batchInterval   time.Duration
 	shutdownTimeout time.Duration
 	json            bool
+
+	keyFile         string
+	issuer          string
+	dashboardOrigin string
+	allowSignup     bool
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -34,7 +40,7 @@ const (
 )
 
 // subcommands lists the subcommands in the order of the help text and the README table.
-func subcommands() []string { return []string{"serve", "dev", "migrate", "version"} }
+func subcommands() []string { return []string{"serve", "dev", "migrate", "admin", "version"} }
 
 // newFlagSet defines the flags of one subcommand on o, with that subcommand's defaults.
 func newFlagSet(cmd string, o *options) *flag.FlagSet {
@@ -48,24 +54,30 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		}
 		fs.StringVar(&o.listen, "listen", listen, "address the HTTP server listens on")
 	}
-	if server || cmd == "migrate" {
+	if server || cmd == "migrate" || cmd == "admin" {
 		chDefault := defaultServeClickHouse
 		if cmd == "dev" {
 			chDefault = ""
 		}
 		fs.StringVar(&o.clickhouse, "clickhouse", chDefault, "ClickHouse to use, as clickhouse://user:password@host:port/database; empty (dev only) starts a managed clickhouse-server with its data under --data")
 	}
+	if server || cmd == "admin" {
+		fs.StringVar(&o.data, "data", defaultData, "directory for Pulse's local state (the managed ClickHouse of dev, signing keys)")
+		fs.StringVar(&o.keyFile, "signing-keys", "", "JSON file of the Ed25519 keys that sign tokens (created when missing); empty: jwt-keys.json in --data")
+		fs.StringVar(&o.issuer, "issuer", auth.DefaultIssuer, "the iss claim of every token Pulse signs and accepts; use the public base URL when several deployments share users")
+	}
 	if server {
-		fs.StringVar(&o.data, "data", defaultData, "directory for Pulse's local state (the managed ClickHouse of dev, keys)")
 		fs.IntVar(&o.batchRows, "batch-rows", ingest.DefaultBatchRows, "events per ClickHouse insert; the batcher flushes when it holds this many")
 		fs.DurationVar(&o.batchInterval, "batch-interval", ingest.DefaultFlushInterval, "longest wait before buffered events are inserted")
 		fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight requests")
+		fs.StringVar(&o.dashboardOrigin, "dashboard-origin", "", "the dashboard's public origin (https://analytics.example.com); state-changing API calls and the live stream must come from it; empty: the request's own host")
+		fs.BoolVar(&o.allowSignup, "allow-signup", false, "let anyone sign up and create an organization (hosted service)")
 	}
 	if cmd != "version" {
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	}
-	if cmd == "migrate" || cmd == "version" {
+	if cmd == "migrate" || cmd == "version" || cmd == "admin" {
 		fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	}
 	return fs
@@ -84,6 +96,12 @@ func (e usageError) Error() string { return e.msg }
 // parseFlags parses args, then fills every flag not given on the command line
 // from its PULSE_* variable when that is set.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	return parseFlagsEnv(fs, args, getenv, nil)
+}
+
+// parseFlagsEnv is parseFlags where only the flags in withEnv (all when nil)
+// have PULSE_* twins.
+func parseFlagsEnv(fs *flag.FlagSet, args []string, getenv func(string) string, withEnv map[string]bool) error {
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return usageError{fmt.Sprintf("usage of pulse %s:\n%s", fs.Name(), flagHelp(fs))}
@@ -98,7 +116,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		v := getenv(envName(f.Name))
-		if err != nil || given[f.Name] || v == "" {
+		if err != nil || given[f.Name] || v == "" || withEnv != nil && !withEnv[f.Name] {
 			return
 		}
 		if setErr := f.Value.Set(v); setErr != nil {

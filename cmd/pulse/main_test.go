@@ -218,7 +218,7 @@ func (p *process) postEvents(t *testing.T, n int) {
 		fmt.Fprintf(&b, `{"type":"page","url":"https://example.com/p/%d"}`, i)
 	}
 	b.WriteString("]")
-	resp, err := http.Post(p.base+"/v1/events?site="+devSiteKey, "text/plain", strings.NewReader(b.String()))
+	resp, err := http.Post(p.base+"/v1/events?site="+p.siteKey(t), "text/plain", strings.NewReader(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +227,18 @@ func (p *process) postEvents(t *testing.T, n int) {
 	if resp.StatusCode != 202 {
 		t.Fatalf("POST /v1/events = %d %s", resp.StatusCode, body)
 	}
+}
+
+var siteKeyLine = regexp.MustCompile(`site key: (pk_\S+)`)
+
+// siteKey is the demo site key `pulse dev` printed.
+func (p *process) siteKey(t *testing.T) string {
+	t.Helper()
+	m := siteKeyLine.FindStringSubmatch(p.stdout.String())
+	if m == nil {
+		t.Fatalf("pulse dev printed no site key:\n%s", p.stdout)
+	}
+	return m[1]
 }
 
 func freePort(t *testing.T) string {

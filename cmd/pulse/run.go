@@ -26,6 +26,7 @@ Usage:
   pulse dev      run locally; starts its own ClickHouse unless --clickhouse is set
   pulse serve    run in production against --clickhouse
   pulse migrate  apply the schema migrations to --clickhouse and exit
+  pulse admin    manage users, organizations, sites, keys and share links
   pulse version  print the version
 
 Every flag has a PULSE_* environment twin (--batch-rows is PULSE_BATCH_ROWS).
@@ -38,6 +39,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
+	case "admin":
+		return admin(ctx, args, getenv, stdout)
 	case "serve", "dev", "migrate", "version":
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usageText)

@@ -9,26 +9,18 @@ import (
 	"net"
 	"path/filepath"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/internal/chdb"
 )
 
-// The development site of `pulse dev`, until the tenancy model creates real ones.
-const devSiteKey = "pk_dev"
-
-var (
-	devTenantID = uuid.MustParse("00000000-0000-4000-8000-000000000001")
-	devSiteID   = uuid.MustParse("00000000-0000-4000-8000-000000000002")
-)
-
 // serve runs the service until ctx ends, then shuts down in a fixed order:
 // stop accepting requests and wait for those in flight → flush the batcher →
-// close ClickHouse → stop the managed ClickHouse (dev). stopSignals restores the
+// flush usage counters → close ClickHouse → stop the managed ClickHouse (dev). stopSignals restores the
 // default signal behaviour once shutdown starts, so a second Ctrl-C kills at once.
 func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout io.Writer, log *slog.Logger) error {
 	chURL, managed := o.clickhouse, "no"
@@ -54,20 +46,21 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	defer db.Close()
 	log.Info("clickhouse ready", "addr", db.Addr, "database", db.Database, "managed", managed, "migrations_applied", len(applied))
 
+	store, err := openStore(startCtx, db, o, log)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ingestMetrics := ingest.NewMetrics(reg)
 	batcher := ingest.NewBatcher(ingest.BatcherConfig{Rows: o.batchRows, FlushInterval: o.batchInterval}, ingest.NewWriter(db), log, ingestMetrics)
 
-	sites := ingest.StaticSites{}
-	if dev {
-		sites[devSiteKey] = ingest.Site{TenantID: devTenantID, ID: devSiteID, PublicKey: devSiteKey}
-	}
 	app := newApp(appDeps{
 		db:         db,
 		migrations: ms,
 		registry:   reg,
-		ingest:     ingest.NewHTTPHandler(sites, batcher, log, ingestMetrics),
+		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics),
+		api:        auth.NewAPI(store, log),
 		log:        log,
 	})
 
@@ -78,13 +71,22 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	base := "http://" + ln.Addr().String()
 	log.Info("pulse listening", "url", base, "version", version)
 	if dev {
-		fmt.Fprintf(stdout, "\nPulse is running at %s\n  health:  %s/readyz\n  metrics: %s/metrics\n  send an event to the development site:\n    curl -X POST '%s/v1/events?site=%s' -d '{\"type\":\"page\",\"url\":\"https://example.com/\"}'\nCtrl-C stops Pulse and the ClickHouse it started.\n\n",
-			base, base, base, base, devSiteKey)
+		demo, err := ensureDemo(startCtx, store, o.data, base)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		demo.print(stdout, base)
 	}
 
-	// Batching outlives the signal: it is stopped only once no request can add events.
+	// Batching and the auth store outlive the signal: the batcher stops only once
+	// no request can add events, the store once the batcher has flushed.
 	batchCtx, stopBatching := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBatching()
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStore()
+	storeDone := make(chan error, 1)
+	go func() { storeDone <- store.Run(storeCtx) }() // joined below, after the errgroup
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return batcher.Run(batchCtx) })
 	g.Go(func() error {
@@ -105,10 +107,38 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		return err
 	})
 	err = g.Wait()
-	// 4. ClickHouse closes (and the managed server stops) in the deferred calls.
+	// 4. Flush usage counters and stop refreshing metadata.
+	stopStore()
+	if storeErr := <-storeDone; storeErr != nil && !errors.Is(storeErr, context.Canceled) {
+		err = errors.Join(err, storeErr)
+	}
+	// 5. ClickHouse closes (and the managed server stops) in the deferred calls.
 	if err != nil {
 		return err
 	}
 	log.Info("pulse stopped")
 	return nil
+}
+
+// openStore opens the tenancy store on db with the options' auth settings.
+func openStore(ctx context.Context, db *chdb.DB, o options, log *slog.Logger) (*auth.Store, error) {
+	return auth.Open(ctx, db, auth.Config{
+		DataDir:         o.data,
+		KeyFile:         o.keyFile,
+		Issuer:          o.issuer,
+		DashboardOrigin: o.dashboardOrigin,
+		AllowSignup:     o.allowSignup,
+		Logger:          log,
+	})
+}
+
+// storeSites resolves ingest's public site keys through the tenancy store.
+type storeSites struct{ s *auth.Store }
+
+func (a storeSites) SiteByKey(key string) (ingest.Site, bool) {
+	site, err := a.s.SiteByPublicKey(key)
+	if err != nil {
+		return ingest.Site{}, false
+	}
+	return ingest.Site{TenantID: site.OrgID, ID: site.ID, PublicKey: site.PublicKey}, true
 }
