@@ -23,12 +23,12 @@ import (
 // action, not configuration, so they have no PULSE_* twins.
 type adminArgs struct {
 	org, site, email, name, role, domain, timeZone, id, password string
-	origins, scopes                                               string
-	operator                                                      bool
-	ttl                                                           time.Duration
-	from, to                                                      string
-	eventsPerSecond, maxConnections                               uint
-	eventsPerMonth                                                uint64
+	origins, scopes                                              string
+	operator                                                     bool
+	ttl                                                          time.Duration
+	from, to                                                     string
+	eventsPerSecond, maxConnections                              uint
+	eventsPerMonth                                               uint64
 }
 
 // adminAction is one `pulse admin NOUN VERB`.

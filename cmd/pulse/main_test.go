@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -132,10 +133,12 @@ var pulseBinary = sync.OnceValues(func() (string, error) {
 
 // process is a running pulse binary.
 type process struct {
-	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
-	base   string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited
+	waitErr error
+	stdout  *syncBuffer
+	stderr  *syncBuffer
+	base    string
 }
 
 type syncBuffer struct {
@@ -158,17 +161,23 @@ func startPulse(t *testing.T, env []string, args ...string) *process {
 	}
 	port := freePort(t)
 	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}, base: "http://127.0.0.1:" + port}
-	p.cmd = exec.Command(bin, append(args, "--listen", "127.0.0.1:"+port)...)
+	args = append(args, "--listen", "127.0.0.1:"+port)
+	if args[0] == "serve" || args[0] == "dev" {
+		if !slices.Contains(args, "--data") {
+			args = append(args, "--data", t.TempDir()) // never the package directory
+		}
+	}
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.exited = make(chan struct{})
+	go func() { p.waitErr = p.cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
+		p.cmd.Process.Kill()
+		<-p.exited
 	})
 	return p
 }
@@ -177,6 +186,11 @@ func (p *process) waitReady(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			t.Fatalf("pulse exited (%v) before it was ready; stdout:\n%s\nstderr:\n%s", p.waitErr, p.stdout, p.stderr)
+		default:
+		}
 		resp, err := http.Get(p.base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
@@ -195,12 +209,10 @@ func (p *process) stop(t *testing.T, sig syscall.Signal) {
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("pulse exited with %v after %s; output:\n%s\n%s", err, sig, p.stdout, p.stderr)
+	case <-p.exited:
+		if p.waitErr != nil {
+			t.Fatalf("pulse exited with %v after %s; output:\n%s\n%s", p.waitErr, sig, p.stdout, p.stderr)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatalf("pulse did not exit within 60s of %s", sig)
@@ -354,8 +366,8 @@ func TestStartupErrorsAreOneClearLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := startPulse(t, tt.env, tt.args...)
-			err := p.cmd.Wait()
-			if err == nil {
+			<-p.exited
+			if p.waitErr == nil {
 				t.Fatal("pulse exited 0")
 			}
 			stderr := strings.TrimSpace(p.stderr.String())
