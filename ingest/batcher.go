@@ -12,10 +12,14 @@ import (
 
 // BatcherConfig configures a Batcher. Zero fields take the Default* values.
 type BatcherConfig struct {
-	// Rows flushes the buffer once it holds this many events. It also bounds
-	// memory: while a full buffer is being written, Add waits.
+	// Rows flushes the collecting block once it holds this many events.
+	// Default DefaultBatchRows.
 	Rows int
-	// FlushInterval is the longest an accepted event waits before its insert starts.
+	// Bytes flushes the collecting block once its events take about this many
+	// bytes of memory. Default DefaultBatchBytes.
+	Bytes int
+	// FlushInterval is the longest an accepted event waits before its insert
+	// starts (unless the previous insert is still running). Default DefaultFlushInterval.
 	FlushInterval time.Duration
 	// RetryMin and RetryMax bound the exponential backoff between failed inserts.
 	RetryMin, RetryMax time.Duration
@@ -28,6 +32,9 @@ type BatcherConfig struct {
 func (c *BatcherConfig) withDefaults() {
 	if c.Rows <= 0 {
 		c.Rows = DefaultBatchRows
+	}
+	if c.Bytes <= 0 {
+		c.Bytes = DefaultBatchBytes
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = DefaultFlushInterval
@@ -54,10 +61,14 @@ type eventWriter interface {
 // ErrClosed is returned by Add once the batcher has stopped accepting events.
 var ErrClosed = errors.New("ingest: batcher is shut down")
 
-// Batcher collects events and writes them in blocks: when Rows events are
-// buffered or FlushInterval after the first one, whichever comes first. A failed
-// insert is retried with the same events until it succeeds; meanwhile Add waits,
-// which is how backpressure reaches clients instead of loss.
+// Batcher collects events and writes them in blocks: when Rows events (or
+// Bytes of them) are collected or FlushInterval after the first one, whichever
+// comes first. One insert is in flight at a time while the next block
+// collects. A failed insert is retried with the same events until it
+// succeeds; meanwhile the next block fills up and then Add waits, which is how
+// backpressure reaches clients instead of loss. Memory is bounded by two
+// blocks: the one being inserted and the one collecting (each may overshoot its
+// bound by the last Add that filled it).
 type Batcher struct {
 	cfg     BatcherConfig
 	w       eventWriter
@@ -73,6 +84,29 @@ type pending struct {
 	done   func(error)
 }
 
+// block is the events of one insert and the callbacks of the Adds they came from.
+type block struct {
+	events []Event
+	dones  []func(error)
+	bytes  int
+}
+
+func (bl *block) add(p pending) {
+	bl.events = append(bl.events, p.events...)
+	for i := range p.events {
+		bl.bytes += p.events[i].size()
+	}
+	if p.done != nil {
+		bl.dones = append(bl.dones, p.done)
+	}
+}
+
+func (bl *block) notify(err error) {
+	for _, done := range bl.dones {
+		done(err)
+	}
+}
+
 // NewBatcher returns a Batcher writing through w. Call Run to start it.
 func NewBatcher(cfg BatcherConfig, w eventWriter, log *slog.Logger, m *Metrics) *Batcher {
 	cfg.withDefaults()
@@ -84,8 +118,10 @@ func NewBatcher(cfg BatcherConfig, w eventWriter, log *slog.Logger, m *Metrics) 
 
 // Add hands events to the batcher. It returns once they are buffered, or with
 // an error when ctx ends first (the buffer stayed full) or the batcher is shut
-// down; then none of the events were taken. done, if not nil, is called once
-// the events are committed to ClickHouse (nil) or given up at shutdown (error).
+// down; then none of the events were taken. The batcher copies the events, so
+// the caller may reuse the slice once Add returns. done, if not nil, is called
+// once the events are committed to ClickHouse (nil) or given up at shutdown
+// (error); it runs on the batcher's goroutine and must not block.
 func (b *Batcher) Add(ctx context.Context, events []Event, done func(error)) error {
 	if len(events) == 0 {
 		if done != nil {
@@ -103,42 +139,74 @@ func (b *Batcher) Add(ctx context.Context, events []Event, done func(error)) err
 	}
 }
 
+// insertResult is the writer goroutine's answer for one block.
+type insertResult struct {
+	blk *block
+	ok  bool
+}
+
 // Run batches until ctx ends, then stops accepting events, flushes what it
 // holds within FinalFlushTimeout, and returns.
 func (b *Batcher) Run(ctx context.Context) error {
+	inserts := make(chan *block)
+	results := make(chan insertResult)
+	writerDone := make(chan struct{})
+	go func() { // owned by Run: it waits on writerDone below
+		defer close(writerDone)
+		for blk := range inserts {
+			results <- insertResult{blk: blk, ok: b.write(ctx, blk)}
+		}
+	}()
+
 	var (
-		buf    []pending
-		rows   int
-		timer  = time.NewTimer(b.cfg.FlushInterval)
-		timerC <-chan time.Time // nil while the buffer is empty
+		cur      = &block{}
+		inflight bool
+		due      bool // the collecting block's interval passed while an insert ran
+		unsent   *block
+		timer    = time.NewTimer(b.cfg.FlushInterval)
+		timerC   <-chan time.Time // nil while the collecting block is empty
 	)
 	timer.Stop()
-	flush := func() bool {
-		ok := b.write(ctx, buf, rows)
-		if ok {
-			buf, rows, timerC = nil, 0, nil
-			timer.Stop()
-		}
-		return ok
+	full := func() bool { return len(cur.events) >= b.cfg.Rows || cur.bytes >= b.cfg.Bytes }
+	send := func() {
+		inserts <- cur
+		cur, inflight, due, timerC = &block{}, true, false, nil
+		timer.Stop()
 	}
 
 loop:
 	for {
+		in := b.in
+		if inflight && full() {
+			in = nil // both blocks are full: Add waits
+		}
 		select {
-		case p := <-b.in:
-			if rows == 0 {
+		case p := <-in:
+			if len(cur.events) == 0 {
 				timer.Reset(b.cfg.FlushInterval)
 				timerC = timer.C
 			}
-			buf = append(buf, p)
-			rows += len(p.events)
+			cur.add(p)
 			b.m.buffered.Add(float64(len(p.events)))
-			if rows >= b.cfg.Rows && !flush() {
-				break loop
+			b.m.bufferedBytes.Set(float64(cur.bytes))
+			if full() && !inflight {
+				send()
 			}
 		case <-timerC:
-			if !flush() {
+			timerC = nil
+			if inflight {
+				due = true
+			} else {
+				send()
+			}
+		case r := <-results:
+			inflight = false
+			if !r.ok {
+				unsent = r.blk
 				break loop
+			}
+			if len(cur.events) > 0 && (due || full()) {
+				send()
 			}
 		case <-ctx.Done():
 			break loop
@@ -147,54 +215,65 @@ loop:
 
 	// Stop accepting, then take whatever a racing Add already handed over.
 	close(b.stopped)
+	close(inserts)
+	if inflight {
+		if r := <-results; !r.ok {
+			unsent = r.blk
+		}
+	}
+	<-writerDone
+	final := &block{}
+	if unsent != nil {
+		final = unsent
+	}
+	final.events = append(final.events, cur.events...)
+	final.dones = append(final.dones, cur.dones...)
+	final.bytes += cur.bytes
 	for drained := false; !drained; {
 		select {
 		case p := <-b.in:
-			buf = append(buf, p)
-			rows += len(p.events)
+			final.add(p)
 			b.m.buffered.Add(float64(len(p.events)))
 		default:
 			drained = true
 		}
 	}
+	rows := len(final.events)
 	if rows == 0 {
 		return nil
 	}
-	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.FinalFlushTimeout)
+	finalCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.FinalFlushTimeout)
 	defer cancel()
 	b.log.Info("flushing buffered events before shutdown", "events", rows)
-	if !b.write(final, buf, rows) {
+	if !b.write(finalCtx, final) {
 		err := fmt.Errorf("ingest: final flush: %d events not written within %s", rows, b.cfg.FinalFlushTimeout)
 		b.m.lost.Add(float64(rows))
 		b.m.buffered.Sub(float64(rows))
-		notify(buf, err)
+		final.notify(err)
 		b.log.Error("events lost at shutdown", "events", rows, "err", err)
 		return err
 	}
 	return nil
 }
 
-// write inserts the buffered events as one block, retrying with backoff until
-// it succeeds (true) or ctx ends (false, the events stay with the caller). An
-// attempt that has started is not cut short by ctx: it runs to its own timeout,
-// so a shutdown never abandons an insert halfway.
-func (b *Batcher) write(ctx context.Context, buf []pending, rows int) bool {
-	events := make([]Event, 0, rows)
-	for _, p := range buf {
-		events = append(events, p.events...)
-	}
+// write inserts a block, retrying with backoff and the same events until it
+// succeeds (true) or ctx ends (false, the block stays with the caller). An
+// attempt that has started is not cut short by ctx: it runs to its own
+// timeout, so a shutdown never abandons an insert halfway.
+func (b *Batcher) write(ctx context.Context, blk *block) bool {
+	rows := len(blk.events)
 	backoff := b.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		attemptCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.InsertTimeout)
 		start := time.Now()
-		err := b.w.WriteEvents(attemptCtx, events)
+		err := b.w.WriteEvents(attemptCtx, blk.events)
 		cancel()
 		if err == nil {
 			b.m.insertSeconds.Observe(time.Since(start).Seconds())
 			b.m.batchRows.Observe(float64(rows))
 			b.m.written.Add(float64(rows))
 			b.m.buffered.Sub(float64(rows))
-			notify(buf, nil)
+			blk.notify(nil)
 			return true
 		}
 		b.m.insertErrors.Inc()
@@ -205,13 +284,5 @@ func (b *Batcher) write(ctx context.Context, buf []pending, rows int) bool {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, b.cfg.RetryMax)
-	}
-}
-
-func notify(buf []pending, err error) {
-	for _, p := range buf {
-		if p.done != nil {
-			p.done(err)
-		}
 	}
 }

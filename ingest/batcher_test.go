@@ -108,12 +108,16 @@ func TestBatcherRetriesAndPushesBack(t *testing.T) {
 		if err := b.Add(t.Context(), someEvents(5), func(err error) { committed = err }); err != nil {
 			t.Fatal(err)
 		}
-		// While the insert keeps failing, a new Add cannot get in: it waits, and
-		// gives up when its own deadline passes, without losing anything accepted.
+		// While the insert keeps failing, the next block collects until it is
+		// full too; then a new Add cannot get in: it waits, and gives up when
+		// its own deadline passes, without losing anything accepted.
+		if err := b.Add(t.Context(), someEvents(5), nil); err != nil {
+			t.Fatalf("the second block should still take events: %v", err)
+		}
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		defer cancel()
 		if err := b.Add(ctx, someEvents(1), nil); err == nil {
-			t.Fatal("Add succeeded while the buffer was full and ClickHouse down")
+			t.Fatal("Add succeeded while both blocks were full and ClickHouse down")
 		}
 
 		time.Sleep(2 * time.Second)
@@ -121,12 +125,12 @@ func TestBatcherRetriesAndPushesBack(t *testing.T) {
 		if committed != nil {
 			t.Fatalf("done callback = %v, want nil after the retries succeeded", committed)
 		}
-		if len(w.blocks) != 1 || len(w.blocks[0]) != 5 {
-			t.Fatalf("blocks = %d, want the same 5 events once", len(w.blocks))
+		if len(w.blocks) != 2 || len(w.blocks[0]) != 5 || len(w.blocks[1]) != 5 {
+			t.Fatalf("blocks = %d, want the first 5 events once, then the next 5", len(w.blocks))
 		}
 		// Backoff doubles from 100 ms and is capped at 250 ms.
 		var gaps []time.Duration
-		for i := 1; i < len(w.attempts); i++ {
+		for i := 1; i < len(w.attempts)-1; i++ {
 			gaps = append(gaps, w.attempts[i].Sub(w.attempts[i-1]))
 		}
 		want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond}
@@ -175,6 +179,68 @@ func TestBatcherReportsEventsItCouldNotFlush(t *testing.T) {
 		}
 		if took := time.Since(start); took < 3*time.Second || took > 4*time.Second {
 			t.Fatalf("final flush gave up after %s, want its 3s budget", took)
+		}
+	})
+}
+
+// slowWriter blocks each insert until release is closed.
+type slowWriter struct {
+	recordingWriter
+	release chan struct{}
+}
+
+func (w *slowWriter) WriteEvents(ctx context.Context, events []Event) error {
+	<-w.release
+	return w.recordingWriter.WriteEvents(ctx, events)
+}
+
+func TestBatcherCollectsWhileInserting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &slowWriter{release: make(chan struct{})}
+		b, stop := startBatcher(t, BatcherConfig{Rows: 4, FlushInterval: time.Second}, w)
+		var order []int
+		for i := range 2 {
+			if err := b.Add(t.Context(), someEvents(4), func(error) { order = append(order, i) }); err != nil {
+				t.Fatalf("block %d: %v", i, err)
+			}
+		}
+		// One insert runs (blocked), the next block is full: a third Add waits.
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if err := b.Add(ctx, someEvents(1), nil); err == nil {
+			t.Fatal("Add succeeded with one block in flight and the next one full")
+		}
+		close(w.release)
+		synctest.Wait()
+		if len(w.blocks) != 2 || fmt.Sprint(order) != "[0 1]" {
+			t.Fatalf("blocks = %d, commit order %v: want both blocks, in order", len(w.blocks), order)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestBatcherBoundsBlockBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &recordingWriter{}
+		events := someEvents(10)
+		per := events[0].size()
+		b, stop := startBatcher(t, BatcherConfig{Rows: 1000, Bytes: 3 * per, FlushInterval: time.Hour}, w)
+		for i := range events {
+			if err := b.Add(t.Context(), events[i:i+1], nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if len(w.blocks) != 3 || len(w.blocks[0]) != 3 {
+			t.Fatalf("blocks %d, first of %d rows: want blocks of 3 events by the byte bound", len(w.blocks), len(w.blocks[0]))
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if w.rows() != 10 {
+			t.Fatalf("%d rows written, want 10", w.rows())
 		}
 	})
 }

@@ -56,3 +56,23 @@ type Site struct {
 	ID        uuid.UUID
 	PublicKey string
 }
+
+// eventOverhead approximates the fixed memory of one Event: the struct itself
+// (string and slice headers, ids, times, numbers).
+const eventOverhead = 600
+
+// size approximates the bytes of memory e holds, for the batcher's bound.
+func (e *Event) size() int {
+	n := eventOverhead + len(e.Type) + len(e.Name) + len(e.Hostname) + len(e.Pathname) + len(e.Query) +
+		len(e.Title) + len(e.Referrer) + len(e.ReferrerHost) + len(e.UTMSource) + len(e.UTMMedium) +
+		len(e.UTMCampaign) + len(e.UTMTerm) + len(e.UTMContent) + len(e.UserID) + len(e.Device) +
+		len(e.Browser) + len(e.BrowserVersion) + len(e.OS) + len(e.OSVersion) + len(e.Country) +
+		len(e.Region) + len(e.City)
+	for i := range e.PropKeys {
+		n += 16 + len(e.PropKeys[i])
+	}
+	for i := range e.PropValues {
+		n += 16 + len(e.PropValues[i])
+	}
+	return n
+}

@@ -96,6 +96,7 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		}
 		return fail(c, fiber.StatusServiceUnavailable, msg)
 	}
+	h.m.accepted.Add(float64(len(events)))
 	res.Accepted = len(events)
 	return c.Status(fiber.StatusAccepted).JSON(res)
 }

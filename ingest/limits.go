@@ -37,9 +37,79 @@ const (
 // Batcher defaults (see BatcherConfig).
 const (
 	DefaultBatchRows         = 10_000
+	DefaultBatchBytes        = 64 << 20
 	DefaultFlushInterval     = time.Second
 	DefaultRetryMin          = 100 * time.Millisecond
 	DefaultRetryMax          = 5 * time.Second
 	DefaultInsertTimeout     = 30 * time.Second
 	DefaultFinalFlushTimeout = 10 * time.Second
+)
+
+// Limits and timings of the WebSocket protocol (docs/protocol.md, "WebSocket
+// /v1/ingest"). Config fields left zero take these values.
+const (
+	// ProtocolVersion is the only version of the ingest protocol.
+	ProtocolVersion = 1
+	// MaxFrameBytes bounds one WebSocket message; a larger one is answered
+	// with close 1009 by the WebSocket layer (SetReadLimit).
+	MaxFrameBytes = 64 << 10
+	// MaxEventsPerFrame bounds the events of one events frame; a frame with
+	// more is refused as a whole (error bad_frame).
+	MaxEventsPerFrame = 500
+	// MaxEventBytes bounds one event's JSON; a larger event is rejected.
+	MaxEventBytes = 8 << 10
+	// MaxSDKFieldBytes bounds hello's sdk and sdk_version (longer is truncated).
+	MaxSDKFieldBytes = 64
+	// DefaultFramesPerSecond and DefaultFrameBurst are the token bucket of
+	// frames per connection; a client over it is closed with CloseRateLimited.
+	DefaultFramesPerSecond = 50
+	DefaultFrameBurst      = 100
+	// DefaultHelloTimeout is how long a new connection may take to send hello.
+	DefaultHelloTimeout = 10 * time.Second
+	// DefaultPingInterval is how often the server sends a WebSocket ping.
+	DefaultPingInterval = 20 * time.Second
+	// DefaultReadTimeout is how long a connection may stay silent (no frame,
+	// no pong) before it counts as dead: the ping interval plus 10 s.
+	DefaultReadTimeout = DefaultPingInterval + 10*time.Second
+	// DefaultWriteTimeout bounds one write to a client.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultBusyAfter is how long a frame waits for room in the batcher
+	// before the client is told busy.
+	DefaultBusyAfter = 100 * time.Millisecond
+	// DefaultBusyRetryAfter is the retry_after_ms of a busy frame.
+	DefaultBusyRetryAfter = 2 * time.Second
+	// DefaultDedupEntries is how many recently accepted event ids (over all
+	// sites) a node remembers to suppress resends.
+	DefaultDedupEntries = 200_000
+	// DefaultMaxSessions is how many resumable sessions a node remembers.
+	DefaultMaxSessions = 100_000
+	// DefaultSessionLifetime is how long a session's last acknowledged
+	// sequence is remembered after its last use (the resume token's lifetime).
+	DefaultSessionLifetime = 30 * time.Minute
+	// DefaultShutdownGrace bounds how long Shutdown waits for connections to end.
+	DefaultShutdownGrace = 5 * time.Second
+)
+
+// WebSocket close codes of the ingest protocol (docs/protocol.md, "Close codes").
+const (
+	// CloseGoingAway: the server is shutting down; reconnect and resume.
+	CloseGoingAway = 4000
+	// CloseAuthFailed: hello's identity token is invalid or expired.
+	CloseAuthFailed = 4001
+	// CloseProtocolError: a frame that breaks the protocol (not JSON, unknown
+	// type, events before hello, seq not growing, binary frame).
+	CloseProtocolError = 4002
+	// CloseUnsupportedVersion: hello.v is not ProtocolVersion.
+	CloseUnsupportedVersion = 4003
+	// CloseHelloTimeout: no hello within the hello timeout.
+	CloseHelloTimeout = 4008
+	// CloseDeadPeer: nothing received within the read timeout.
+	CloseDeadPeer = 4010
+	// CloseInternalError: the server failed (e.g. could not sign a resume token).
+	CloseInternalError = 4011
+	// CloseRateLimited: more frames per second than the connection may send.
+	CloseRateLimited = 4029
+	// CloseQuotaExceeded: a tenant quota (connections, events per second or
+	// month); the reason is "<quota> retry_after=S". Same as auth.CloseQuotaExceeded.
+	CloseQuotaExceeded = 4429
 )

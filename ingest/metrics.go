@@ -12,6 +12,14 @@ type Metrics struct {
 	insertSeconds prometheus.Histogram
 	batchRows     prometheus.Histogram
 	buffered      prometheus.Gauge
+	bufferedBytes prometheus.Gauge
+	accepted      prometheus.Counter
+	duplicates    prometheus.Counter
+	connections   prometheus.Gauge
+	frames        *prometheus.CounterVec
+	closes        *prometheus.CounterVec
+	busy          prometheus.Counter
+	acksPending   prometheus.Gauge
 }
 
 // NewMetrics creates the ingest metrics and registers them with reg.
@@ -43,7 +51,32 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pulse_ingest_buffered_events", Help: "Events accepted and waiting for their ClickHouse insert.",
 		}),
+		bufferedBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pulse_ingest_collecting_bytes", Help: "Approximate memory of the events in the block being collected.",
+		}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_events_accepted_total", Help: "Events that passed validation and were handed to the batcher.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_events_duplicate_total", Help: "Resent events recognised by id and already committed (not written again).",
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pulse_ingest_connections", Help: "Open ingest WebSocket connections.",
+		}),
+		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_ingest_frames_total", Help: "Frames received on ingest WebSockets, by frame type.",
+		}, []string{"type"}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_ingest_closes_total", Help: "Ingest WebSockets closed by the server, by close code.",
+		}, []string{"code"}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_busy_total", Help: "busy frames sent: a connection waited for room in the batcher.",
+		}),
+		acksPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pulse_ingest_acks_pending", Help: "Events frames received and not yet acknowledged.",
+		}),
 	}
-	reg.MustRegister(m.received, m.rejected, m.written, m.lost, m.insertErrors, m.insertSeconds, m.batchRows, m.buffered)
+	reg.MustRegister(m.received, m.rejected, m.written, m.lost, m.insertErrors, m.insertSeconds, m.batchRows, m.buffered,
+		m.bufferedBytes, m.accepted, m.duplicates, m.connections, m.frames, m.closes, m.busy, m.acksPending)
 	return m
 }

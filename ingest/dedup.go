@@ -1,0 +1,82 @@
+package ingest
+
+import (
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// dedupKey is one event of one site.
+type dedupKey struct{ site, id uuid.UUID }
+
+// dedup remembers the ids of the last N accepted events over all sites, and
+// whether each is committed. It is a FIFO: the oldest id is forgotten first.
+// Memory: about 100 bytes per entry (map entry plus ring slot).
+type dedup struct {
+	mu   sync.Mutex
+	seen map[dedupKey]bool // true once committed
+	ring []dedupKey
+	next int
+}
+
+func newDedup(n int) *dedup {
+	return &dedup{seen: make(map[dedupKey]bool, n), ring: make([]dedupKey, 0, n)}
+}
+
+// filter returns the events to write and, among them, the fresh ones (never
+// seen: handed to the live stream), and the number of committed duplicates
+// left out. Fresh events are remembered as seen. Seen but uncommitted events
+// are written again, so that an ack never depends on another connection's
+// insert; storage merges them. events may be reordered in place.
+func (d *dedup) filter(site uuid.UUID, events []Event) (write, fresh []Event, dups int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	write = events[:0]
+	resent := 0 // seen, not committed: moved behind the fresh ones
+	var again []Event
+	for _, e := range events {
+		k := dedupKey{site, e.ID}
+		committed, ok := d.seen[k]
+		switch {
+		case !ok:
+			d.remember(k)
+			write = append(write, e)
+		case committed:
+			dups++
+		default:
+			again = append(again, e)
+			resent++
+		}
+	}
+	fresh = write
+	if resent > 0 {
+		write = append(write[:len(write):len(write)], again...)
+	}
+	return write, fresh, dups
+}
+
+func (d *dedup) remember(k dedupKey) {
+	if cap(d.ring) == 0 {
+		return
+	}
+	if len(d.ring) < cap(d.ring) {
+		d.ring = append(d.ring, k)
+	} else {
+		delete(d.seen, d.ring[d.next])
+		d.ring[d.next] = k
+		d.next = (d.next + 1) % len(d.ring)
+	}
+	d.seen[k] = false
+}
+
+// committed marks ids of site as committed, where they are still remembered.
+func (d *dedup) committed(site uuid.UUID, ids []uuid.UUID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		k := dedupKey{site, id}
+		if _, ok := d.seen[k]; ok {
+			d.seen[k] = true
+		}
+	}
+}

@@ -1,0 +1,717 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/pulse-analytics/pulse/auth"
+)
+
+// Config configures the WebSocket endpoint (Server). Zero fields take the
+// Default* values of limits.go.
+type Config struct {
+	// HelloTimeout is how long a new connection may take to send hello.
+	HelloTimeout time.Duration
+	// PingInterval is how often the server pings each connection.
+	PingInterval time.Duration
+	// ReadTimeout is how long a connection may stay silent (no frame, no
+	// pong) before it is closed as dead; keep it above PingInterval.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds one write to a client.
+	WriteTimeout time.Duration
+	// FramesPerSecond and FrameBurst are the per-connection frame rate limit.
+	FramesPerSecond, FrameBurst int
+	// BusyAfter is how long a frame waits for room in the batcher before the
+	// client is sent busy; BusyRetryAfter is the retry_after_ms it carries.
+	BusyAfter, BusyRetryAfter time.Duration
+	// DedupEntries is how many recently accepted event ids are remembered.
+	DedupEntries int
+	// MaxSessions and SessionLifetime bound the remembered resumable sessions.
+	MaxSessions     int
+	SessionLifetime time.Duration
+	// ShutdownGrace bounds how long Shutdown waits for connections to end
+	// when its context has no earlier deadline.
+	ShutdownGrace time.Duration
+	// Publisher receives accepted events for the live view. Default: none.
+	Publisher Publisher
+	// Enricher fills derived fields of each valid event. Default: none.
+	Enricher Enricher
+}
+
+func (c *Config) withDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HelloTimeout, DefaultHelloTimeout)
+	def(&c.PingInterval, DefaultPingInterval)
+	def(&c.ReadTimeout, c.PingInterval+10*time.Second)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.BusyAfter, DefaultBusyAfter)
+	def(&c.BusyRetryAfter, DefaultBusyRetryAfter)
+	def(&c.SessionLifetime, DefaultSessionLifetime)
+	def(&c.ShutdownGrace, DefaultShutdownGrace)
+	if c.FramesPerSecond <= 0 {
+		c.FramesPerSecond = DefaultFramesPerSecond
+	}
+	if c.FrameBurst <= 0 {
+		c.FrameBurst = max(DefaultFrameBurst, c.FramesPerSecond)
+	}
+	if c.DedupEntries <= 0 {
+		c.DedupEntries = DefaultDedupEntries
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.Publisher == nil {
+		c.Publisher = noPublisher{}
+	}
+}
+
+// Publisher hands accepted events to the live stream. Publish is called on the
+// connection's goroutine with events that are accepted but not yet committed,
+// each event id once per node (within the dedup window); it must not block and
+// must not keep the slice.
+type Publisher interface {
+	Publish(site Site, events []Event)
+}
+
+type noPublisher struct{}
+
+func (noPublisher) Publish(Site, []Event) {}
+
+// Enricher fills the derived fields of a valid event (visitor hash, device,
+// geo, channel) from what is known about the client.
+type Enricher interface {
+	Enrich(e *Event, c Client)
+}
+
+// Client is what the server knows about the sender of an event. IP is never
+// logged or stored as such.
+type Client struct {
+	IP        netip.Addr
+	UserAgent string
+}
+
+// Tenancy is the part of *auth.Store the endpoint uses.
+type Tenancy interface {
+	siteDirectory
+	tenantQuotas
+	resumeTokens
+	identityVerifier
+}
+
+type siteDirectory interface {
+	SiteByPublicKey(key string) (auth.Site, error)
+}
+
+type tenantQuotas interface {
+	AcquireConnection(org uuid.UUID) (release func(), d auth.Decision)
+	AllowEvents(org uuid.UUID, n int) auth.Decision
+}
+
+type resumeTokens interface {
+	IssueResumeToken(site uuid.UUID, session string) (string, error)
+	VerifyResumeToken(raw string, site uuid.UUID) (string, error)
+}
+
+type identityVerifier interface {
+	VerifyIdentityToken(raw string, site auth.Site) (string, error)
+}
+
+// Server is the ingest WebSocket endpoint, GET /v1/ingest (protocol v1).
+type Server struct {
+	cfg      Config
+	tenancy  Tenancy
+	batcher  *Batcher
+	log      *slog.Logger
+	m        *Metrics
+	dedup    *dedup
+	sessions *sessions
+	upgrade  fiber.Handler
+	now      func() time.Time
+
+	mu      sync.Mutex
+	closing bool
+	conns   map[*wsConn]struct{}
+	wg      sync.WaitGroup // one per connection handler
+}
+
+// NewServer returns the WebSocket endpoint. Events go to b; sites, quotas and
+// tokens come from t (an *auth.Store).
+func NewServer(cfg Config, t Tenancy, b *Batcher, log *slog.Logger, m *Metrics) *Server {
+	cfg.withDefaults()
+	s := &Server{cfg: cfg, tenancy: t, batcher: b, log: log, m: m,
+		dedup: newDedup(cfg.DedupEntries), sessions: newSessions(cfg.MaxSessions, cfg.SessionLifetime),
+		now: time.Now, conns: make(map[*wsConn]struct{})}
+	s.upgrade = websocket.New(s.serve, websocket.Config{
+		// Origins stays empty: preflight has checked the Origin against the
+		// site's own list, which this middleware cannot know.
+		HandshakeTimeout: cfg.HelloTimeout,
+		ReadBufferSize:   4 << 10,
+		WriteBufferSize:  1 << 10,
+		WriteBufferPool:  &sync.Pool{},
+		RecoverHandler: func(c *websocket.Conn) {
+			if r := recover(); r != nil {
+				log.Error("ingest connection panicked", "panic", fmt.Sprint(r))
+				closeConn(c.Conn, CloseInternalError, "internal error", cfg.WriteTimeout)
+			}
+		},
+	})
+	return s
+}
+
+// Register adds GET /v1/ingest to r.
+func (s *Server) Register(r fiber.Router) {
+	r.Get("/v1/ingest", s.preflight, s.upgrade)
+}
+
+// Locals keys of an upgrading request.
+const (
+	localSite   = "pulse_ingest_site"
+	localClient = "pulse_ingest_client"
+)
+
+// preflight refuses, before any upgrade, what must never become a WebSocket:
+// not an upgrade (426), shutting down (503), an unknown site key or a foreign
+// Origin (403).
+func (s *Server) preflight(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return fail(c, fiber.StatusUpgradeRequired, "GET /v1/ingest is a WebSocket endpoint (docs/protocol.md)")
+	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(RetryAfterBusy.Seconds())))
+		return fail(c, fiber.StatusServiceUnavailable, "the server is shutting down; retry later")
+	}
+	site, err := s.tenancy.SiteByPublicKey(c.Query("site"))
+	if err != nil {
+		return fail(c, fiber.StatusForbidden, "unknown site key")
+	}
+	if err := auth.CheckOrigin(site, c.Get(fiber.HeaderOrigin)); err != nil {
+		return fail(c, fiber.StatusForbidden, "origin not allowed for this site")
+	}
+	ip, _ := netip.ParseAddr(c.IP())
+	c.Locals(localSite, site)
+	c.Locals(localClient, Client{IP: ip, UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 512)})
+	return c.Next()
+}
+
+// Shutdown stops accepting connections, closes every open one with
+// CloseGoingAway, and waits until their handlers have returned or ctx (or
+// ShutdownGrace) ends. Events already handed to the batcher are written by
+// the batcher's own shutdown; their acks are lost with the connection, and the
+// clients resend them (stored once).
+func (s *Server) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownGrace)
+	defer cancel()
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*wsConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.end(CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			_ = c.ws.NetConn().Close()
+		}
+		<-done
+		return fmt.Errorf("ingest: shutdown: connections still open after the grace period: %w", ctx.Err())
+	}
+}
+
+// wsConn is one ingest connection.
+type wsConn struct {
+	s       *Server
+	ws      *fws.Conn
+	site    auth.Site
+	isite   Site
+	client  Client
+	session string
+	userID  string
+	lastSeq int64 // highest seq received (or welcome's last_seq)
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	wmu    sync.Mutex // serialises data writes
+	wbuf   []byte
+	closed sync.Once
+	acks   ackTracker
+
+	bucket tokenBucket
+	events []Event     // reused per frame
+	ids    []uuid.UUID // reused per frame
+}
+
+// serve runs one connection: hello, then frames until it ends.
+func (s *Server) serve(c *websocket.Conn) {
+	site, _ := c.Locals(localSite).(auth.Site)
+	client, _ := c.Locals(localClient).(Client)
+	ws := c.Conn
+	ws.SetReadLimit(MaxFrameBytes)
+
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		closeConn(ws, CloseGoingAway, "server shutting down", s.cfg.WriteTimeout)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	conn := &wsConn{s: s, ws: ws, site: site, client: client, ctx: ctx, cancel: cancel,
+		isite:  Site{TenantID: site.OrgID, ID: site.ID, PublicKey: site.PublicKey},
+		bucket: tokenBucket{rate: float64(s.cfg.FramesPerSecond), burst: float64(s.cfg.FrameBurst)}}
+	conn.acks.signal = make(chan struct{}, 1)
+	s.conns[conn] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+		cancel()
+		s.m.acksPending.Sub(float64(conn.acks.pendingCount()))
+		s.wg.Done()
+	}()
+
+	release, d := s.tenancy.AcquireConnection(site.OrgID)
+	if !d.Allowed {
+		code, reason := d.CloseFrame()
+		conn.end(code, reason)
+		return
+	}
+	defer release()
+	s.m.connections.Inc()
+	defer s.m.connections.Dec()
+
+	if !conn.hello() {
+		return
+	}
+	writerDone := make(chan struct{})
+	go func() { // owned: serve waits on writerDone
+		defer close(writerDone)
+		conn.writeLoop()
+	}()
+	conn.readLoop()
+	cancel()
+	<-writerDone
+}
+
+// hello reads and answers the hello frame; false ends the connection.
+func (c *wsConn) hello() bool {
+	s := c.s
+	_ = c.ws.SetReadDeadline(s.now().Add(s.cfg.HelloTimeout))
+	mt, data, err := c.ws.ReadMessage()
+	if err != nil {
+		c.readFailed(err, CloseHelloTimeout, "no hello within "+s.cfg.HelloTimeout.String())
+		return false
+	}
+	if mt != fws.TextMessage {
+		c.end(CloseProtocolError, "frames are JSON text")
+		return false
+	}
+	f, err := decodeFrame(data)
+	if err != nil {
+		c.end(CloseProtocolError, err.Error())
+		return false
+	}
+	s.m.frames.WithLabelValues(f.Type).Inc()
+	if f.Type != frameHello {
+		c.end(CloseProtocolError, "the first frame must be hello")
+		return false
+	}
+	if f.V != ProtocolVersion {
+		c.end(CloseUnsupportedVersion, "protocol version "+strconv.Itoa(f.V)+" is not supported; use 1")
+		return false
+	}
+	if f.Identity != "" {
+		uid, err := s.tenancy.VerifyIdentityToken(f.Identity, c.site)
+		if err != nil {
+			c.end(CloseAuthFailed, "identity token refused")
+			return false
+		}
+		c.userID = uid
+	}
+	resumed := false
+	if f.Resume != "" {
+		if id, err := s.tenancy.VerifyResumeToken(f.Resume, c.site.ID); err == nil {
+			c.session, resumed = id, true
+		}
+	}
+	if c.session == "" {
+		c.session = newSessionID()
+	}
+	c.lastSeq = s.sessions.open(c.session, s.now())
+	c.acks.acked, c.acks.sent = c.lastSeq, c.lastSeq
+	token, err := s.tenancy.IssueResumeToken(c.site.ID, c.session)
+	if err != nil {
+		s.log.Error("issue resume token", "site_id", c.site.ID, "err", err)
+		c.end(CloseInternalError, "cannot issue a resume token")
+		return false
+	}
+	welcome, _ := json.Marshal(welcomeFrame{Type: frameWelcome, V: ProtocolVersion, Session: c.session, Resume: token,
+		Resumed: resumed, LastSeq: c.lastSeq, Limits: welcomeLimits{MaxFrameBytes: MaxFrameBytes,
+			MaxEventsPerFrame: MaxEventsPerFrame, FramesPerSecond: s.cfg.FramesPerSecond,
+			PingIntervalMS: s.cfg.PingInterval.Milliseconds()}})
+	s.log.Debug("ingest session", "site_id", c.site.ID, "session", c.session, "resumed", resumed, "last_seq", c.lastSeq,
+		"sdk", f.SDK, "sdk_version", f.SDKVersion)
+	return c.write(welcome) == nil
+}
+
+// readLoop reads frames until the connection ends.
+func (c *wsConn) readLoop() {
+	s := c.s
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(s.now().Add(s.cfg.ReadTimeout))
+	})
+	for {
+		_ = c.ws.SetReadDeadline(s.now().Add(s.cfg.ReadTimeout))
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.readFailed(err, CloseDeadPeer, "nothing received for "+s.cfg.ReadTimeout.String())
+			return
+		}
+		if !c.bucket.take(s.now()) {
+			c.end(CloseRateLimited, "more than "+strconv.Itoa(s.cfg.FramesPerSecond)+" frames per second")
+			return
+		}
+		if mt != fws.TextMessage {
+			c.end(CloseProtocolError, "frames are JSON text")
+			return
+		}
+		f, err := decodeFrame(data)
+		if err != nil {
+			c.end(CloseProtocolError, err.Error())
+			return
+		}
+		s.m.frames.WithLabelValues(f.Type).Inc()
+		switch f.Type {
+		case framePing:
+			if c.write(appendPong(nil, f.ID)) != nil {
+				return
+			}
+		case frameHello:
+			c.end(CloseProtocolError, "hello was already sent")
+			return
+		case frameEvents:
+			if !c.handleEvents(&f) {
+				return
+			}
+		}
+	}
+}
+
+// readFailed ends the connection after a failed read: timeouts get code,
+// a too large frame has had its 1009 from the WebSocket layer, and a peer
+// that closed or vanished gets nothing.
+func (c *wsConn) readFailed(err error, timeoutCode int, reason string) {
+	if c.ctx.Err() != nil {
+		return // ended by Shutdown or a write failure
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		c.end(timeoutCode, reason)
+	case errors.Is(err, fws.ErrReadLimit):
+		c.s.m.closes.WithLabelValues("1009").Inc()
+	}
+}
+
+// handleEvents validates an events frame and hands its valid events to the
+// batcher; false ends the connection.
+func (c *wsConn) handleEvents(f *clientFrame) bool {
+	s := c.s
+	if f.Seq <= c.lastSeq {
+		c.end(CloseProtocolError, "seq "+strconv.FormatInt(f.Seq, 10)+" does not grow (last "+strconv.FormatInt(c.lastSeq, 10)+")")
+		return false
+	}
+	c.lastSeq = f.Seq
+	s.m.acksPending.Inc()
+	if n := len(f.Events); n == 0 || n > MaxEventsPerFrame {
+		c.acks.push(f.Seq, true)
+		return c.sendError(errorFrame{Seq: f.Seq, Index: -1, Code: codeBadFrame,
+			Message: "a frame holds 1 to " + strconv.Itoa(MaxEventsPerFrame) + " events, not " + strconv.Itoa(n)}) == nil
+	}
+
+	received := s.now().UTC().Truncate(time.Second)
+	events := c.events[:0]
+	rejected := 0
+	for i, raw := range f.Events {
+		var e Event
+		var evErr *EventError
+		if len(raw) > MaxEventBytes {
+			evErr = &EventError{Index: i, Field: "event", Message: "is " + strconv.Itoa(len(raw)) + " bytes, more than the limit of " + strconv.Itoa(MaxEventBytes)}
+		} else {
+			e, evErr = parseEvent(raw, i, c.isite, received)
+		}
+		if evErr != nil {
+			rejected++
+			s.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
+			if c.sendError(errorFrame{Seq: f.Seq, Index: i, Code: codeInvalidEvent, Field: evErr.Field, Message: evErr.Message}) != nil {
+				return false
+			}
+			continue
+		}
+		if c.userID != "" {
+			e.UserID = c.userID
+		}
+		if s.cfg.Enricher != nil {
+			s.cfg.Enricher.Enrich(&e, c.client)
+		}
+		events = append(events, e)
+	}
+	c.events = events[:0]
+	s.m.received.Add(float64(len(f.Events)))
+	if len(events) == 0 {
+		c.acks.push(f.Seq, true)
+		return true
+	}
+	if d := s.tenancy.AllowEvents(c.site.OrgID, len(events)); !d.Allowed {
+		code, reason := d.CloseFrame()
+		c.end(code, reason)
+		return false
+	}
+	write, fresh, dups := s.dedup.filter(c.site.ID, events)
+	s.m.accepted.Add(float64(len(write)))
+	s.m.duplicates.Add(float64(dups))
+	if len(fresh) > 0 {
+		s.cfg.Publisher.Publish(c.isite, fresh)
+	}
+	if len(write) == 0 {
+		c.acks.push(f.Seq, true)
+		return true
+	}
+
+	ids := make([]uuid.UUID, len(write))
+	for i := range write {
+		ids[i] = write[i].ID
+	}
+	seq, site := f.Seq, c.site.ID
+	c.acks.push(seq, false)
+	done := func(err error) {
+		if err != nil {
+			return // given up at shutdown: never acknowledged, the client resends
+		}
+		s.dedup.committed(site, ids)
+		s.sessions.ack(c.session, seq, s.now())
+		c.acks.commit(seq)
+	}
+	return c.add(write, done)
+}
+
+// add hands events to the batcher, waiting (without reading further frames)
+// while its buffer is full, and telling the client busy after BusyAfter.
+func (c *wsConn) add(events []Event, done func(error)) bool {
+	s := c.s
+	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.BusyAfter)
+	err := s.batcher.Add(ctx, events, done)
+	cancel()
+	if err != nil && !errors.Is(err, ErrClosed) && c.ctx.Err() == nil {
+		s.m.busy.Inc()
+		if c.write(appendBusy(nil, s.cfg.BusyRetryAfter.Milliseconds())) != nil {
+			return false
+		}
+		err = s.batcher.Add(c.ctx, events, done)
+	}
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, ErrClosed):
+		c.end(CloseGoingAway, "server shutting down")
+	}
+	return false
+}
+
+// writeLoop sends acks as commits arrive and pings every PingInterval.
+func (c *wsConn) writeLoop() {
+	s := c.s
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	var buf []byte
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.acks.signal:
+			seq, n := c.acks.take()
+			if n == 0 {
+				continue
+			}
+			s.m.acksPending.Sub(float64(n))
+			buf = appendAck(buf[:0], seq)
+			if c.write(buf) != nil {
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(fws.PingMessage, nil, s.now().Add(s.cfg.WriteTimeout)); err != nil {
+				c.fail()
+				return
+			}
+		}
+	}
+}
+
+// write sends one text frame; a failure ends the connection.
+func (c *wsConn) write(msg []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(c.s.now().Add(c.s.cfg.WriteTimeout))
+	if err := c.ws.WriteMessage(fws.TextMessage, msg); err != nil {
+		c.fail()
+		return err
+	}
+	return nil
+}
+
+func (c *wsConn) sendError(e errorFrame) error {
+	e.Type = frameError
+	msg, _ := json.Marshal(e)
+	return c.write(msg)
+}
+
+// fail ends a connection whose writes fail: the peer is gone or too slow.
+func (c *wsConn) fail() {
+	c.closed.Do(func() {
+		c.cancel()
+		_ = c.ws.NetConn().Close()
+	})
+}
+
+// end closes the connection with a close code and reason, once. The reader
+// then sees the peer's close answer (or a short deadline) and returns.
+func (c *wsConn) end(code int, reason string) {
+	c.closed.Do(func() {
+		c.cancel()
+		c.s.m.closes.WithLabelValues(strconv.Itoa(code)).Inc()
+		c.wmu.Lock()
+		closeConn(c.ws, code, reason, c.s.cfg.WriteTimeout)
+		c.wmu.Unlock()
+	})
+}
+
+// closeDrain is how long a closing connection keeps reading for the peer's
+// close answer, so that unread data does not turn the close into a reset.
+const closeDrain = time.Second
+
+// closeConn sends a close frame and lets the reader drain for closeDrain.
+func closeConn(ws *fws.Conn, code int, reason string, timeout time.Duration) {
+	_ = ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, truncate(reason, 120)), time.Now().Add(timeout))
+	_ = ws.SetReadDeadline(time.Now().Add(closeDrain))
+}
+
+// ackTracker turns commits of frames (in any order) into cumulative acks.
+type ackTracker struct {
+	mu      sync.Mutex
+	pending []ackFrame // in seq order
+	acked   int64      // highest seq whose frames up to it are all answered
+	sent    int64      // highest seq handed to the writer
+	unsent  int        // frames answered since the last take
+	signal  chan struct{}
+}
+
+type ackFrame struct {
+	seq  int64
+	done bool
+}
+
+// push records a received events frame; done frames need no commit.
+func (a *ackTracker) push(seq int64, done bool) {
+	a.mu.Lock()
+	a.pending = append(a.pending, ackFrame{seq, done})
+	a.advance()
+	a.mu.Unlock()
+}
+
+// commit marks frame seq as committed.
+func (a *ackTracker) commit(seq int64) {
+	a.mu.Lock()
+	for i := range a.pending {
+		if a.pending[i].seq == seq {
+			a.pending[i].done = true
+			break
+		}
+	}
+	a.advance()
+	a.mu.Unlock()
+}
+
+func (a *ackTracker) advance() {
+	n := 0
+	for n < len(a.pending) && a.pending[n].done {
+		a.acked = a.pending[n].seq
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	a.pending = append(a.pending[:0], a.pending[n:]...)
+	a.unsent += n
+	select {
+	case a.signal <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the seq to acknowledge and how many frames it answers (0: none new).
+func (a *ackTracker) take() (int64, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.unsent
+	a.unsent = 0
+	if a.acked <= a.sent {
+		return a.sent, n
+	}
+	a.sent = a.acked
+	return a.acked, n
+}
+
+func (a *ackTracker) pendingCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.pending) + a.unsent
+}
+
+// tokenBucket limits frames per connection; used by the reader only.
+type tokenBucket struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens = b.burst
+	} else {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
