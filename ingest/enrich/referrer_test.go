@@ -46,7 +46,7 @@ func TestClassifySource(t *testing.T) {
 		{"https://blog.someone.example/post", "", "blog.someone.example", "referral", ChannelReferral},
 		{"https://www.partner.example/", "", "partner.example", "referral", ChannelReferral},
 		{"", "", "(direct)", "(none)", ChannelDirect},
-		{"https://shop.example/cart", "", "(direct)", "(none)", ChannelDirect},    // self-referral ignored
+		{"https://shop.example/cart", "", "(direct)", "(none)", ChannelDirect},     // self-referral ignored
 		{"https://www.shop.example/cart", "", "(direct)", "(none)", ChannelDirect}, // www. of the same site
 		{"not a url", "", "(direct)", "(none)", ChannelDirect},
 		// Campaign parameters and click ids win over the referrer

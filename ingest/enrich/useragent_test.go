@@ -4,7 +4,7 @@ import "testing"
 
 // userAgents are real-world User-Agent headers with what a person would call them.
 var userAgents = []struct {
-	ua                   string
+	ua                  string
 	browser, os, device string
 }{
 	// Desktop
