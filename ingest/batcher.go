@@ -118,8 +118,8 @@ func NewBatcher(cfg BatcherConfig, w eventWriter, log *slog.Logger, m *Metrics) 
 
 // Add hands events to the batcher. It returns once they are buffered, or with
 // an error when ctx ends first (the buffer stayed full) or the batcher is shut
-// down; then none of the events were taken. The batcher copies the events, so
-// the caller may reuse the slice once Add returns. done, if not nil, is called
+// down; then none of the events were taken. The batcher owns the slice once
+// Add returned nil: the caller must not change it. done, if not nil, is called
 // once the events are committed to ClickHouse (nil) or given up at shutdown
 // (error); it runs on the batcher's goroutine and must not block.
 func (b *Batcher) Add(ctx context.Context, events []Event, done func(error)) error {

@@ -238,7 +238,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		for _, c := range conns {
-			_ = c.ws.NetConn().Close()
+			c.kill()
 		}
 		<-done
 		return fmt.Errorf("ingest: shutdown: connections still open after the grace period: %w", ctx.Err())
@@ -258,14 +258,13 @@ type wsConn struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	wmu    sync.Mutex // serialises data writes
-	wbuf   []byte
-	closed sync.Once
-	acks   ackTracker
+	wmu      sync.Mutex // serialises data writes
+	closed   sync.Once  // the close (or drop) happens once
+	lifeMu   sync.Mutex
+	finished bool // serve has returned: ws belongs to the library again
+	acks     ackTracker
 
 	bucket tokenBucket
-	events []Event     // reused per frame
-	ids    []uuid.UUID // reused per frame
 }
 
 // serve runs one connection: hello, then frames until it ends.
@@ -290,6 +289,7 @@ func (s *Server) serve(c *websocket.Conn) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer func() {
+		conn.finish()
 		s.mu.Lock()
 		delete(s.conns, conn)
 		s.mu.Unlock()
@@ -458,7 +458,7 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 	}
 
 	received := s.now().UTC().Truncate(time.Second)
-	events := c.events[:0]
+	events := make([]Event, 0, len(f.Events)) // owned by the batcher after Add
 	rejected := 0
 	for i, raw := range f.Events {
 		var e Event
@@ -484,7 +484,6 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 		}
 		events = append(events, e)
 	}
-	c.events = events[:0]
 	s.m.received.Add(float64(len(f.Events)))
 	if len(events) == 0 {
 		c.acks.push(f.Seq, true)
@@ -599,6 +598,23 @@ func (c *wsConn) fail() {
 		c.cancel()
 		_ = c.ws.NetConn().Close()
 	})
+}
+
+// finish marks the connection as over; later end and kill calls do nothing.
+func (c *wsConn) finish() {
+	c.closed.Do(func() {})
+	c.lifeMu.Lock()
+	c.finished = true
+	c.lifeMu.Unlock()
+}
+
+// kill drops the TCP connection of a handler that did not end in time.
+func (c *wsConn) kill() {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if !c.finished {
+		_ = c.ws.NetConn().Close()
+	}
 }
 
 // end closes the connection with a close code and reason, once. The reader
