@@ -20,14 +20,18 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pulse
 
 ## test: vet and every test, including the ones against a real ClickHouse
-test: clickhouse vet
+test: clickhouse node_modules/.package-lock.json vet
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+## node_modules: npm packages of the lockfile (test fixtures, later the tracker and dashboard builds)
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
 
 vet:
 	$(GO) vet ./...
 
 ## bench: benchmarks, one JSON line per figure (see docs/benchmarks.md)
-bench: clickhouse
+bench: clickhouse node_modules/.package-lock.json
 	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 1 -p 1 ./... | $(GO) run ./internal/benchjson
 
 ## clickhouse: make sure a clickhouse-server binary is on PATH
