@@ -1,0 +1,155 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func FuzzDecodeFrame(f *testing.F) {
+	f.Add([]byte(`{"type":"hello","v":1,"sdk":"pulse-js","sdk_version":"1.0.0"}`))
+	f.Add([]byte(`{"type":"events","seq":1,"events":[{"id":"6f1c9a4e-2b7d-4c1e-9a8b-3d2e1f0a9b8c","type":"page","url":"https://a.example/?utm_source=x"}]}`))
+	f.Add([]byte(`{"type":"ping","id":7}`))
+	f.Add([]byte(`not json`))
+	site := Site{TenantID: uuid.New(), ID: uuid.New(), PublicKey: "pk_fuzz"}
+	received := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := decodeFrame(data)
+		if err != nil {
+			if !errors.Is(err, errFrame) || len(err.Error()) > 123 {
+				t.Fatalf("error %q must wrap errFrame and fit a close reason", err)
+			}
+			return
+		}
+		switch fr.Type {
+		case frameHello:
+			if len(fr.SDK) > MaxSDKFieldBytes || len(fr.SDKVersion) > MaxSDKFieldBytes {
+				t.Fatal("sdk fields not bounded")
+			}
+		case frameEvents:
+			if fr.Seq < 1 {
+				t.Fatalf("events frame with seq %d accepted", fr.Seq)
+			}
+			for i, raw := range fr.Events {
+				e, evErr := parseEvent(raw, i, site, received)
+				if evErr != nil {
+					continue
+				}
+				if !eventTypes[e.Type] || len(e.Name) > MaxNameBytes || len(e.Title) > MaxTitleBytes || len(e.PropKeys) > MaxProps ||
+					e.Time.After(received) || e.SiteID != site.ID {
+					t.Fatalf("accepted event breaks a limit: %+v", e)
+				}
+			}
+		case framePing:
+			if len(fr.ID) > maxPingIDBytes {
+				t.Fatal("ping id not bounded")
+			}
+			if len(fr.ID) > 0 && !json.Valid(appendPong(nil, fr.ID)) {
+				t.Fatalf("pong for id %s is not JSON", fr.ID)
+			}
+		default:
+			t.Fatalf("frame type %q accepted", fr.Type)
+		}
+	})
+}
+
+func TestDecodeFrame(t *testing.T) {
+	tests := []struct {
+		name, in, wantErr string
+	}{
+		{"hello", `{"type":"hello","v":1}`, ""},
+		{"unknown fields ignored", `{"type":"ping","later":{"x":1}}`, ""},
+		{"array", `[1]`, "JSON object"},
+		{"no type", `{"v":1}`, "needs a type"},
+		{"seq zero", `{"type":"events","seq":0,"events":[]}`, "seq must be"},
+		{"seq as string", `{"type":"events","seq":"1"}`, "field seq must be a int64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeFrame([]byte(tt.in))
+			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("decodeFrame(%s) = %v, want error containing %q", tt.in, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+
+func TestTokenBucketAllowsRateAndBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := tokenBucket{rate: 10, burst: 5}
+		n := 0
+		for b.take(time.Now()) {
+			n++
+		}
+		if n != 5 {
+			t.Fatalf("burst allowed %d frames, want 5", n)
+		}
+		time.Sleep(100 * time.Millisecond) // one token at 10/s
+		if !b.take(time.Now()) || b.take(time.Now()) {
+			t.Fatal("after 100 ms exactly one more frame must pass")
+		}
+		time.Sleep(10 * time.Second)
+		n = 0
+		for b.take(time.Now()) {
+			n++
+		}
+		if n != 5 {
+			t.Fatalf("after a long pause %d frames passed, want the burst of 5", n)
+		}
+	})
+}
+
+func TestAckTrackerIsCumulative(t *testing.T) {
+	a := ackTracker{signal: make(chan struct{}, 1)}
+	a.push(1, false)
+	a.push(2, true) // all of frame 2 rejected: answered, but after 1
+	a.push(4, false)
+	if seq, n := a.take(); n != 0 || seq != 0 {
+		t.Fatalf("take before any commit = %d, %d", seq, n)
+	}
+	a.commit(4)
+	if seq, n := a.take(); n != 0 || seq != 0 {
+		t.Fatalf("ack %d after committing only 4; frame 1 is still pending", seq)
+	}
+	a.commit(1)
+	if seq, n := a.take(); seq != 4 || n != 3 {
+		t.Fatalf("take = %d, %d; want ack 4 answering 3 frames", seq, n)
+	}
+	if a.pendingCount() != 0 {
+		t.Fatal("frames still pending")
+	}
+}
+
+func TestDedupForgetsOldestAndWritesUncommittedAgain(t *testing.T) {
+	d := newDedup(2)
+	site := uuid.New()
+	ev := someEvents(3)
+	write, fresh, dups := d.filter(site, append([]Event(nil), ev[:2]...))
+	if len(write) != 2 || len(fresh) != 2 || dups != 0 {
+		t.Fatalf("first sight: write %d fresh %d dups %d", len(write), len(fresh), dups)
+	}
+	// Seen, not committed: written again, not fresh.
+	write, fresh, dups = d.filter(site, append([]Event(nil), ev[0]))
+	if len(write) != 1 || len(fresh) != 0 || dups != 0 {
+		t.Fatalf("uncommitted resend: write %d fresh %d dups %d", len(write), len(fresh), dups)
+	}
+	d.committed(site, []uuid.UUID{ev[0].ID, ev[1].ID})
+	write, _, dups = d.filter(site, append([]Event(nil), ev[0], ev[1]))
+	if len(write) != 0 || dups != 2 {
+		t.Fatalf("committed resend: write %d dups %d, want 0 and 2", len(write), dups)
+	}
+	// A third id pushes out the oldest; the same id of another site is fresh.
+	d.filter(site, append([]Event(nil), ev[2]))
+	if write, _, _ = d.filter(site, append([]Event(nil), ev[0])); len(write) != 1 {
+		t.Fatal("the oldest id was not forgotten")
+	}
+	if _, fresh, _ = d.filter(uuid.New(), append([]Event(nil), ev[1])); len(fresh) != 1 {
+		t.Fatal("an id of another site counted as a duplicate")
+	}
+}
