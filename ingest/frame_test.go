@@ -79,7 +79,6 @@ func TestDecodeFrame(t *testing.T) {
 	}
 }
 
-
 func TestTokenBucketAllowsRateAndBurst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := tokenBucket{rate: 10, burst: 5}
