@@ -2,7 +2,6 @@ package enrich
 
 import (
 	"net/url"
-	"regexp"
 	"strings"
 )
 
@@ -119,12 +118,30 @@ var clickIDs = []struct {
 }
 
 var (
-	paidMedium      = regexp.MustCompile(`^(.*cp.*|ppc|retargeting|paid.*)$`)
-	displayMediums  = map[string]bool{"display": true, "banner": true, "expandable": true, "interstitial": true, "cpm": true}
-	socialMediums   = map[string]bool{"social": true, "social-network": true, "social-media": true, "sm": true, "social network": true, "social media": true}
-	emailNames      = map[string]bool{"email": true, "e-mail": true, "e_mail": true, "e mail": true}
-	shoppingCampign = regexp.MustCompile(`^(.*(([^a-df-z]|^)shop|shopping).*)$`)
+	displayMediums = map[string]bool{"display": true, "banner": true, "expandable": true, "interstitial": true, "cpm": true}
+	socialMediums  = map[string]bool{"social": true, "social-network": true, "social-media": true, "sm": true, "social network": true, "social media": true}
+	emailNames     = map[string]bool{"email": true, "e-mail": true, "e_mail": true, "e mail": true}
 )
+
+// paidMedium is GA4's ^(.*cp.*|ppc|retargeting|paid.*)$ without a regexp.
+func paidMedium(m string) bool {
+	return strings.Contains(m, "cp") || m == "ppc" || m == "retargeting" || strings.HasPrefix(m, "paid")
+}
+
+// shoppingCampaign is GA4's ^(.*(([^a-df-z]|^)shop|shopping).*)$ without a regexp.
+func shoppingCampaign(c string) bool {
+	for i := strings.Index(c, "shop"); i >= 0; {
+		if i == 0 || !(c[i-1] >= 'a' && c[i-1] <= 'd' || c[i-1] >= 'f' && c[i-1] <= 'z') || strings.HasPrefix(c[i:], "shopping") {
+			return true
+		}
+		next := strings.Index(c[i+1:], "shop")
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return false
+}
 
 // Source is where a visit came from.
 type Source struct {
@@ -199,13 +216,14 @@ func ClassifySource(query url.Values, referrer, pageHost string) Source {
 // channel applies GA4's default channel group rules in their order, with AI
 // assistants before Referral.
 func channel(source, category, medium, campaign string) string {
-	paid := paidMedium.MatchString(medium)
+	paid := paidMedium(medium)
+	shopping := category == categoryShopping || campaign != "" && shoppingCampaign(campaign)
 	switch {
 	case source == sourceDirect && (medium == mediumNone || medium == "(not set)"):
 		return ChannelDirect
 	case strings.Contains(campaign, "cross-network"):
 		return ChannelCrossNetwork
-	case (category == categoryShopping || shoppingCampign.MatchString(campaign)) && paid:
+	case shopping && paid:
 		return ChannelPaidShop
 	case category == categorySearch && paid:
 		return ChannelPaidSearch
@@ -217,7 +235,7 @@ func channel(source, category, medium, campaign string) string {
 		return ChannelDisplay
 	case paid:
 		return ChannelPaidOther
-	case category == categoryShopping || shoppingCampign.MatchString(campaign):
+	case shopping:
 		return ChannelOrganicShop
 	case category == categorySocial || socialMediums[medium]:
 		return ChannelOrganicSocial

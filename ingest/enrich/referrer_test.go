@@ -67,6 +67,9 @@ func TestClassifySource(t *testing.T) {
 		{"", "utm_source=x&utm_medium=whatever&utm_campaign=cross-network-q4", "X", "whatever", ChannelCrossNetwork},
 		{"", "utm_source=spring", "spring", "referral", ChannelReferral},
 		{"", "utm_source=spring&utm_medium=poster", "spring", "poster", ChannelUnassigned},
+		{"", "utm_source=adnet&utm_medium=cpc&utm_campaign=xmas-shop", "adnet", "cpc", ChannelPaidShop},
+		{"", "utm_source=adnet&utm_campaign=workshop", "adnet", "referral", ChannelReferral}, // "workshop" is no shop
+		{"", "utm_source=adnet&utm_campaign=eshop", "adnet", "referral", ChannelOrganicShop}, // GA4's [^a-df-z] lets "e" through
 	}
 	if len(tests) < 30 {
 		t.Fatalf("only %d referrer cases; keep at least 30", len(tests))
