@@ -16,7 +16,7 @@ import (
 func TestWebSocketBadInput(t *testing.T) {
 	cfg := Config{HelloTimeout: 300 * time.Millisecond, PingInterval: 100 * time.Millisecond, ReadTimeout: 400 * time.Millisecond,
 		FramesPerSecond: 20, FrameBurst: 20}
-	env := newWSEnv(t, cfg, BatcherConfig{Rows: 1000, FlushInterval: 10 * time.Millisecond}, nil)
+	env := newWSEnv(t, cfg, BatcherConfig{Rows: 1000, FlushInterval: 10 * time.Millisecond})
 	good, _ := env.connect(t, "")
 	var goodSeq int64
 	goodEvents := 0

@@ -38,11 +38,18 @@ type wsEnv struct {
 	stopBatcher func() error
 }
 
-// newWSEnv starts the endpoint on db (a fresh chtest database when nil).
-func newWSEnv(t testing.TB, cfg Config, bcfg BatcherConfig, db *chdb.DB) *wsEnv {
+// newWSEnv starts the endpoint on a fresh chtest database.
+func newWSEnv(t testing.TB, cfg Config, bcfg BatcherConfig) *wsEnv {
 	t.Helper()
-	if db == nil {
-		db = chtest.Open(t)
+	return newWSEnvOn(t, cfg, bcfg, chtest.Open(t), nil)
+}
+
+// newWSEnvOn starts the endpoint with metadata in db and events written
+// through writerDB (db when nil).
+func newWSEnvOn(t testing.TB, cfg Config, bcfg BatcherConfig, db, writerDB *chdb.DB) *wsEnv {
+	t.Helper()
+	if writerDB == nil {
+		writerDB = db
 	}
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
@@ -68,7 +75,7 @@ func newWSEnv(t testing.TB, cfg Config, bcfg BatcherConfig, db *chdb.DB) *wsEnv 
 	}
 
 	m := NewMetrics(prometheus.NewRegistry())
-	b := NewBatcher(bcfg, NewWriter(db), log, m)
+	b := NewBatcher(bcfg, NewWriter(writerDB), log, m)
 	bctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- b.Run(bctx) }()
@@ -268,7 +275,7 @@ var fastConfig = Config{FramesPerSecond: 1_000_000, FrameBurst: 1_000_000}
 
 func TestWebSocketStoresEveryEventOnce(t *testing.T) {
 	const total, perFrame = 100_000, 200
-	env := newWSEnv(t, fastConfig, BatcherConfig{Rows: 10_000, FlushInterval: 50 * time.Millisecond}, nil)
+	env := newWSEnv(t, fastConfig, BatcherConfig{Rows: 10_000, FlushInterval: 50 * time.Millisecond})
 	cl, w := env.connect(t, "")
 	if w.LastSeq != 0 || w.Resumed {
 		t.Fatalf("new session welcome = %+v, want last_seq 0 and not resumed", w)
@@ -293,7 +300,7 @@ func TestWebSocketStoresEveryEventOnce(t *testing.T) {
 
 func TestWebSocketResumeResendsFromLastAck(t *testing.T) {
 	const total, perFrame = 20_000, 100
-	env := newWSEnv(t, fastConfig, BatcherConfig{Rows: 2_000, FlushInterval: 20 * time.Millisecond}, nil)
+	env := newWSEnv(t, fastConfig, BatcherConfig{Rows: 2_000, FlushInterval: 20 * time.Millisecond})
 	raws, _ := testEvents(total)
 	frames := total / perFrame
 
