@@ -126,6 +126,12 @@ type wsClient struct {
 }
 
 func (e *wsEnv) dial(t testing.TB, key, origin string) (*wsClient, *http.Response, error) {
+	return e.dialWith(t, key, origin, nil)
+}
+
+// dialWith is dial with a hook that configures the connection before its
+// reader starts.
+func (e *wsEnv) dialWith(t testing.TB, key, origin string, configure func(*fws.Conn)) (*wsClient, *http.Response, error) {
 	h := http.Header{}
 	if origin != "" {
 		h.Set("Origin", origin)
@@ -133,6 +139,9 @@ func (e *wsEnv) dial(t testing.TB, key, origin string) (*wsClient, *http.Respons
 	c, resp, err := fws.DefaultDialer.Dial(e.url+"?site="+key, h)
 	if err != nil {
 		return nil, resp, err
+	}
+	if configure != nil {
+		configure(c)
 	}
 	cl := &wsClient{t: t, c: c, frames: make(chan serverFrame, 1<<16)}
 	go func() {
