@@ -1,0 +1,43 @@
+// Small pure helpers of the tracker, exported for the unit tests.
+
+/** Reconnect delays grow from BACKOFF_BASE ms, doubling up to BACKOFF_MAX ms. */
+export const BACKOFF_BASE = 500
+export const BACKOFF_MAX = 30000
+
+/**
+ * backoff is the delay before reconnect attempt n (0-based): "full jitter", a uniformly
+ * random delay between 0 and min(BACKOFF_MAX, BACKOFF_BASE·2ⁿ), so that the visitors of
+ * a restarted server do not all come back at once.
+ */
+export const backoff = (n, rnd = Math.random) => rnd() * Math.min(BACKOFF_MAX, BACKOFF_BASE * 2 ** n)
+
+/** uuid returns a random (version 4) UUID; crypto.randomUUID needs a secure context, this does not. */
+export const uuid = () =>
+  ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g, c =>
+    (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16))
+
+/**
+ * matcher turns "/admin/*, /preview" into a RegExp matching whole paths; * matches
+ * any characters, including /. It returns undefined for an empty list.
+ */
+export const matcher = list =>
+  list ? RegExp('^(' + list.split(',').map(g => g.trim().replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')).join('|') + ')$') : undefined
+
+/** OPT_OUT is the localStorage key whose value "1" makes the tracker decline on this origin. */
+export const OPT_OUT = 'pulse_optout'
+
+/**
+ * decline says why the tracker must not track this page view, or '' when it may.
+ * o.local allows localhost; o.dnt honours Do Not Track and Global Privacy Control.
+ */
+export const decline = (w, o) => {
+  const n = w.navigator
+  let s
+  try { s = w.localStorage.getItem(OPT_OUT) } catch (e) {}
+  return s == '1' ? 'opted out (pulse.optIn() undoes it)'
+    : !o.local && /^(localhost|127\.|\[::1\]$|$)/.test(w.location.hostname) ? 'localhost (set data-local="true" to track it)'
+    : n.webdriver ? 'automated browser (navigator.webdriver)'
+    : o.dnt && (n.doNotTrack == '1' || n.globalPrivacyControl) ? 'Do Not Track / Global Privacy Control'
+    : o.exclude && o.exclude.test(w.location.pathname) ? 'excluded path'
+    : ''
+}
