@@ -32,6 +32,13 @@ type Event struct {
 	UTMTerm     string
 	UTMContent  string
 
+	// Source, Medium and Channel say where the visit came from (enrichment).
+	Source  string
+	Medium  string
+	Channel string
+	// IsBot flags automation; bots are kept, flagged, and left out of visitor counts.
+	IsBot bool
+
 	VisitorID uint64
 	SessionID uint64
 	UserID    string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -32,11 +33,24 @@ type HTTPHandler struct {
 	log     *slog.Logger
 	m       *Metrics
 	now     func() time.Time
+
+	enricher  Enricher  // nil: events are stored as sent
+	publisher Publisher // never nil
 }
 
 // NewHTTPHandler returns the handler of POST /v1/events.
 func NewHTTPHandler(sites siteResolver, b *Batcher, log *slog.Logger, m *Metrics) *HTTPHandler {
-	return &HTTPHandler{sites: sites, batcher: b, log: log, m: m, now: time.Now}
+	return &HTTPHandler{sites: sites, batcher: b, log: log, m: m, now: time.Now, publisher: noPublisher{}}
+}
+
+// WithHooks sets the enrichment step and the live-stream publisher, the same
+// ones the WebSocket server uses; nil leaves a hook off. Call it before serving.
+func (h *HTTPHandler) WithHooks(e Enricher, p Publisher) *HTTPHandler {
+	h.enricher = e
+	if p != nil {
+		h.publisher = p
+	}
+	return h
 }
 
 // postResult is the body of a 202 answer.
@@ -70,6 +84,8 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 	}
 
 	received := h.now().UTC().Truncate(time.Second)
+	client := Client{UserAgent: c.Get(fiber.HeaderUserAgent)}
+	client.IP, _ = netip.ParseAddr(c.IP())
 	res := postResult{Rejected: []EventError{}}
 	events := make([]Event, 0, len(raws))
 	for i, raw := range raws {
@@ -78,6 +94,9 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 			res.Rejected = append(res.Rejected, *evErr)
 			h.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
 			continue
+		}
+		if h.enricher != nil {
+			h.enricher.Enrich(&e, client)
 		}
 		events = append(events, e)
 	}
@@ -97,6 +116,7 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		return fail(c, fiber.StatusServiceUnavailable, msg)
 	}
 	h.m.accepted.Add(float64(len(events)))
+	h.publisher.Publish(site, events)
 	res.Accepted = len(events)
 	return c.Status(fiber.StatusAccepted).JSON(res)
 }

@@ -26,7 +26,7 @@ const insertEvents = `INSERT INTO events (tenant_id, site_id, event_id, ts, rece
 	utm_source, utm_medium, utm_campaign, utm_term, utm_content,
 	visitor_id, session_id, user_id,
 	device, browser, browser_version, os, os_version, country, region, city,
-	prop_keys, prop_values)`
+	prop_keys, prop_values, source, medium, channel, is_bot)`
 
 // WriteEvents inserts events as one block; it returns only after ClickHouse
 // has committed them or failed.
@@ -42,7 +42,7 @@ func (w *Writer) WriteEvents(ctx context.Context, events []Event) error {
 			e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent,
 			e.VisitorID, e.SessionID, e.UserID,
 			e.Device, e.Browser, e.BrowserVersion, e.OS, e.OSVersion, e.Country, e.Region, e.City,
-			e.PropKeys, e.PropValues)
+			e.PropKeys, e.PropValues, e.Source, e.Medium, e.Channel, boolByte(e.IsBot))
 		if err != nil {
 			batch.Abort()
 			return fmt.Errorf("ingest: append event %s: %w", e.ID, err)
@@ -52,4 +52,11 @@ func (w *Writer) WriteEvents(ctx context.Context, events []Event) error {
 		return fmt.Errorf("ingest: insert %d events: %w", len(events), err)
 	}
 	return nil
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -54,6 +54,7 @@ func benchEvents(n int) []Event {
 			VisitorID: uint64(i % 2000), SessionID: uint64(i % 3000),
 			Device: "desktop", Browser: "Firefox", BrowserVersion: "133", OS: "Linux", Country: "DE",
 			PropKeys: []string{"plan", "seats"}, PropValues: []string{"pro", "3"},
+			Source: "Google", Medium: "organic", Channel: "Organic Search",
 		}
 	}
 	return events
@@ -66,13 +67,13 @@ func serverSideInsertRate(ctx context.Context, db *chdb.DB, rows int) (float64, 
 		utm_source, utm_medium, utm_campaign, utm_term, utm_content,
 		visitor_id, session_id, user_id,
 		device, browser, browser_version, os, os_version, country, region, city,
-		prop_keys, prop_values)
+		prop_keys, prop_values, source, medium, channel, is_bot)
 	SELECT generateUUIDv4(), generateUUIDv4(), generateUUIDv4(), toDateTime(now() - number), now(), 'page', 'pageview',
 		'shop.example', concat('/products/', toString(number % 500)), '', 'Product page', 'https://search.example/', 'search.example',
 		'newsletter', '', '', '', '',
 		number % 2000, number % 3000, '',
 		'desktop', 'Firefox', '133', 'Linux', '', 'DE', '', '',
-		['plan', 'seats'], ['pro', '3']
+		['plan', 'seats'], ['pro', '3'], 'Google', 'organic', 'Organic Search', 0
 	FROM system.numbers LIMIT ?`
 	start := time.Now()
 	if err := db.Exec(ctx, query, rows); err != nil {

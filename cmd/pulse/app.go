@@ -34,6 +34,7 @@ type appDeps struct {
 	migrations []chdb.Migration
 	registry   *prometheus.Registry
 	ingest     *ingest.HTTPHandler
+	ws         *ingest.Server
 	api        *auth.API
 	log        *slog.Logger
 }
@@ -80,6 +81,7 @@ func newApp(d appDeps) *fiber.App {
 	})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})))
 	app.Post("/v1/events", d.ingest.PostEvents)
+	d.ws.Register(app)
 	d.api.Register(app)
 	return app
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
+	"github.com/pulse-analytics/pulse/ingest/enrich"
 	"github.com/pulse-analytics/pulse/internal/chdb"
 )
 
@@ -50,16 +51,25 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	if err != nil {
 		return err
 	}
+	enr, err := enrich.New(startCtx, db, enrich.Config{GeoIPPath: o.geoIPDB, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer enr.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ingestMetrics := ingest.NewMetrics(reg)
 	batcher := ingest.NewBatcher(ingest.BatcherConfig{Rows: o.batchRows, FlushInterval: o.batchInterval}, ingest.NewWriter(db), log, ingestMetrics)
 
+	hooks := ingest.Config{Enricher: enricher{enr}}
+	ws := ingest.NewServer(hooks, store, batcher, log, ingestMetrics)
 	app := newApp(appDeps{
 		db:         db,
 		migrations: ms,
 		registry:   reg,
-		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics),
+		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks.Enricher, hooks.Publisher),
+		ws:         ws,
 		api:        auth.NewAPI(store, log),
 		log:        log,
 	})
@@ -89,6 +99,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	go func() { storeDone <- store.Run(storeCtx) }() // joined below, after the errgroup
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return batcher.Run(batchCtx) })
+	g.Go(func() error { return enr.Run(gctx) })
 	g.Go(func() error {
 		if err := app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("http server: %w", err)
@@ -99,12 +110,17 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		<-gctx.Done()
 		stopSignals()
 		log.Info("shutting down", "reason", context.Cause(gctx))
-		// 1. Stop accepting; wait for requests in flight, which may still add events.
+		// 1. Refuse new ingest sockets and close open ones with the going-away
+		// code (the tracker resends what was not acknowledged); Fiber does not
+		// close hijacked WebSocket connections itself.
+		wsCtx, cancel := context.WithTimeout(context.WithoutCancel(gctx), o.shutdownTimeout)
+		wsErr := ws.Shutdown(wsCtx)
+		cancel()
+		// 2. Stop accepting HTTP; wait for requests in flight, which may still add events.
 		err := app.ShutdownWithTimeout(o.shutdownTimeout)
-		// 2. Live sockets are closed here with a going-away code once they exist.
 		// 3. Flush the batcher; Run returns when everything it held is written.
 		stopBatching()
-		return err
+		return errors.Join(wsErr, err)
 	})
 	err = g.Wait()
 	// 4. Flush usage counters and stop refreshing metadata.

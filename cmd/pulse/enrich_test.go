@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pulse-analytics/pulse/internal/chdb"
+	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
+)
+
+func TestEventsAreEnrichedAndStoreNoIP(t *testing.T) {
+	db := chtest.Open(t)
+	p := startPulse(t, nil, "dev", "--clickhouse", chdb.URL(db.Addr, db.Database), "--batch-interval", "50ms")
+	p.waitReady(t)
+	const ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15"
+	send := func(body string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", p.base+"/v1/events?site="+p.siteKey(t), strings.NewReader(body))
+		req.Header.Set("User-Agent", ua)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 202 {
+			t.Fatalf("POST = %d %s", resp.StatusCode, raw)
+		}
+	}
+	send(`{"type":"page","url":"https://demo.localhost/a?utm_source=newsletter&utm_medium=email"}`)
+	send(`{"type":"page","url":"https://demo.localhost/b","referrer":"https://www.google.com/"}`)
+
+	ctx := context.Background()
+	var n uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for n < 2 && time.Now().Before(deadline) {
+		_ = db.QueryRow(ctx, "SELECT count() FROM events").Scan(&n)
+		time.Sleep(50 * time.Millisecond)
+	}
+	rows, err := db.Query(ctx, "SELECT pathname, browser, os, device, visitor_id, session_id, source, channel, is_bot FROM events ORDER BY pathname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var visitors, sessions []uint64
+	for rows.Next() {
+		var (
+			path, browser, os, device, source, channel string
+			visitor, session                           uint64
+			bot                                        uint8
+		)
+		if err := rows.Scan(&path, &browser, &os, &device, &visitor, &session, &source, &channel, &bot); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s %s/%s/%s %s/%s bot=%d", path, browser, os, device, source, channel, bot))
+		visitors, sessions = append(visitors, visitor), append(sessions, session)
+	}
+	rows.Close()
+	want := []string{"/a Safari/macOS/desktop Newsletter/Email bot=0", "/b Safari/macOS/desktop Google/Organic Search bot=0"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("stored:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if visitors[0] == 0 || visitors[0] != visitors[1] || sessions[0] == 0 || sessions[0] != sessions[1] {
+		t.Fatalf("visitor ids %v session ids %v: one visitor, one visit expected", visitors, sessions)
+	}
+
+	// No column of any row holds the client's address.
+	var withIP uint64
+	err = db.QueryRow(ctx, `SELECT count() FROM events WHERE position(concat(hostname, pathname, query, title, referrer, referrer_host,
+		utm_source, utm_medium, utm_campaign, utm_term, utm_content, user_id, device, browser, browser_version, os, os_version,
+		country, region, city, source, medium, channel, arrayStringConcat(prop_keys), arrayStringConcat(prop_values)), '127.0.0.1') > 0`).Scan(&withIP)
+	if err != nil || withIP != 0 {
+		t.Fatalf("%d rows hold the client IP (err %v)", withIP, err)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
