@@ -1,0 +1,454 @@
+package stream
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	fws "github.com/fasthttp/websocket"
+
+	"github.com/pulse-analytics/pulse/auth"
+)
+
+// Tenancy is the part of *auth.Store the live endpoints use.
+type Tenancy interface {
+	Authenticate(bearer string) (*auth.Principal, error)
+	VerifySession(raw string) (auth.User, error)
+	VisibleSite(p *auth.Principal, site uuid.UUID) (auth.Site, error)
+	AcquireConnection(org uuid.UUID) (release func(), d auth.Decision)
+	LiveOrigin() fiber.Handler
+}
+
+// Register mounts WS /v1/live and GET /v1/live/sse on r (the app root).
+// Do not put auth's Middleware in front: both endpoints authenticate
+// themselves (cookie or first frame; Authorization for SSE).
+func (h *Hub) Register(r fiber.Router) {
+	r.Get("/v1/live", h.preflight, h.upgrade)
+	r.Get("/v1/live/sse", h.sse)
+}
+
+// Locals of an upgrading request.
+const (
+	localCookie = "pulse_live_cookie"
+)
+
+// preflight refuses, before any upgrade, what must not become a live socket:
+// not an upgrade (426), shutting down (503), a foreign Origin (403).
+func (h *Hub) preflight(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return fail(c, fiber.StatusUpgradeRequired, "GET /v1/live is a WebSocket endpoint (see GET /v1/live/sse for Server-Sent Events)")
+	}
+	h.mu.Lock()
+	closing := h.closing
+	h.mu.Unlock()
+	if closing {
+		c.Set(fiber.HeaderRetryAfter, "2")
+		return fail(c, fiber.StatusServiceUnavailable, "the server is shutting down; retry later")
+	}
+	if c.Get(fiber.HeaderOrigin) == "" {
+		// Not a browser: the credential must come in the auth frame; a
+		// cookie is ignored (it is only trusted with the dashboard's Origin).
+		return c.Next()
+	}
+	// A browser: only the dashboard's own origin (cross-site WebSocket
+	// hijacking). The session cookie is read here, where the headers are.
+	c.Locals(localCookie, c.Cookies(h.sessionCookie()))
+	return h.liveOrigin(c)
+}
+
+func (h *Hub) sessionCookie() string {
+	if h.cfg.SessionCookie != "" {
+		return h.cfg.SessionCookie
+	}
+	return auth.DefaultSessionCookie
+}
+
+func fail(c *fiber.Ctx, status int, msg string) error {
+	return c.Status(status).JSON(fiber.Map{"error": msg})
+}
+
+func (h *Hub) newUpgrader() fiber.Handler {
+	return websocket.New(h.serveWS, websocket.Config{
+		// Origins stays empty: preflight has checked the Origin.
+		HandshakeTimeout: h.cfg.AuthTimeout,
+		ReadBufferSize:   1 << 10,
+		WriteBufferSize:  1 << 10,
+		WriteBufferPool:  &sync.Pool{},
+		RecoverHandler: func(c *websocket.Conn) {
+			if r := recover(); r != nil {
+				h.cfg.Logger.Error("live connection panicked", "panic", fmt.Sprint(r))
+				closeWS(c.Conn, CloseInternalError, "internal error")
+			}
+		},
+	})
+}
+
+// clientFrame is a frame a live client sends.
+type clientFrame struct {
+	Type  string          `json:"type"`
+	Token string          `json:"token,omitempty"`
+	Site  string          `json:"site,omitempty"`
+	Views []string        `json:"views,omitempty"`
+	ID    json.RawMessage `json:"id,omitempty"`
+}
+
+// decodeClientFrame parses one client frame: a JSON object whose type is
+// auth, subscribe or ping.
+func decodeClientFrame(data []byte) (clientFrame, error) {
+	var f clientFrame
+	if len(data) > MaxFrameBytes {
+		return f, fmt.Errorf("frame over %d bytes", MaxFrameBytes)
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return f, fmt.Errorf("not a JSON object: %v", err)
+	}
+	switch f.Type {
+	case "auth":
+		if f.Token == "" || len(f.Token) > auth.MaxTokenLength {
+			return f, errors.New("auth needs a token")
+		}
+	case "subscribe":
+		if _, err := uuid.Parse(f.Site); err != nil {
+			return f, errors.New("subscribe needs a site id")
+		}
+		if _, err := ParseViews(f.Views); err != nil {
+			return f, err
+		}
+	case "ping":
+		if len(f.ID) > 64 {
+			return f, errors.New("ping id over 64 bytes")
+		}
+	default:
+		return f, fmt.Errorf("unknown frame type %q", f.Type)
+	}
+	return f, nil
+}
+
+// credential is what a subscriber authenticated with, kept to re-check it.
+type credential struct {
+	raw    string
+	cookie bool
+}
+
+func (h *Hub) authenticate(cr credential) (*auth.Principal, error) {
+	if cr.cookie {
+		u, err := h.tenancy.VerifySession(cr.raw)
+		if err != nil {
+			return nil, err
+		}
+		return &auth.Principal{User: &u, ViaCookie: true}, nil
+	}
+	return h.tenancy.Authenticate(cr.raw)
+}
+
+// expiry is the exp of a JWT credential that has already been verified; zero
+// for API keys.
+func expiry(raw string) time.Time {
+	if strings.HasPrefix(raw, "sk_") {
+		return time.Time{}
+	}
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(raw, &claims); err != nil || claims.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return claims.ExpiresAt.Time
+}
+
+// admit checks a subscription request and takes its quota slots. It returns
+// the subscriber, a release func, or a close code and reason.
+func (h *Hub) admit(cr credential, siteID uuid.UUID, views View) (*subscriber, func(), int, string) {
+	p, err := h.authenticate(cr)
+	if err != nil {
+		return nil, nil, CloseAuthFailed, "invalid or expired credentials"
+	}
+	st, err := h.tenancy.VisibleSite(p, siteID)
+	if err != nil {
+		return nil, nil, CloseForbidden, "no such site for these credentials"
+	}
+	release, d := h.tenancy.AcquireConnection(st.OrgID)
+	if !d.Allowed {
+		code, reason := d.CloseFrame()
+		return nil, nil, code, reason
+	}
+	releaseLive, ok := h.acquire(st.OrgID)
+	if !ok {
+		release()
+		return nil, nil, CloseQuotaExceeded, ReasonLiveSubscribers + " retry_after=" + strconv.Itoa(quotaRetryAfter)
+	}
+	sub := newSubscriber(h, siteID, views)
+	sub.expires = expiry(cr.raw)
+	sub.check = func() (int, string, bool) {
+		if !sub.expires.IsZero() && !time.Now().Before(sub.expires) {
+			return CloseTokenExpired, "token expired", false
+		}
+		p, err := h.authenticate(cr)
+		if err != nil {
+			return CloseAccessRevoked, "credentials revoked", false
+		}
+		if _, err := h.tenancy.VisibleSite(p, siteID); err != nil {
+			return CloseAccessRevoked, "site no longer visible", false
+		}
+		return 0, "", true
+	}
+	return sub, func() { releaseLive(); release() }, 0, ""
+}
+
+// quotaRetryAfter is the retry_after of a live subscriber quota refusal, in seconds.
+const quotaRetryAfter = 10
+
+// serveWS runs one live socket: auth and subscribe, then frames until it ends.
+func (h *Hub) serveWS(c *websocket.Conn) {
+	ws := c.Conn
+	ws.SetReadLimit(MaxFrameBytes)
+	var cr credential
+	if ck, _ := c.Locals(localCookie).(string); ck != "" {
+		cr = credential{raw: ck, cookie: true}
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(h.cfg.AuthTimeout))
+	var sf clientFrame
+	for {
+		f, code, reason := readFrame(ws)
+		if code != 0 {
+			if code == CloseDeadPeer {
+				code, reason = CloseAuthTimeout, "no subscribe within "+h.cfg.AuthTimeout.String()
+			}
+			h.m.closed(code)
+			closeWS(ws, code, reason)
+			return
+		}
+		if f.Type == "auth" {
+			cr = credential{raw: f.Token}
+			if _, err := h.authenticate(cr); err != nil {
+				h.m.closed(CloseAuthFailed)
+				closeWS(ws, CloseAuthFailed, "invalid or expired credentials")
+				return
+			}
+			continue
+		}
+		if f.Type == "subscribe" {
+			sf = f
+			break
+		}
+		// ping before subscribe
+		h.m.closed(CloseProtocolError)
+		closeWS(ws, CloseProtocolError, "subscribe first")
+		return
+	}
+	if cr.raw == "" {
+		h.m.closed(CloseAuthFailed)
+		closeWS(ws, CloseAuthFailed, "no credentials: send auth first or log in to the dashboard")
+		return
+	}
+	siteID, _ := uuid.Parse(sf.Site)
+	views, _ := ParseViews(sf.Views)
+	sub, release, code, reason := h.admit(cr, siteID, views)
+	if sub == nil {
+		h.m.closed(code)
+		closeWS(ws, code, reason)
+		return
+	}
+	defer release()
+	if !h.track(sub) {
+		closeWS(ws, CloseGoingAway, "server shutting down")
+		return
+	}
+	defer h.untrack(sub)
+	h.subscribe(sub)
+	defer h.unsubscribe(sub)
+
+	out := &wsSink{ws: ws}
+	writerDone := make(chan struct{})
+	go func() { // owned: serveWS waits on writerDone
+		defer close(writerDone)
+		sub.serve(out)
+		_ = ws.SetReadDeadline(time.Now()) // unblock the reader
+	}()
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout)) })
+	for {
+		_ = ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+		f, code, reason := readFrame(ws)
+		if sub.ctx.Err() != nil {
+			break
+		}
+		if code != 0 {
+			if code == CloseGoingAway {
+				sub.ended.Store(true) // the client closed
+			}
+			sub.end(code, reason)
+			break
+		}
+		if f.Type != "ping" {
+			sub.end(CloseProtocolError, "only ping after subscribe")
+			break
+		}
+		sub.pong.Add(1)
+		sub.signal()
+	}
+	<-writerDone
+}
+
+// readFrame reads and decodes one client frame; a non-zero code says why
+// the socket must close.
+func readFrame(ws *fws.Conn) (clientFrame, int, string) {
+	mt, data, err := ws.ReadMessage()
+	if err != nil {
+		var ce *fws.CloseError
+		switch {
+		case errors.As(err, &ce):
+			return clientFrame{}, CloseGoingAway, "client closed"
+		case isTimeout(err):
+			return clientFrame{}, CloseDeadPeer, "nothing received within the read timeout"
+		case errors.Is(err, fws.ErrReadLimit):
+			return clientFrame{}, CloseProtocolError, fmt.Sprintf("frame over %d bytes", MaxFrameBytes)
+		default:
+			return clientFrame{}, CloseGoingAway, "connection lost"
+		}
+	}
+	if mt != fws.TextMessage {
+		return clientFrame{}, CloseProtocolError, "binary frames are not part of the protocol"
+	}
+	f, err := decodeClientFrame(data)
+	if err != nil {
+		return f, CloseProtocolError, truncateReason(err.Error())
+	}
+	return f, 0, ""
+}
+
+// truncateReason fits a close reason in a control frame (123 bytes).
+func truncateReason(s string) string {
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return s
+}
+
+func closeWS(ws *fws.Conn, code int, reason string) {
+	_ = ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, truncateReason(reason)), time.Now().Add(time.Second))
+}
+
+// wsSink writes frames to a WebSocket.
+type wsSink struct {
+	ws *fws.Conn
+}
+
+func (w *wsSink) write(f *frame, deadline time.Time) error {
+	pm, err := f.prepared()
+	if err != nil {
+		return err
+	}
+	_ = w.ws.SetWriteDeadline(deadline)
+	return w.ws.WritePreparedMessage(pm)
+}
+
+func (w *wsSink) ping(deadline time.Time) error {
+	return w.ws.WriteControl(fws.PingMessage, nil, deadline)
+}
+
+func (w *wsSink) pong(n int, deadline time.Time) error {
+	_ = w.ws.SetWriteDeadline(deadline)
+	for range n {
+		if err := w.ws.WriteMessage(fws.TextMessage, []byte(`{"type":"pong"}`)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *wsSink) close(code int, reason string) { closeWS(w.ws, code, reason) }
+
+// sse serves GET /v1/live/sse?site=ID&views=a,b with the same frames as
+// Server-Sent Events, for API-key clients and curl.
+func (h *Hub) sse(c *fiber.Ctx) error {
+	tok := ""
+	if a := c.Get(fiber.HeaderAuthorization); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		tok = strings.TrimSpace(a[7:])
+	}
+	if tok == "" || len(tok) > auth.MaxTokenLength {
+		return fail(c, fiber.StatusUnauthorized, "send Authorization: Bearer <read API key, session or share-link token>")
+	}
+	siteID, err := uuid.Parse(c.Query("site"))
+	if err != nil {
+		return fail(c, fiber.StatusBadRequest, "site must be a site id")
+	}
+	var names []string
+	if v := c.Query("views"); v != "" {
+		names = strings.Split(v, ",")
+	}
+	views, err := ParseViews(names)
+	if err != nil {
+		return fail(c, fiber.StatusBadRequest, err.Error())
+	}
+	sub, release, code, reason := h.admit(credential{raw: tok}, siteID, views)
+	switch {
+	case sub != nil:
+	case code == CloseAuthFailed:
+		return fail(c, fiber.StatusUnauthorized, reason)
+	case code == CloseForbidden:
+		return fail(c, fiber.StatusNotFound, reason)
+	default:
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(quotaRetryAfter))
+		return fail(c, fiber.StatusTooManyRequests, reason)
+	}
+	if !h.track(sub) {
+		release()
+		c.Set(fiber.HeaderRetryAfter, "2")
+		return fail(c, fiber.StatusServiceUnavailable, "the server is shutting down; retry later")
+	}
+	h.subscribe(sub)
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	conn := c.Context().Conn()
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer h.untrack(sub)
+		defer release()
+		defer h.unsubscribe(sub)
+		sub.serve(&sseSink{w: w, conn: conn})
+	})
+	return nil
+}
+
+// sseSink writes frames as Server-Sent Events.
+type sseSink struct {
+	w    *bufio.Writer
+	conn interface{ SetWriteDeadline(time.Time) error }
+}
+
+func (s *sseSink) flush(deadline time.Time) error {
+	if s.conn != nil {
+		_ = s.conn.SetWriteDeadline(deadline)
+	}
+	return s.w.Flush()
+}
+
+func (s *sseSink) write(f *frame, deadline time.Time) error {
+	kind := "delta"
+	if f.snapshot {
+		kind = "snapshot"
+	}
+	fmt.Fprintf(s.w, "event: %s\nid: %d\ndata: %s\n\n", kind, f.seq, f.data)
+	return s.flush(deadline)
+}
+
+func (s *sseSink) ping(deadline time.Time) error {
+	_, _ = s.w.WriteString(": ping\n\n")
+	return s.flush(deadline)
+}
+
+func (s *sseSink) pong(int, time.Time) error { return nil }
+
+func (s *sseSink) close(code int, reason string) {
+	b, _ := json.Marshal(map[string]any{"type": "close", "code": code, "reason": reason})
+	fmt.Fprintf(s.w, "event: close\ndata: %s\n\n", b)
+	_ = s.flush(time.Now().Add(time.Second))
+}
