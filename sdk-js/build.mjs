@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { sizes } from './sizes.mjs'
 
 const dir = fileURLToPath(new URL('.', import.meta.url))
-const common = { bundle: true, absWorkingDir: dir, target: 'es2019', legalComments: 'none', logLevel: 'warning' }
+const common = { bundle: true, absWorkingDir: dir, target: 'es2020', legalComments: 'none', logLevel: 'warning' }
 
 export async function buildAll() {
   await Promise.all([

@@ -5,9 +5,9 @@ import { createQueue } from './queue.js'
 export const VERSION = '1.0.0'
 /** Events wait FRAME_DELAY ms to share a frame: at most 40 frames/s, under the server's 50/s. */
 export const FRAME_DELAY = 25
-/** A frame holds at most FRAME_EVENTS events and about FRAME_BYTES bytes (server: 500 and 64 KiB). */
-export const FRAME_EVENTS = 100
-export const FRAME_BYTES = 32768
+/** A frame, POST body or beacon holds at most CHUNK_EVENTS events and about CHUNK_BYTES bytes (server: 500 and 64 KiB; keepalive and sendBeacon: 64 KiB). */
+export const CHUNK_EVENTS = 100
+export const CHUNK_BYTES = 6e4
 /** Without a welcome within CONNECT_TIMEOUT ms of connecting, the attempt has failed. */
 export const CONNECT_TIMEOUT = 5000
 /** A ping is sent every PING_EVERY ms; without any frame PONG_WAIT ms after it the connection is dead. */
@@ -15,8 +15,14 @@ export const PING_EVERY = 15000
 export const PONG_WAIT = 10000
 /** After FALLBACK_AFTER failed connection attempts in a row, events go by POST /v1/events. */
 export const FALLBACK_AFTER = 2
-/** sendBeacon and fetch keepalive bodies stay under 64 KiB. */
-const BODY_BYTES = 6e4
+
+const str = JSON.stringify
+
+/** chunk returns the first queue entries, at most CHUNK_EVENTS events and CHUNK_BYTES bytes (at least one). */
+export const chunk = list => {
+  let n = 0
+  return list.filter((x, i) => i < CHUNK_EVENTS && ((n += str(x.e).length) < CHUNK_BYTES || !i))
+}
 
 /**
  * start runs the tracker in window w with options o (see index.d.ts) and returns the API.
@@ -24,190 +30,129 @@ const BODY_BYTES = 6e4
  * Nothing of it throws: every entry point catches and drops its own errors.
  */
 export function start(w, o, plug) {
-  const nav = w.navigator, loc = w.location, doc = w.document, con = w.console
+  const nav = w.navigator, loc = w.location, doc = w.document, con = w.console, later = setTimeout
+  const safe = f => function () {
+    try { return f.apply(this, arguments) } catch (e) { con.warn('Pulse', e) }
+  }
   const on = (t, f, x = w) => x.addEventListener(t, safe(f), true)
-  const log = m => con && con.info('Pulse: ' + m)
   const host = (o.host || '').replace(/\/$/, '')
-  const site = encodeURIComponent(o.site)
-  const postURL = host + '/v1/events?site=' + site
+  const postURL = host + '/v1/events?site=' + o.site
   const q = createQueue(w, 'pulse:' + o.site, uuid())
-  let why = o.site ? decline(w, o) : 'no data-site'
-  let ws, ready, seq = 0, resume, identity, attempt = 0, fails = 0, retryT, flushT, deadT, busyUntil = 0, posting, wsOff, prev, last, before
+  let why = decline(w, o), ws, ready, seq = 0, resume, identity, attempt = 0, fails = 0, retryT, flushT, deadT, busyUntil = 0, posting, httpOnly, prev, last, before
 
   // send queues one event (fields of docs/protocol.md); it goes out within FRAME_DELAY ms.
   const send = e => {
     if (why) return
-    q.add(Object.assign({ id: uuid(), ts: Date.now(), url: loc.href }, e))
+    q.add({ id: uuid(), ts: Date.now(), url: loc.href, ...e })
     schedule(FRAME_DELAY)
   }
-  const schedule = ms => { flushT = flushT || setTimeout(flush, ms) }
-  const write = f => ws.send(JSON.stringify(f))
-  const unsent = () => q.q.filter(x => !x.s)
+  const schedule = ms => { flushT = flushT || later(flush, ms) }
+  const write = f => ws.send(str(f))
+  const frame = (s, list) => write({ type: 'events', seq: s, events: list.map(x => (x.s = s, x.e)) })
 
   function flush() {
     flushT = 0
-    if (!ready) return fails >= FALLBACK_AFTER || wsOff ? post() : connect()
-    const wait = busyUntil - Date.now()
+    if (!ready) return fails >= FALLBACK_AFTER || httpOnly ? post() : connect()
+    const wait = busyUntil - Date.now(), list = q.q.filter(x => !x.s), c = chunk(list)
     if (wait > 0) return schedule(wait)
-    let n = 0, bytes = 0, events = []
-    for (const x of unsent()) {
-      if (n >= FRAME_EVENTS || (bytes += JSON.stringify(x.e).length) > FRAME_BYTES && n) break
-      x.s = seq + 1
-      events[n++] = x.e
-    }
-    if (n) {
-      write({ type: 'events', seq: ++seq, events })
-      if (unsent().length) schedule(FRAME_DELAY)
-    }
+    c[0] && frame(++seq, c)
+    list[c.length] && schedule(FRAME_DELAY)
   }
 
   function connect() {
-    if (ws || retryT || why || wsOff || !q.q.length) return
-    if (!nav.onLine) return // the 'online' event calls flush
+    if (ws || retryT || why || httpOnly || !q.q[0] || !nav.onLine) return // 'online' calls flush
     try {
-      ws = new w.WebSocket(host.replace(/^http/, 'ws') + '/v1/ingest?site=' + site)
+      ws = new w.WebSocket(host.replace(/^http/, 'ws') + '/v1/ingest?site=' + o.site)
     } catch (e) {
-      wsOff = 1
-      log('WebSocket unavailable, sending by HTTP')
-      return post()
+      return httpOnly = 1, post()
     }
-    deadT = setTimeout(dead, CONNECT_TIMEOUT)
+    deadT = later(dead, CONNECT_TIMEOUT)
     ws.onopen = safe(() => write({ type: 'hello', v: 1, sdk: 'pulse-js', sdk_version: VERSION, resume, identity }))
     ws.onmessage = safe(m => {
-      const f = JSON.parse(m.data), t = f.type
+      const f = JSON.parse(m.data), t = f.type, frames = {}
       clearTimeout(deadT)
       if (t == 'welcome') {
         ready = 1
         attempt = fails = 0
         resume = f.resume
-        // Frames up to last_seq are stored; the others are resent with their seq, or,
-        // in a new session, all unacknowledged events go again in new frames.
-        if (f.resumed) {
-          q.remove(f.last_seq)
-          const frames = {}
-          for (const x of q.q) if (x.s) (frames[x.s] = frames[x.s] || []).push(x.e)
-          for (const s in frames) write({ type: 'events', seq: +s, events: frames[s] })
-          seq = Math.max(seq, f.last_seq)
-        } else {
-          q.q.forEach(x => x.s = 0)
-          seq = 0
-        }
-        q.adopt()
+        // Frames up to last_seq are stored; the others are resent with their seq. In a new
+        // session all unacknowledged events go again in new frames.
+        q.ack(f.last_seq)
+        for (const x of q.q) f.resumed ? x.s && (frames[x.s] ||= []).push(x) : x.s = 0
+        for (const s in frames) frame(+s, frames[s])
+        f.resumed || (seq = 0)
         flush()
-      } else if (t == 'ack') {
-        busyUntil = 0
-        q.remove(f.seq)
-      } else if (t == 'busy') {
-        busyUntil = Date.now() + f.retry_after_ms
-      } else if (t == 'error') {
-        log('event refused: ' + f.field + ' ' + f.message)
       }
+      if (t == 'ack') q.ack(f.seq), busyUntil && (busyUntil = flushT = clearTimeout(flushT), flush())
+      if (t == 'busy') busyUntil = Date.now() + f.retry_after_ms
     })
     ws.onclose = safe(c => closed(c.code, c.reason))
   }
 
   // dead closes a connection that stopped answering and handles it as lost.
   function dead() {
-    if (ws) {
-      ws.onclose = null
-      ws.close()
-      closed(4010, '')
-    }
+    if (ws) ws.onclose = 0, ws.close(), closed(4010)
   }
 
   function closed(code, reason) {
     clearTimeout(deadT)
     ws = 0
-    if (!ready) fails++
+    ready || fails++
     ready = 0
-    let ms = backoff(attempt++)
-    if (code == 4001) {
-      identity = 0
-      log('identity token refused, continuing without it')
-    } else if (code == 4002 || code == 4003) {
-      wsOff = 1
-      log('server refused the protocol (' + code + '), sending by HTTP')
-    } else if (code == 4429) {
-      ms = 1e3 * (reason.split('retry_after=')[1] || 30)
-    }
-    if (fails >= FALLBACK_AFTER || wsOff) post()
-    if (!wsOff) retryT = setTimeout(() => { retryT = 0; connect() }, ms)
+    if (code == 4001) identity = void 0 // refused identity token: go on without it
+    if (code == 4002 || code == 4003) httpOnly = 1
+    if (fails >= FALLBACK_AFTER || httpOnly) post()
+    retryT = later(() => { retryT = 0; connect() }, code == 4429 ? 1e3 * reason.split('=')[1] : backoff(attempt++))
   }
 
-  // post sends queued events by POST /v1/events; they leave the queue once the server answered 2xx or 400.
+  // post sends queued events by POST /v1/events; they leave the queue when the server answers 2xx or 400.
   function post() {
-    if (posting || why || !nav.onLine) return
-    const list = [], events = []
-    let bytes = 0
-    for (const x of q.q) {
-      if (list.length >= FRAME_EVENTS || (bytes += JSON.stringify(x.e).length) > BODY_BYTES) break
-      list.push(x)
-      events.push(x.e)
-    }
-    if (!list.length) return
+    const list = chunk(q.q)
+    if (posting || why || !nav.onLine || !list[0]) return
     posting = 1
-    w.fetch(postURL, { method: 'POST', body: JSON.stringify(events), keepalive: true, credentials: 'omit' }).then(r => {
+    w.fetch(postURL, { method: 'POST', body: str(list.map(x => x.e)), keepalive: true }).then(r => {
       posting = 0
-      if (r.ok || r.status == 400) {
-        q.remove(list)
-        if (unsent().length) schedule(0)
-      } else if (r.status == 404) {
-        why = 'unknown site key ' + o.site
-        log(why)
-      }
+      if (r.ok || r.status == 400) q.drop(list), schedule(0)
     }, () => { posting = 0 })
   }
 
   // page records a pageview of the current URL; the referrer of a later SPA pageview is the previous page.
   function page() {
     before && before()
-    send({ type: 'page', name: 'pageview', referrer: prev || doc.referrer || undefined, title: doc.title })
+    send({ type: 'page', referrer: prev || doc.referrer || undefined, title: doc.title })
     last = key()
     prev = loc.href
   }
   const key = () => loc.pathname + (o.hash ? loc.hash : '')
-
-  function safe(f) {
-    return function () {
-      try { return f.apply(this, arguments) } catch (e) { con && con.warn('Pulse:', e) }
-    }
-  }
+  const spa = () => key() != last && o.auto !== false && page()
 
   const api = {
     track: safe((name, props) => send({ type: 'track', name, props })),
     page: safe(page),
     identify: safe((userId, traits, opts) => {
-      const t = opts && opts.token
-      if (t && t != identity) {
-        identity = t
-        // hello carries the identity: reconnect at once, resuming the session.
-        if (ws) { ws.onclose = null; ws.close(1000); closed(1000, ''); clearTimeout(retryT); retryT = 0; attempt = 0 }
-      }
-      send({ type: 'identify', props: Object.assign({ userId }, traits) })
+      // hello carries the identity token: reconnect, resuming the session.
+      if (opts && opts.token != identity) identity = opts.token, dead()
+      send({ type: 'identify', props: { userId, ...traits } })
     }),
     optOut: safe(() => {
-      w.localStorage.setItem(OPT_OUT, '1')
+      why = 'opted out'
       q.q.length = 0
       q.sync()
-      why = 'opted out'
-      ws && ws.close(1000)
-      log('opted out on this site')
+      dead()
+      w.localStorage.setItem(OPT_OUT, 1)
     }),
     optIn: safe(() => {
       w.localStorage.removeItem(OPT_OUT)
       why = decline(w, o)
-      log(why ? 'not tracking: ' + why : 'tracking')
     }),
   }
   if (why) {
-    log('not tracking: ' + why)
+    con.info('Pulse: not tracking: ' + why)
     return api
   }
 
-  q.adopt()
   if (plug) before = plug(w, o, send, on)
   // Single-page apps: a pageview whenever the path (and with o.hash the hash) changes.
-  const spa = () => key() != last && o.auto !== false && page()
   for (const m of ['pushState', 'replaceState']) {
     const f = w.history[m]
     w.history[m] = function () {
@@ -218,30 +163,17 @@ export function start(w, o, plug) {
   }
   on('popstate', spa)
   o.hash && on('hashchange', spa)
-  on('online', flush)
+  on('online', () => (retryT = clearTimeout(retryT), connect(), flush()))
   on('visibilitychange', () => doc.visibilityState == 'hidden' && flush())
-  // Leaving: unacknowledged events go by sendBeacon and stay queued (released to the
-  // next page of the origin) until an ack proves them stored.
+  // Leaving: unacknowledged events go by sendBeacon and stay queued, released to the next
+  // page of the origin, until an ack proves them stored.
   on('pagehide', () => {
-    let list = [], bytes = 0
-    const beacon = () => list.length && nav.sendBeacon(postURL, JSON.stringify(list))
-    for (const x of q.q) {
-      const b = JSON.stringify(x.e).length
-      if (bytes + b > BODY_BYTES) { beacon(); list = []; bytes = 0 }
-      list.push(x.e)
-      bytes += b
-    }
-    beacon()
+    const c = chunk(q.q)
+    c[0] && nav.sendBeacon(postURL, str(c.map(x => x.e)))
     q.sync(0)
   })
-  on('pageshow', e => e.persisted && q.adopt())
-  setInterval(safe(() => {
-    if (ready) {
-      write({ type: 'ping' })
-      deadT = setTimeout(dead, PONG_WAIT)
-    }
-    q.q.length && q.sync()
-  }), PING_EVERY)
+  setInterval(safe(() => ready && (write({ type: 'ping' }), deadT = later(dead, PONG_WAIT))), PING_EVERY)
+  q.sync()
   o.auto !== false && page()
   return api
 }

@@ -3,60 +3,49 @@
 /** At most MAX_EVENTS events and MAX_BYTES bytes of JSON are kept; beyond, the oldest are dropped and counted. */
 export const MAX_EVENTS = 1000
 export const MAX_BYTES = 262144
-/** An event older than MAX_AGE ms (2 days) is dropped from the queue; the server refuses events older than 7 days. */
+/** An event older than MAX_AGE ms (2 days) leaves the queue unsent; the server refuses events older than 7 days. */
 export const MAX_AGE = 1728e5
-/** A page's claim on its stored events lasts LEASE ms unless renewed; afterwards another page of the origin adopts them. */
-export const LEASE = 3e4
+/** A stored event another page has not got acknowledged within ORPHAN ms is adopted by this page too. */
+export const ORPHAN = 3e4
+
+const str = JSON.stringify
 
 /**
- * createQueue keeps this page's unacknowledged events in memory, mirrored to
- * localStorage[key] as {l: {page: leaseUntil}, q: [{o: page, t: time, e: event}], d: dropped}
- * so that events of a closed or crashed page are sent by the next page of the origin.
- * Without storage (private mode, quota, disabled) it keeps them in memory only.
- * Entries in memory are {e, t, s, b}: event, enqueue time, frame seq (0: not sent), bytes.
+ * createQueue keeps this page's unacknowledged events in memory (q: [{e: event, t: time,
+ * s: seq of the frame that carried it, 0 when unsent}]) and mirrors them to
+ * localStorage[key] = {q: [{o: page, t, e}], d: dropped}, so that events of a closed or
+ * crashed page are sent by a later page of the origin. Each sync adopts the stored events
+ * that their page released (o = 0, on pagehide) or that are older than ORPHAN ms: two
+ * open tabs may then both send an event, and the server stores it once (by id).
+ * Without storage (private mode, quota, disabled) the queue lives in memory only; the
+ * caps hold either way. sync(0) releases this page's events.
  */
 export function createQueue(w, key, me) {
   const q = []
-  const load = () => {
-    try { return JSON.parse(w.localStorage.getItem(key)) || {} } catch (e) { return {} }
-  }
-  // sync writes our entries (owned by `owner`) over the stored ones, applying the caps and the age limit.
-  const sync = (owner = me) => {
-    const s = load(), now = Date.now(), l = s.l || {}, ids = {}
-    l[me] = owner ? now + LEASE : 0
-    for (const p in l) if (l[p] < now) delete l[p]
-    q.forEach(x => ids[x.e.id] = 1)
-    let all = (s.q || []).filter(x => x.o != me && !ids[x.e.id])
-      .concat(q.map(x => ({ o: owner, t: x.t, e: x.e })))
-      .filter(x => x.t > now - MAX_AGE)
-      .sort((a, b) => a.t - b.t)
-    let bytes = 0, d = s.d || 0
-    all.forEach(x => bytes += JSON.stringify(x).length)
-    while (all.length > MAX_EVENTS || bytes > MAX_BYTES) {
-      const x = all.shift()
-      bytes -= JSON.stringify(x).length
-      d++
-      drop(y => y.e.id == x.e.id)
+  let store
+  try { store = w.localStorage } catch (e) {}
+  const sync = (own = me) => {
+    let s = {}, all = [], now = Date.now(), d
+    try { s = JSON.parse(store.getItem(key)) || s } catch (e) {}
+    d = s.d || 0
+    for (const x of s.q || []) {
+      if (x.o != me && !q.some(y => y.e.id == x.e.id)) {
+        own && (!x.o || x.t < now - ORPHAN) ? q.push({ e: x.e, t: x.t, s: 0 }) : all.push(x)
+      }
     }
-    try {
-      w.localStorage.setItem(key, JSON.stringify({ l, q: all, d }))
-    } catch (e) {}
+    all = all.concat(q.map(x => ({ o: own, t: x.t, e: x.e }))).filter(x => x.t > now - MAX_AGE).sort((a, b) => a.t - b.t)
+    while (all.length > MAX_EVENTS || str(all).length > MAX_BYTES) d++, all.shift()
+    remove(x => !all.some(y => y.e == x.e))
+    try { store.setItem(key, str({ q: all, d })) } catch (e) {}
   }
-  const drop = f => { for (let i = q.length; i--;) if (f(q[i])) q.splice(i, 1) }
+  const remove = f => { for (let i = q.length; i--;) f(q[i]) && q.splice(i, 1) }
   return {
     q,
-    add(e) { q.push({ e, t: Date.now(), s: 0 }); sync() },
-    /** remove drops the events of every frame with 0 < seq ≤ n, or the given entries. */
-    remove(n) { drop(typeof n == 'number' ? x => x.s && x.s <= n : x => n.includes(x)); sync() },
-    /** adopt takes over stored events whose page is gone (lease over or released). */
-    adopt() {
-      const s = load(), now = Date.now(), l = s.l || {}
-      for (const x of s.q || []) {
-        if (x.o != me && !(l[x.o] > now) && x.t > now - MAX_AGE && !q.some(y => y.e.id == x.e.id)) q.push({ e: x.e, t: x.t, s: 0 })
-      }
-      q.sort((a, b) => a.t - b.t)
-      sync()
-    },
     sync,
+    add(e) { q.push({ e, t: Date.now(), s: 0 }); sync() },
+    /** ack drops the events of every frame with 0 < seq ≤ n. */
+    ack(n) { remove(x => x.s && x.s <= n); sync() },
+    /** drop drops the given entries. */
+    drop(list) { remove(x => list.includes(x)); sync() },
   }
 }

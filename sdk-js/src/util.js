@@ -21,23 +21,24 @@ export const uuid = () =>
  * any characters, including /. It returns undefined for an empty list.
  */
 export const matcher = list =>
-  list ? RegExp('^(' + list.split(',').map(g => g.trim().replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')).join('|') + ')$') : undefined
+  list && RegExp('^(' + list.replace(/[.+?^${}()[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/ *, */g, '|') + ')$')
 
 /** OPT_OUT is the localStorage key whose value "1" makes the tracker decline on this origin. */
 export const OPT_OUT = 'pulse_optout'
 
 /**
- * decline says why the tracker must not track this page view, or '' when it may.
+ * decline says why the tracker must not track this page, or '' when it may.
  * o.local allows localhost; o.dnt honours Do Not Track and Global Privacy Control.
  */
 export const decline = (w, o) => {
-  const n = w.navigator
+  const n = w.navigator, l = w.location
   let s
   try { s = w.localStorage.getItem(OPT_OUT) } catch (e) {}
-  return s == '1' ? 'opted out (pulse.optIn() undoes it)'
-    : !o.local && /^(localhost|127\.|\[::1\]$|$)/.test(w.location.hostname) ? 'localhost (set data-local="true" to track it)'
-    : n.webdriver ? 'automated browser (navigator.webdriver)'
-    : o.dnt && (n.doNotTrack == '1' || n.globalPrivacyControl) ? 'Do Not Track / Global Privacy Control'
-    : o.exclude && o.exclude.test(w.location.pathname) ? 'excluded path'
+  return !o.site ? 'no data-site'
+    : s ? 'opted out'
+    : !o.local && /^(localhost|127\.|\[::1\]$|$)/.test(l.hostname) ? 'localhost'
+    : n.webdriver ? 'webdriver'
+    : o.dnt && (n.doNotTrack == '1' || n.globalPrivacyControl) ? 'DNT/GPC'
+    : o.exclude && o.exclude.test(l.pathname) ? 'excluded path'
     : ''
 }

@@ -1,0 +1,56 @@
+// A happy-dom window with a scripted WebSocket, fetch and sendBeacon, for the tracker's unit tests.
+import { Window } from 'happy-dom'
+import { mock } from 'node:test'
+
+/**
+ * page returns a window at url whose WebSocket, fetch and sendBeacon record what the tracker
+ * sends: sockets (FakeSocket), posts and beacons ({url, events}). Timers and Date are mocked
+ * (node:test mock.timers); call t.after(w.close) through the returned close().
+ */
+export function page(url = 'https://shop.example/pricing', { webdriver = false, storage = true } = {}) {
+  const w = new Window({ url })
+  const rec = { sockets: [], posts: [], beacons: [], logs: [], fetchStatus: 202 }
+  Object.defineProperty(w.navigator, 'webdriver', { value: webdriver, configurable: true })
+  let online = true
+  Object.defineProperty(w.navigator, 'onLine', { get: () => online, configurable: true })
+  rec.setOnline = v => { online = v; w.dispatchEvent(new w.Event(v ? 'online' : 'offline')) }
+  if (!storage) Object.defineProperty(w, 'localStorage', { get() { throw new Error('SecurityError: storage disabled') } })
+  w.WebSocket = class FakeSocket {
+    constructor(u) {
+      if (rec.wsThrows) throw new Error('blocked by CSP')
+      this.url = u
+      this.sent = []
+      rec.sockets.push(this)
+    }
+    send(d) { this.sent.push(JSON.parse(d)) }
+    close(code = 1000) { this.closedWith = code }
+    // server side of the test:
+    open() { this.onopen && this.onopen() }
+    recv(f) { this.onmessage && this.onmessage({ data: JSON.stringify(f) }) }
+    drop(code = 1006, reason = '') { this.onclose && this.onclose({ code, reason }) }
+    welcome(extra = {}) { this.open(); this.recv({ type: 'welcome', v: 1, session: 's_1', resume: 'r1', resumed: false, last_seq: 0, ...extra }) }
+    frames() { return this.sent.filter(f => f.type == 'events') }
+  }
+  w.fetch = async (u, init) => {
+    rec.posts.push({ url: u, init, events: JSON.parse(init.body) })
+    if (rec.fetchStatus == 0) throw new TypeError('network error')
+    return { ok: rec.fetchStatus < 300, status: rec.fetchStatus }
+  }
+  w.navigator.sendBeacon = (u, body) => { rec.beacons.push({ url: u, events: JSON.parse(body) }); return true }
+  w.console.info = m => rec.logs.push(m)
+  w.console.warn = (...a) => rec.logs.push(a.join(' '))
+  rec.w = w
+  rec.close = () => w.happyDOM.close()
+  return rec
+}
+
+/** timers mocks setTimeout, setInterval and Date from t's start; returns tick(ms). */
+export function timers(now = Date.parse('2026-01-05T10:00:00Z')) {
+  mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now })
+  return ms => mock.timers.tick(ms)
+}
+
+/** settle lets resolved promises (fetch answers) run. */
+export const settle = () => new Promise(r => setImmediate(r))
+
+export const restore = () => mock.timers.reset()
