@@ -41,7 +41,9 @@ func New(cfg Config, t Tenancy, reg prometheus.Registerer) *Hub {
 		tenants: make(map[uuid.UUID]int), subs: make(map[*subscriber]struct{})}
 	h.unsub = cfg.Bus.Subscribe(uuid.Nil, h.receive)
 	h.upgrade = h.newUpgrader()
-	h.liveOrigin = t.LiveOrigin()
+	if t != nil {
+		h.liveOrigin = t.LiveOrigin()
+	}
 	return h
 }
 
