@@ -192,6 +192,21 @@ func (s *Store) SiteByPublicKey(pk string) (Site, error) {
 	return site, nil
 }
 
+// SiteByDomain returns the live site of a domain (normalized first).
+func (s *Store) SiteByDomain(domain string) (Site, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return Site{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	site, ok := s.idx.sitesByDomain[d]
+	if !ok {
+		return Site{}, notFound("site domain", d)
+	}
+	return site, nil
+}
+
 // Sites lists org's live sites by domain.
 func (s *Store) Sites(org uuid.UUID) []Site {
 	s.mu.RLock()

@@ -62,6 +62,8 @@ type Site struct {
 	TenantID  uuid.UUID
 	ID        uuid.UUID
 	PublicKey string
+	// AllowedOrigins may send events from browsers (CORS of the HTTP endpoints).
+	AllowedOrigins []string
 }
 
 // eventOverhead approximates the fixed memory of one Event: the struct itself

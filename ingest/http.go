@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/pulse-analytics/pulse/auth"
 )
 
 // siteResolver finds the site a public site key belongs to.
@@ -71,6 +73,17 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 	if !ok {
 		return fail(c, fiber.StatusNotFound, "site key "+strconv.Quote(truncate(key, 64))+" is not known")
 	}
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" {
+		if auth.CheckOrigin(auth.Site{AllowedOrigins: site.AllowedOrigins}, origin) != nil {
+			return fail(c, fiber.StatusForbidden, "origin "+strconv.Quote(truncate(origin, 80))+" is not allowed to send events for this site")
+		}
+		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+		c.Vary(fiber.HeaderOrigin)
+	}
+	if c.Get("Sec-GPC") == "1" {
+		// Global Privacy Control: the visitor opted out, so nothing is stored.
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"accepted": 0, "rejected": []EventError{}, "declined": "Sec-GPC: 1"})
+	}
 	body := c.Body()
 	if len(body) > MaxRequestBytes {
 		return fail(c, fiber.StatusRequestEntityTooLarge, "body is "+strconv.Itoa(len(body))+" bytes, more than the limit of "+strconv.Itoa(MaxRequestBytes))
@@ -119,6 +132,25 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 	h.publisher.Publish(site, events)
 	res.Accepted = len(events)
 	return c.Status(fiber.StatusAccepted).JSON(res)
+}
+
+// corsMaxAge is how long browsers may cache a preflight answer.
+const corsMaxAge = 24 * time.Hour
+
+// Preflight answers a browser's CORS preflight for POST /v1/events: allowed
+// only from the site's allowed origins.
+func (h *HTTPHandler) Preflight(c *fiber.Ctx) error {
+	site, ok := h.sites.SiteByKey(c.Query("site"))
+	origin := c.Get(fiber.HeaderOrigin)
+	if !ok || auth.CheckOrigin(auth.Site{AllowedOrigins: site.AllowedOrigins}, origin) != nil {
+		return fail(c, fiber.StatusForbidden, "origin not allowed for this site key")
+	}
+	c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+	c.Set(fiber.HeaderAccessControlAllowMethods, "POST")
+	c.Set(fiber.HeaderAccessControlAllowHeaders, "Content-Type")
+	c.Set(fiber.HeaderAccessControlMaxAge, strconv.Itoa(int(corsMaxAge.Seconds())))
+	c.Vary(fiber.HeaderOrigin)
+	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // metricField keeps the rejected-events label set small: props.<key> becomes props.

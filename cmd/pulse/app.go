@@ -35,6 +35,7 @@ type appDeps struct {
 	registry   *prometheus.Registry
 	ingest     *ingest.HTTPHandler
 	ws         *ingest.Server
+	formats    *ingest.FormatsHandler
 	api        *auth.API
 	log        *slog.Logger
 }
@@ -81,7 +82,9 @@ func newApp(d appDeps) *fiber.App {
 	})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})))
 	app.Post("/v1/events", d.ingest.PostEvents)
+	app.Options("/v1/events", d.ingest.Preflight)
 	d.ws.Register(app)
+	d.formats.Register(app)
 	d.api.Register(app)
 	return app
 }

@@ -70,6 +70,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		registry:   reg,
 		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks.Enricher, hooks.Publisher),
 		ws:         ws,
+		formats:    ingest.NewFormatsHandler(store, batcher, log, ingestMetrics).WithHooks(hooks.Enricher, hooks.Publisher),
 		api:        auth.NewAPI(store, log),
 		log:        log,
 	})
@@ -156,5 +157,5 @@ func (a storeSites) SiteByKey(key string) (ingest.Site, bool) {
 	if err != nil {
 		return ingest.Site{}, false
 	}
-	return ingest.Site{TenantID: site.OrgID, ID: site.ID, PublicKey: site.PublicKey}, true
+	return ingest.Site{TenantID: site.OrgID, ID: site.ID, PublicKey: site.PublicKey, AllowedOrigins: site.AllowedOrigins}, true
 }
