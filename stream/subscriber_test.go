@@ -19,9 +19,9 @@ import (
 // client reads; a write to a client that does not read blocks until its
 // deadline, as a full TCP window does.
 type fakeNet struct {
-	mu       sync.Mutex
-	reading  bool
-	frames   []received
+	mu        sync.Mutex
+	reading   bool
+	frames    []received
 	closedAt  time.Time
 	code      int
 	stalledAt time.Time
