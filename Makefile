@@ -9,7 +9,7 @@ BIN := bin/pulse
 # Test packages run one ClickHouse each; keep the whole run well inside CI's budget.
 TEST_TIMEOUT ?= 10m
 
-.PHONY: run build test vet bench clickhouse clean
+.PHONY: run build test vet bench clickhouse chromium clean
 
 ## run: install ClickHouse when missing, build, start `pulse dev` (Ctrl-C stops everything)
 run: clickhouse build
@@ -20,7 +20,7 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pulse
 
 ## test: vet and every test, including the ones against a real ClickHouse
-test: clickhouse node_modules/.package-lock.json vet
+test: clickhouse chromium node_modules/.package-lock.json vet
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 ## node_modules: npm packages of the lockfile (test fixtures, later the tracker and dashboard builds)
@@ -33,6 +33,15 @@ vet:
 ## bench: benchmarks, one JSON line per figure (see docs/benchmarks.md)
 bench: clickhouse node_modules/.package-lock.json
 	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 1 -p 1 ./... | $(GO) run ./internal/benchjson
+
+## chromium: Debian's chromium for the browser tests
+chromium:
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "Chromium is missing: run 'sudo apt-get install chromium' (the browser tests drive it)" >&2; exit 1; \
+	fi
 
 ## clickhouse: make sure a clickhouse-server binary is on PATH
 clickhouse:

@@ -202,15 +202,13 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 			return segmentFail(c, fiber.StatusUnauthorized, "the write key must be a Pulse API key (sk_…) with the ingest scope, sent as the HTTP Basic user")
 		}
 		sites := h.dir.Sites(key.OrgID)
-		reqClient := Client{UserAgent: c.Get(fiber.HeaderUserAgent)}
-		reqClient.IP, _ = netip.ParseAddr(c.IP())
 
 		// Messages are grouped by site; a body almost always holds one site's.
 		bySite := map[uuid.UUID][]formatEvent{}
 		siteOf := map[uuid.UUID]auth.Site{}
 		var rejected []EventError
 		for i, raw := range msgs {
-			fe, site, evErr := segmentEvent(raw, i, typ, sites, reqClient)
+			fe, site, evErr := segmentEvent(raw, i, typ, sites)
 			if evErr != nil {
 				rejected = append(rejected, *evErr)
 				h.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
@@ -240,7 +238,7 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 }
 
 // segmentEvent translates one Segment message into our event format.
-func segmentEvent(raw json.RawMessage, index int, typ string, sites []auth.Site, req Client) (formatEvent, auth.Site, *EventError) {
+func segmentEvent(raw json.RawMessage, index int, typ string, sites []auth.Site) (formatEvent, auth.Site, *EventError) {
 	fail := func(field, msg string) (formatEvent, auth.Site, *EventError) {
 		return formatEvent{}, auth.Site{}, &EventError{Index: index, Field: field, Message: msg}
 	}
@@ -317,12 +315,12 @@ func segmentEvent(raw json.RawMessage, index int, typ string, sites []auth.Site,
 	if !ok {
 		return fail("context.page.url", "cannot tell which of the organization's "+strconv.Itoa(len(sites))+" sites this message belongs to: send context.page.url on a site's domain")
 	}
-	client := req
+	// A server sends Segment messages: the request's own address and user agent
+	// are the server's, so only what the message says of the visitor counts.
+	client := Client{ServerSide: true, UserAgent: m.Context.UserAgent, VisitorKey: first(idString(m.AnonymousID), idString(m.UserID))}
 	if ip, err := netip.ParseAddr(m.Context.IP); err == nil {
 		client.IP = ip // the end user's address, as server-side libraries pass it
-	}
-	if m.Context.UserAgent != "" {
-		client.UserAgent = m.Context.UserAgent
+		client.VisitorKey = ""
 	}
 	return formatEvent{raw: out, client: client, userID: idString(m.UserID)}, site, nil
 }

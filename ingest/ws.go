@@ -105,6 +105,12 @@ type Enricher interface {
 type Client struct {
 	IP        netip.Addr
 	UserAgent string
+	// ServerSide is set when a server sent the event on the visitor's behalf
+	// (Segment's libraries): an empty UserAgent then says nothing about the visitor.
+	ServerSide bool
+	// VisitorKey, when set, identifies the visitor instead of IP and user agent
+	// (a server-side sender's anonymous or user id).
+	VisitorKey string
 }
 
 // Tenancy is the part of *auth.Store the endpoint uses.

@@ -13,7 +13,16 @@ import (
 type enricher struct{ e *enrich.Enricher }
 
 func (a enricher) Enrich(ev *ingest.Event, c ingest.Client) {
-	cl := a.e.Client(ev.SiteID, c.IP, c.UserAgent, ev.ReceivedAt)
+	var cl enrich.Client
+	switch {
+	case c.ServerSide && !c.IP.IsValid():
+		cl = a.e.ServerClient(ev.SiteID, c.VisitorKey, c.UserAgent, ev.ReceivedAt)
+	case c.ServerSide && c.UserAgent == "":
+		cl = a.e.Client(ev.SiteID, c.IP, c.UserAgent, ev.ReceivedAt)
+		cl.Agent = enrich.Agent{} // no user agent given: unknown, not a bot
+	default:
+		cl = a.e.Client(ev.SiteID, c.IP, c.UserAgent, ev.ReceivedAt)
+	}
 	ev.Browser, ev.BrowserVersion, ev.OS, ev.OSVersion = cl.Browser, cl.BrowserVersion, cl.OS, cl.OSVersion
 	ev.Device, ev.IsBot = cl.Device, cl.Bot
 	ev.Country, ev.Region, ev.City = cl.Country, cl.Region, cl.City

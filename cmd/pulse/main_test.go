@@ -139,6 +139,7 @@ type process struct {
 	stdout  *syncBuffer
 	stderr  *syncBuffer
 	base    string
+	dataDir string
 }
 
 type syncBuffer struct {
@@ -163,8 +164,11 @@ func startPulse(t *testing.T, env []string, args ...string) *process {
 	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}, base: "http://127.0.0.1:" + port}
 	args = append(args, "--listen", "127.0.0.1:"+port)
 	if args[0] == "serve" || args[0] == "dev" {
-		if !slices.Contains(args, "--data") {
-			args = append(args, "--data", t.TempDir()) // never the package directory
+		if i := slices.Index(args, "--data"); i >= 0 {
+			p.dataDir = args[i+1]
+		} else {
+			p.dataDir = t.TempDir() // never the package directory
+			args = append(args, "--data", p.dataDir)
 		}
 	}
 	p.cmd = exec.Command(bin, args...)

@@ -107,6 +107,21 @@ func (e *Enricher) Client(site uuid.UUID, ip netip.Addr, userAgent string, at ti
 	return c
 }
 
+// ServerClient derives what a server-side message says of its visitor: the
+// software when a user agent is given (nothing, and no bot flag, otherwise),
+// and a visitor id keyed by the sender's anonymous or user id instead of an
+// address. The id still changes daily with the salt.
+func (e *Enricher) ServerClient(site uuid.UUID, visitorKey, userAgent string, at time.Time) Client {
+	var c Client
+	if userAgent != "" {
+		c.Agent = e.agent(userAgent)
+	}
+	if visitorKey != "" {
+		c.VisitorID, _ = e.salts.VisitorID(at, site, netip.Addr{}, "key:"+visitorKey)
+	}
+	return c
+}
+
 // Session returns the session id of visitor's event at t.
 func (e *Enricher) Session(site uuid.UUID, visitor uint64, at time.Time) uint64 {
 	return e.sessions.Touch(site, visitor, at)
