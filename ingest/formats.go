@@ -47,26 +47,22 @@ type formatsDirectory interface {
 // format and takes the same path as the WebSocket's: validation, enrichment,
 // the batcher and the live stream.
 type FormatsHandler struct {
-	dir       formatsDirectory
-	batcher   *Batcher
-	log       *slog.Logger
-	m         *Metrics
-	now       func() time.Time
-	enricher  Enricher
-	publisher Publisher
+	dir     formatsDirectory
+	batcher *Batcher
+	log     *slog.Logger
+	m       *Metrics
+	now     func() time.Time
+	hooks   hooks
 }
 
 // NewFormatsHandler returns the handler of the foreign formats.
 func NewFormatsHandler(dir formatsDirectory, b *Batcher, log *slog.Logger, m *Metrics) *FormatsHandler {
-	return &FormatsHandler{dir: dir, batcher: b, log: log, m: m, now: time.Now, publisher: noPublisher{}}
+	return &FormatsHandler{dir: dir, batcher: b, log: log, m: m, now: time.Now, hooks: Config{}.hooks(m)}
 }
 
-// WithHooks sets enrichment and the live-stream publisher; nil leaves a hook off.
-func (h *FormatsHandler) WithHooks(e Enricher, p Publisher) *FormatsHandler {
-	h.enricher = e
-	if p != nil {
-		h.publisher = p
-	}
+// WithHooks takes the enrichment, bot and live-stream settings of cfg.
+func (h *FormatsHandler) WithHooks(cfg Config) *FormatsHandler {
+	h.hooks = cfg.hooks(h.m)
 	return h
 }
 
@@ -102,8 +98,8 @@ func (h *FormatsHandler) accept(ctx context.Context, site auth.Site, in []format
 			continue
 		}
 		e.UserID = fe.userID
-		if h.enricher != nil {
-			h.enricher.Enrich(&e, fe.client)
+		if !h.hooks.enrich(&e, fe.client) {
+			continue
 		}
 		events = append(events, e)
 	}
@@ -120,7 +116,7 @@ func (h *FormatsHandler) accept(ctx context.Context, site auth.Site, in []format
 		return 0, rejected, err
 	}
 	h.m.accepted.Add(float64(len(events)))
-	h.publisher.Publish(isite, events)
+	h.hooks.publisher.Publish(isite, events)
 	return len(events), rejected, nil
 }
 
@@ -230,10 +226,10 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 			rejected = []EventError{}
 		}
 		status := fiber.StatusOK
-		if accepted == 0 && len(msgs) > 0 {
+		if accepted == 0 && len(rejected) > 0 {
 			status = fiber.StatusBadRequest
 		}
-		return c.Status(status).JSON(fiber.Map{"success": accepted > 0 || len(msgs) == 0, "accepted": accepted, "rejected": rejected})
+		return c.Status(status).JSON(fiber.Map{"success": status == fiber.StatusOK, "accepted": accepted, "rejected": rejected})
 	}
 }
 

@@ -35,23 +35,18 @@ type HTTPHandler struct {
 	log     *slog.Logger
 	m       *Metrics
 	now     func() time.Time
-
-	enricher  Enricher  // nil: events are stored as sent
-	publisher Publisher // never nil
+	hooks   hooks
 }
 
 // NewHTTPHandler returns the handler of POST /v1/events.
 func NewHTTPHandler(sites siteResolver, b *Batcher, log *slog.Logger, m *Metrics) *HTTPHandler {
-	return &HTTPHandler{sites: sites, batcher: b, log: log, m: m, now: time.Now, publisher: noPublisher{}}
+	return &HTTPHandler{sites: sites, batcher: b, log: log, m: m, now: time.Now, hooks: Config{}.hooks(m)}
 }
 
-// WithHooks sets the enrichment step and the live-stream publisher, the same
-// ones the WebSocket server uses; nil leaves a hook off. Call it before serving.
-func (h *HTTPHandler) WithHooks(e Enricher, p Publisher) *HTTPHandler {
-	h.enricher = e
-	if p != nil {
-		h.publisher = p
-	}
+// WithHooks takes the enrichment, bot and live-stream settings of cfg, the
+// same the WebSocket server uses. Call it before serving.
+func (h *HTTPHandler) WithHooks(cfg Config) *HTTPHandler {
+	h.hooks = cfg.hooks(h.m)
 	return h
 }
 
@@ -108,13 +103,16 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 			h.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
 			continue
 		}
-		if h.enricher != nil {
-			h.enricher.Enrich(&e, client)
+		if !h.hooks.enrich(&e, client) {
+			continue
 		}
 		events = append(events, e)
 	}
 	h.m.received.Add(float64(len(raws)))
 	if len(events) == 0 {
+		if len(res.Rejected) == 0 { // only bots, dropped by configuration
+			return c.Status(fiber.StatusAccepted).JSON(res)
+		}
 		return c.Status(fiber.StatusBadRequest).JSON(res)
 	}
 
@@ -129,7 +127,7 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		return fail(c, fiber.StatusServiceUnavailable, msg)
 	}
 	h.m.accepted.Add(float64(len(events)))
-	h.publisher.Publish(site, events)
+	h.hooks.publisher.Publish(site, events)
 	res.Accepted = len(events)
 	return c.Status(fiber.StatusAccepted).JSON(res)
 }

@@ -49,6 +49,39 @@ type Config struct {
 	Publisher Publisher
 	// Enricher fills derived fields of each valid event. Default: none.
 	Enricher Enricher
+	// DropBots discards events the enricher flags as bots instead of storing
+	// them flagged. They are answered as accepted and counted as rejected
+	// with field "bot". Default: keep them flagged.
+	DropBots bool
+}
+
+func (c Config) hooks(m *Metrics) hooks {
+	p := c.Publisher
+	if p == nil {
+		p = noPublisher{}
+	}
+	return hooks{enricher: c.Enricher, publisher: p, dropBots: c.DropBots, m: m}
+}
+
+// hooks are the per-event steps every ingest path shares.
+type hooks struct {
+	enricher  Enricher
+	publisher Publisher
+	dropBots  bool
+	m         *Metrics
+}
+
+// enrich fills e's derived fields and reports whether e is to be kept.
+func (h *hooks) enrich(e *Event, c Client) bool {
+	if h.enricher == nil {
+		return true
+	}
+	h.enricher.Enrich(e, c)
+	if e.IsBot && h.dropBots {
+		h.m.rejected.WithLabelValues("bot").Inc()
+		return false
+	}
+	return true
 }
 
 func (c *Config) withDefaults() {
@@ -150,6 +183,7 @@ type Server struct {
 	sessions *sessions
 	upgrade  fiber.Handler
 	now      func() time.Time
+	hooks    hooks
 
 	mu      sync.Mutex
 	closing bool
@@ -163,7 +197,7 @@ func NewServer(cfg Config, t Tenancy, b *Batcher, log *slog.Logger, m *Metrics) 
 	cfg.withDefaults()
 	s := &Server{cfg: cfg, tenancy: t, batcher: b, log: log, m: m,
 		dedup: newDedup(cfg.DedupEntries), sessions: newSessions(cfg.MaxSessions, cfg.SessionLifetime),
-		now: time.Now, conns: make(map[*wsConn]struct{})}
+		now: time.Now, conns: make(map[*wsConn]struct{}), hooks: cfg.hooks(m)}
 	s.upgrade = websocket.New(s.serve, websocket.Config{
 		// Origins stays empty: preflight has checked the Origin against the
 		// site's own list, which this middleware cannot know.
@@ -485,8 +519,8 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 		if c.userID != "" {
 			e.UserID = c.userID
 		}
-		if s.cfg.Enricher != nil {
-			s.cfg.Enricher.Enrich(&e, c.client)
+		if !s.hooks.enrich(&e, c.client) {
+			continue
 		}
 		events = append(events, e)
 	}

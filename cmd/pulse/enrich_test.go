@@ -80,3 +80,43 @@ func TestEventsAreEnrichedAndStoreNoIP(t *testing.T) {
 	}
 	p.stop(t, syscall.SIGTERM)
 }
+
+func TestBotsAreFlaggedOrDropped(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drop=%v", drop), func(t *testing.T) {
+			db := chtest.Open(t)
+			args := []string{"dev", "--clickhouse", chdb.URL(db.Addr, db.Database), "--batch-interval", "50ms"}
+			if drop {
+				args = append(args, "--drop-bots")
+			}
+			p := startPulse(t, nil, args...)
+			p.waitReady(t)
+			for _, ua := range []string{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+				"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"} {
+				req, _ := http.NewRequest("POST", p.base+"/v1/events?site="+p.siteKey(t), strings.NewReader(`{"type":"page","url":"https://demo.localhost/"}`))
+				req.Header.Set("User-Agent", ua)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 202 {
+					t.Fatalf("POST = %d", resp.StatusCode)
+				}
+			}
+			p.stop(t, syscall.SIGTERM) // the final flush writes whatever was kept
+			var humans, bots uint64
+			err := db.QueryRow(context.Background(), "SELECT countIf(is_bot = 0), countIf(is_bot = 1) FROM events").Scan(&humans, &bots)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantBots := uint64(1)
+			if drop {
+				wantBots = 0
+			}
+			if humans != 1 || bots != wantBots {
+				t.Fatalf("stored %d human and %d bot events, want 1 and %d", humans, bots, wantBots)
+			}
+		})
+	}
+}

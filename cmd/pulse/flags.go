@@ -28,6 +28,7 @@ type options struct {
 	dashboardOrigin string
 	allowSignup     bool
 	geoIPDB         string
+	dropBots        bool
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -73,6 +74,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight requests")
 		fs.StringVar(&o.dashboardOrigin, "dashboard-origin", "", "the dashboard's public origin (https://analytics.example.com); state-changing API calls and the live stream must come from it; empty: the request's own host")
 		fs.BoolVar(&o.allowSignup, "allow-signup", false, "let anyone sign up and create an organization (hosted service)")
+		fs.BoolVar(&o.dropBots, "drop-bots", false, "discard events from bots and crawlers instead of storing them flagged (is_bot = 1)")
 		fs.StringVar(&o.geoIPDB, "geoip-db", "", "MaxMind-format database (.mmdb) for country, region and city; empty leaves them empty")
 	}
 	if cmd != "version" {

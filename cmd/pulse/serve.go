@@ -62,15 +62,15 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	ingestMetrics := ingest.NewMetrics(reg)
 	batcher := ingest.NewBatcher(ingest.BatcherConfig{Rows: o.batchRows, FlushInterval: o.batchInterval}, ingest.NewWriter(db), log, ingestMetrics)
 
-	hooks := ingest.Config{Enricher: enricher{enr}}
+	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots}
 	ws := ingest.NewServer(hooks, store, batcher, log, ingestMetrics)
 	app := newApp(appDeps{
 		db:         db,
 		migrations: ms,
 		registry:   reg,
-		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks.Enricher, hooks.Publisher),
+		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks),
 		ws:         ws,
-		formats:    ingest.NewFormatsHandler(store, batcher, log, ingestMetrics).WithHooks(hooks.Enricher, hooks.Publisher),
+		formats:    ingest.NewFormatsHandler(store, batcher, log, ingestMetrics).WithHooks(hooks),
 		api:        auth.NewAPI(store, log),
 		log:        log,
 	})
