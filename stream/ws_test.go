@@ -32,7 +32,7 @@ type liveEnv struct {
 	addr  string
 }
 
-func newLiveEnv(t *testing.T, cfg Config) *liveEnv {
+func newLiveEnv(t testing.TB, cfg Config) *liveEnv {
 	t.Helper()
 	db := chtest.Open(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -45,7 +45,7 @@ func newLiveEnv(t *testing.T, cfg Config) *liveEnv {
 	h := New(cfg, store, prometheus.NewRegistry())
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	h.Register(app)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := netListen()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +62,8 @@ func newLiveEnv(t *testing.T, cfg Config) *liveEnv {
 	return &liveEnv{store: store, hub: h, addr: ln.Addr().String()}
 }
 
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
 // tenant is one org with an owner, a site, and a read API key.
 type tenant struct {
 	org     auth.Org
@@ -70,7 +72,7 @@ type tenant struct {
 	readKey string
 }
 
-func newTenant(t *testing.T, s *auth.Store, name string) tenant {
+func newTenant(t testing.TB, s *auth.Store, name string) tenant {
 	t.Helper()
 	ctx := context.Background()
 	var tn tenant
@@ -101,14 +103,14 @@ type liveFrame struct {
 }
 
 type liveClient struct {
-	t    *testing.T
+	t    testing.TB
 	ws   *fws.Conn
 	snap *Snapshot
 	seq  uint64
 }
 
 // dial opens /v1/live; origin and cookie are sent when not empty.
-func (e *liveEnv) dial(t *testing.T, origin, cookie string) (*fws.Conn, *http.Response, error) {
+func (e *liveEnv) dial(t testing.TB, origin, cookie string) (*fws.Conn, *http.Response, error) {
 	t.Helper()
 	h := http.Header{}
 	if origin != "" {
@@ -126,7 +128,7 @@ func (e *liveEnv) dial(t *testing.T, origin, cookie string) (*fws.Conn, *http.Re
 
 // subscribe sends auth (when token is set) and subscribe, and returns the
 // first frame's close code (0 when a snapshot came).
-func (e *liveEnv) subscribe(t *testing.T, ws *fws.Conn, token string, site uuid.UUID, views ...string) (*liveClient, int) {
+func (e *liveEnv) subscribe(t testing.TB, ws *fws.Conn, token string, site uuid.UUID, views ...string) (*liveClient, int) {
 	t.Helper()
 	if token != "" {
 		if err := ws.WriteJSON(map[string]any{"type": "auth", "token": token}); err != nil {
