@@ -222,12 +222,14 @@ func benchTenant(b *testing.B, e *liveEnv, n int) tenant {
 //     one busy site with a 5 ms tick (so the hub, not the tick, is the bound),
 //     against one goroutine writing a prepared message of the same size to N
 //     plain WebSocket connections.
-//   - FanoutDeliveryP99Ms: with the default 250 ms tick and events arriving,
+//   - FanoutDeliveryP99Ms: N subscribers, the default 250 ms tick and 1,000
+//     events/s arriving,
 //     the 99th percentile of the time from a delta's state time (the tick) to
 //     its arrival at a subscriber, against the tick.
 //   - EventToDashboardP50Ms, P99Ms: time from Hub.Publish of an event to a
 //     subscriber receiving the delta whose feed shows it (default tick, 1,000
-//     events/s), against the tick.
+//     events/s, one subscriber), against the tick. The ingest hop (tracker →
+//     ingest → Publish) is not included: ingest does not call the hub yet.
 //   - ConnMemKib: heap and stack per idle subscribed socket (server and
 //     client in this process), against a plain WebSocket connection held by a
 //     reading handler (server and client).
@@ -264,12 +266,30 @@ func BenchmarkLive(b *testing.B) {
 	}
 	rawDeliveries = rawFanout(b, n, frameBytes, window)
 
-	// Delivery latency at the default tick, and event → dashboard.
-	var p99Fanout, p50E2D, p99E2D time.Duration
+	// Delivery latency at the default tick while events arrive.
+	var p99Fanout time.Duration
 	{
 		e := newLiveEnv(b, Config{MaxSubscribersPerTenant: 4 * n})
 		a := benchTenant(b, e, n)
-		f := subscribeFleet(b, e, a.readKey, a.site, n-1, "online", "rates", "pages", "countries")
+		f := subscribeFleet(b, e, a.readKey, a.site, n, "online", "rates", "pages", "countries")
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { publishLoop(ctx, e.hub, a.site, 1000, func(i int) string { return "/p/" + strconv.Itoa(i%50) }) })
+		time.Sleep(2 * window)
+		cancel()
+		wg.Wait()
+		time.Sleep(500 * time.Millisecond)
+		f.close()
+		f.mu.Lock()
+		p99Fanout = percentile(f.delays, 0.99)
+		f.mu.Unlock()
+	}
+
+	// Event → dashboard: one subscriber watching the feed, 1,000 events/s.
+	var p50E2D, p99E2D time.Duration
+	{
+		e := newLiveEnv(b, Config{})
+		a := benchTenant(b, e, 1)
 		var e2d []time.Duration
 		var mu sync.Mutex
 		probe := subscribeFleet(b, e, a.readKey, a.site, 1, "feed")
@@ -289,11 +309,7 @@ func BenchmarkLive(b *testing.B) {
 		cancel()
 		wg.Wait()
 		time.Sleep(500 * time.Millisecond)
-		f.close()
 		probe.close()
-		f.mu.Lock()
-		p99Fanout = percentile(f.delays, 0.99)
-		f.mu.Unlock()
 		mu.Lock()
 		p50E2D, p99E2D = percentile(e2d, 0.50), percentile(e2d, 0.99)
 		if len(e2d) < 20 {

@@ -72,10 +72,9 @@ func (h *Hub) presence(site uuid.UUID, k PresenceKind, conn uint64) {
 
 // receive applies one bus message to the site's state.
 func (h *Hub) receive(id uuid.UUID, msg Message) {
-	s := h.site(id, true)
+	s := h.lockedSite(id)
 	now := time.Now()
 	counted, dups := 0, 0
-	s.mu.Lock()
 	s.st.advance(now)
 	for i := range msg.Events {
 		if s.st.add(&msg.Events[i]) {
@@ -106,6 +105,19 @@ func (h *Hub) site(id uuid.UUID, create bool) *site {
 		h.m.sites.Set(float64(len(h.sites)))
 	}
 	return s
+}
+
+// lockedSite returns the live site id, created when missing, with its lock
+// held; it never returns a site that sweep has just freed.
+func (h *Hub) lockedSite(id uuid.UUID) *site {
+	for {
+		s := h.site(id, true)
+		s.mu.Lock()
+		if !s.removed {
+			return s
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Run pushes changed state to subscribers every Tick and frees idle sites,
@@ -158,10 +170,11 @@ func (h *Hub) sweep(now time.Time) {
 			s.st.advance(now)
 			s.st.sweepPresence(now)
 		}
-		s.mu.Unlock()
 		if idle {
+			s.removed = true
 			delete(h.sites, id)
 		}
+		s.mu.Unlock()
 	}
 	h.m.sites.Set(float64(len(h.sites)))
 }
@@ -173,6 +186,7 @@ type site struct {
 	mu      sync.Mutex
 	st      *state
 	dirty   bool // events or presence since the last publish
+	removed bool // freed by sweep: look the site up again
 	lastSec int64
 	seq     uint64
 	base    *Snapshot   // the state at seq, every view
@@ -292,8 +306,7 @@ func (h *Hub) encodeSnapshot(site uuid.UUID, seq, missed uint64, snap *Snapshot)
 
 // subscribe adds sub to its site and queues its first snapshot.
 func (h *Hub) subscribe(sub *subscriber) {
-	s := h.site(sub.siteID, true)
-	s.mu.Lock()
+	s := h.lockedSite(sub.siteID)
 	defer s.mu.Unlock()
 	if cap(s.history) != h.cfg.History {
 		s.history = make([]published, 0, h.cfg.History)

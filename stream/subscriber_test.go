@@ -244,3 +244,32 @@ func TestCatchUp(t *testing.T) {
 		t.Errorf("resyncs = %v, want 1", c)
 	}
 }
+
+// TestIdleSitesAreFreed: a site nobody watches is freed an IdleSiteTTL after
+// its last event; a watched one is kept, and events after a free start afresh.
+func TestIdleSitesAreFreed(t *testing.T) {
+	h := newTestHub(t, Config{})
+	idle, watched := uuid.New(), uuid.New()
+	h.Publish(idle, []Event{page("/", 1, 1)})
+	h.Publish(watched, []Event{page("/", 1, 1)})
+	sub := newSubscriber(h, watched, AllViews)
+	h.subscribe(sub)
+	h.sweep(time.Now().Add(DefaultIdleSiteTTL / 2))
+	if h.site(idle, false) == nil {
+		t.Fatal("site freed before its idle TTL")
+	}
+	h.sweep(time.Now().Add(DefaultIdleSiteTTL + time.Minute))
+	if h.site(idle, false) != nil {
+		t.Error("idle site kept after its TTL")
+	}
+	if h.site(watched, false) == nil {
+		t.Error("watched site freed")
+	}
+	h.Publish(idle, []Event{page("/again", 2, 2)})
+	s := h.site(idle, false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.st.snapshot().Pages.Long; len(p) != 1 || p[0].Key != "/again" {
+		t.Errorf("pages after the site was freed: %v", p)
+	}
+}
