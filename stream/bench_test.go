@@ -274,7 +274,9 @@ func BenchmarkLive(b *testing.B) {
 		f := subscribeFleet(b, e, a.readKey, a.site, n, "online", "rates", "pages", "countries")
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		wg.Go(func() { publishLoop(ctx, e.hub, a.site, 1000, func(i int) string { return "/p/" + strconv.Itoa(i%50) }) })
+		wg.Go(func() {
+			publishLoop(ctx, e.hub, a.site, 1000, func(i int) string { return "/p/" + strconv.Itoa(i%50) })
+		})
 		time.Sleep(2 * window)
 		cancel()
 		wg.Wait()
