@@ -137,7 +137,7 @@ func actor(p *Principal) uuid.UUID {
 }
 
 func opCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Context(), apiTimeout)
+	return context.WithTimeout(c.UserContext(), apiTimeout)
 }
 
 // --- sessions

@@ -215,7 +215,7 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 		}
 		accepted := 0
 		for id, fes := range bySite {
-			n, rej, err := h.accept(c.Context(), siteOf[id], fes, nil)
+			n, rej, err := h.accept(c.UserContext(), siteOf[id], fes, nil)
 			if err != nil {
 				return busy(c, err)
 			}
@@ -461,7 +461,7 @@ func (h *FormatsHandler) plausible(c *fiber.Ctx) error {
 	out, _ := json.Marshal(ev)
 	client := Client{UserAgent: c.Get(fiber.HeaderUserAgent)}
 	client.IP, _ = netip.ParseAddr(c.IP())
-	n, rejected, err := h.accept(c.Context(), site, []formatEvent{{raw: out, client: client}}, nil)
+	n, rejected, err := h.accept(c.UserContext(), site, []formatEvent{{raw: out, client: client}}, nil)
 	if err != nil {
 		return busy(c, err)
 	}

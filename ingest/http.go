@@ -116,7 +116,7 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusBadRequest).JSON(res)
 	}
 
-	ctx, cancel := context.WithTimeout(c.Context(), MaxEnqueueWait)
+	ctx, cancel := context.WithTimeout(c.UserContext(), MaxEnqueueWait)
 	defer cancel()
 	if err := h.batcher.Add(ctx, events, nil); err != nil {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(RetryAfterBusy.Seconds())))

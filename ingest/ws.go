@@ -661,11 +661,13 @@ func (c *wsConn) kill() {
 // then sees the peer's close answer (or a short deadline) and returns.
 func (c *wsConn) end(code int, reason string) {
 	c.closed.Do(func() {
-		c.cancel()
 		c.s.m.closes.WithLabelValues(strconv.Itoa(code)).Inc()
+		// The close frame goes out before the connection's context ends, so
+		// nothing woken by the cancellation can close the socket under it.
 		c.wmu.Lock()
 		closeConn(c.ws, code, reason, c.s.cfg.WriteTimeout)
 		c.wmu.Unlock()
+		c.cancel()
 	})
 }
 

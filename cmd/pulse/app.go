@@ -66,7 +66,7 @@ func newApp(d appDeps) *fiber.App {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
 	app.Get("/readyz", func(c *fiber.Ctx) error {
-		ctx, cancel := context.WithTimeout(c.Context(), readyTimeout)
+		ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
 		defer cancel()
 		if err := d.db.Ping(ctx); err != nil {
 			return notReady(c, "clickhouse at "+d.db.Addr+" does not answer: "+err.Error())
