@@ -73,7 +73,7 @@ func newFormatsEnv(t *testing.T) *formatsEnv {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	NewFormatsHandler(store, b, log, m).Register(app)
 	sites := StaticSites{site.PublicKey: {TenantID: org.ID, ID: site.ID, PublicKey: site.PublicKey, AllowedOrigins: site.AllowedOrigins}}
-	h := NewHTTPHandler(sites, b, log, m)
+	h := NewHTTPHandler(sites, b, log, m).WithQuotas(store)
 	app.Post("/v1/events", h.PostEvents)
 	app.Options("/v1/events", h.Preflight)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -268,7 +268,23 @@ func TestPostEventsCORSAndGPC(t *testing.T) {
 	if status, body, header := e.do(t, "POST", "/v1/events"+key, ev, map[string]string{"Origin": "https://shop.example"}); status != 202 || header.Get("Access-Control-Allow-Origin") == "" {
 		t.Fatalf("POST from the site = %d %s", status, body)
 	}
-	if got := e.rows(t); len(got) != 1 {
-		t.Fatalf("stored %v, want only the one event sent without GPC from the site's origin", got)
+	// Over the tenant's events-per-second quota: 429 with Retry-After, nothing taken.
+	if _, err := e.store.SetQuota(context.Background(), e.org.ID, auth.Quota{EventsPerSecond: 1, EventsPerMonth: 1 << 40, MaxConnections: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	many := "[" + strings.TrimSuffix(strings.Repeat(ev+",", 50), ",") + "]"
+	// One request may spend a second's worth in advance (the bucket goes into
+	// debt rather than splitting a request); the next one is refused.
+	if status, body, _ := e.do(t, "POST", "/v1/events"+key, many, nil); status != 202 {
+		t.Fatalf("first POST at quota 1/s = %d %s", status, body)
+	}
+	if status, body, header := e.do(t, "POST", "/v1/events"+key, many, nil); status != 429 || header.Get("Retry-After") == "" {
+		t.Fatalf("POST over quota = %d %s Retry-After %q", status, body, header.Get("Retry-After"))
+	}
+	if got := e.rows(t); len(got) != 51 {
+		t.Fatalf("stored %d events, want the one sent without GPC from the site's origin and the 50 within quota", len(got))
 	}
 }

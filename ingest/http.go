@@ -36,6 +36,7 @@ type HTTPHandler struct {
 	m       *Metrics
 	now     func() time.Time
 	hooks   hooks
+	quotas  tenantQuotas // nil: no quota checks
 }
 
 // NewHTTPHandler returns the handler of POST /v1/events.
@@ -47,6 +48,13 @@ func NewHTTPHandler(sites siteResolver, b *Batcher, log *slog.Logger, m *Metrics
 // same the WebSocket server uses. Call it before serving.
 func (h *HTTPHandler) WithHooks(cfg Config) *HTTPHandler {
 	h.hooks = cfg.hooks(h.m)
+	return h
+}
+
+// WithQuotas makes the handler count events against their tenant's quota and
+// answer 429 with Retry-After beyond it, as the WebSocket does.
+func (h *HTTPHandler) WithQuotas(q tenantQuotas) *HTTPHandler {
+	h.quotas = q
 	return h
 }
 
@@ -116,6 +124,11 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusBadRequest).JSON(res)
 	}
 
+	if h.quotas != nil {
+		if d := h.quotas.AllowEvents(site.TenantID, len(events)); !d.Allowed {
+			return d.Reject(c)
+		}
+	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), MaxEnqueueWait)
 	defer cancel()
 	if err := h.batcher.Add(ctx, events, nil); err != nil {

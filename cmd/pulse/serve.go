@@ -68,7 +68,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		db:         db,
 		migrations: ms,
 		registry:   reg,
-		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks),
+		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks).WithQuotas(store),
 		ws:         ws,
 		formats:    ingest.NewFormatsHandler(store, batcher, log, ingestMetrics).WithHooks(hooks),
 		api:        auth.NewAPI(store, log),
