@@ -239,6 +239,14 @@ func TestAPIWholeLifecycle(t *testing.T) {
 	expect(409, "POST", "/api/v1/orgs/"+org+"/sites", tok, map[string]any{"domain": "shop.test"})
 	expect(400, "POST", "/api/v1/orgs/"+org+"/sites", tok, map[string]any{"domain": "shop.test", "allowed_origins": []string{"https://*.shop.test"}})
 	expect(200, "PATCH", "/api/v1/sites/"+siteID, tok, map[string]any{"time_zone": "Europe/Berlin"})
+	if got := expect(200, "PATCH", "/api/v1/sites/"+siteID, tok, map[string]any{"honor_dnt": true}); got["honor_dnt"] != true || got["time_zone"] != "Europe/Berlin" {
+		t.Fatalf("after turning DNT on: %v", got)
+	}
+	// Another node reads the setting from ClickHouse.
+	other := openStore(t, s.db, testConfig(t))
+	if st, err := other.Site(uuid.MustParse(siteID)); err != nil || !st.HonorDNT || st.TimeZone != "Europe/Berlin" {
+		t.Fatalf("second store sees %+v, %v", st, err)
+	}
 
 	key := expect(201, "POST", "/api/v1/orgs/"+org+"/keys", tok, map[string]any{"name": "ci", "scopes": []string{"read"}})
 	secret := key["secret"].(string)

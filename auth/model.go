@@ -83,6 +83,9 @@ type Site struct {
 	AllowedOrigins []string `json:"allowed_origins"`
 	// TimeZone is an IANA time zone name for the site's reports.
 	TimeZone string `json:"time_zone"`
+	// HonorDNT drops events of browsers that send Do Not Track (DNT: 1).
+	// Global Privacy Control is always honoured.
+	HonorDNT bool `json:"honor_dnt"`
 	// IdentitySecret is the HS256 secret the site's backend signs identity
 	// tokens with. Shown to admins only.
 	IdentitySecret string    `json:"-"`

@@ -133,6 +133,8 @@ type SiteInput struct {
 	AllowedOrigins []string `json:"allowed_origins"`
 	// TimeZone is an IANA name; empty means UTC.
 	TimeZone string `json:"time_zone"`
+	// HonorDNT drops events of browsers that send DNT: 1.
+	HonorDNT bool `json:"honor_dnt"`
 }
 
 // CreateSite creates a site in org. Two concurrent creates of one domain
@@ -161,7 +163,7 @@ func (s *Store) CreateSite(ctx context.Context, org uuid.UUID, in SiteInput) (Si
 		func(id uuid.UUID, gen uint32) Site {
 			return Site{
 				ID: id, OrgID: org, Domain: domain, generation: gen,
-				PublicKey: publicKeyPrefix + randomString(16), AllowedOrigins: origins, TimeZone: tz,
+				PublicKey: publicKeyPrefix + randomString(16), AllowedOrigins: origins, TimeZone: tz, HonorDNT: in.HonorDNT,
 				IdentitySecret: randomString(32), CreatedAt: time.Now().UTC().Truncate(time.Second),
 			}
 		})
@@ -218,6 +220,7 @@ func (s *Store) Sites(org uuid.UUID) []Site {
 type SiteUpdate struct {
 	AllowedOrigins *[]string `json:"allowed_origins"`
 	TimeZone       *string   `json:"time_zone"`
+	HonorDNT       *bool     `json:"honor_dnt"`
 }
 
 // UpdateSite changes a site's allowed origins or time zone.
@@ -235,6 +238,9 @@ func (s *Store) UpdateSite(ctx context.Context, id uuid.UUID, up SiteUpdate) (Si
 		if site.TimeZone, err = checkTimeZone(*up.TimeZone); err != nil {
 			return Site{}, err
 		}
+	}
+	if up.HonorDNT != nil {
+		site.HonorDNT = *up.HonorDNT
 	}
 	return site, write(ctx, s, sitesTable(), versioned[Site]{row: site, version: s.updateVersion()})
 }

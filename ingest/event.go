@@ -64,6 +64,8 @@ type Site struct {
 	PublicKey string
 	// AllowedOrigins may send events from browsers (CORS of the HTTP endpoints).
 	AllowedOrigins []string
+	// HonorDNT drops events of requests that carry DNT: 1.
+	HonorDNT bool
 }
 
 // eventOverhead approximates the fixed memory of one Event: the struct itself

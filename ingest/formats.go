@@ -417,7 +417,7 @@ func (h *FormatsHandler) plausible(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
 		c.Vary(fiber.HeaderOrigin)
 	}
-	if c.Get("Sec-GPC") == "1" {
+	if optedOut(c, site.HonorDNT) != "" {
 		return c.Status(fiber.StatusAccepted).SendString("ok") // the visitor opted out: nothing is stored
 	}
 	ev := map[string]any{"type": "track", "name": name, "url": pageURL}

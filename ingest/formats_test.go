@@ -72,7 +72,8 @@ func newFormatsEnv(t *testing.T) *formatsEnv {
 
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	NewFormatsHandler(store, b, log, m).Register(app)
-	sites := StaticSites{site.PublicKey: {TenantID: org.ID, ID: site.ID, PublicKey: site.PublicKey, AllowedOrigins: site.AllowedOrigins}}
+	sites := StaticSites{site.PublicKey: {TenantID: org.ID, ID: site.ID, PublicKey: site.PublicKey, AllowedOrigins: site.AllowedOrigins},
+		"pk_dnt": {TenantID: org.ID, ID: site.ID, PublicKey: "pk_dnt", HonorDNT: true}}
 	h := NewHTTPHandler(sites, b, log, m).WithQuotas(store)
 	app.Post("/v1/events", h.PostEvents)
 	app.Options("/v1/events", h.Preflight)
@@ -268,6 +269,14 @@ func TestPostEventsCORSAndGPC(t *testing.T) {
 	if status, body, header := e.do(t, "POST", "/v1/events"+key, ev, map[string]string{"Origin": "https://shop.example"}); status != 202 || header.Get("Access-Control-Allow-Origin") == "" {
 		t.Fatalf("POST from the site = %d %s", status, body)
 	}
+	// Do Not Track counts only for sites that ask for it.
+	if status, body, _ := e.do(t, "POST", "/v1/events?site=pk_dnt", ev, map[string]string{"DNT": "1"}); status != 202 || !strings.Contains(body, "DNT") {
+		t.Fatalf("POST with DNT to a site honouring it = %d %s", status, body)
+	}
+	if status, body, _ := e.do(t, "POST", "/v1/events"+key, ev, map[string]string{"DNT": "1", "Origin": "https://shop.example"}); status != 202 || strings.Contains(body, "declined") {
+		t.Fatalf("POST with DNT to a site not honouring it = %d %s", status, body)
+	}
+
 	// Over the tenant's events-per-second quota: 429 with Retry-After, nothing taken.
 	if _, err := e.store.SetQuota(context.Background(), e.org.ID, auth.Quota{EventsPerSecond: 1, EventsPerMonth: 1 << 40, MaxConnections: 10}); err != nil {
 		t.Fatal(err)
@@ -284,7 +293,7 @@ func TestPostEventsCORSAndGPC(t *testing.T) {
 	if status, body, header := e.do(t, "POST", "/v1/events"+key, many, nil); status != 429 || header.Get("Retry-After") == "" {
 		t.Fatalf("POST over quota = %d %s Retry-After %q", status, body, header.Get("Retry-After"))
 	}
-	if got := e.rows(t); len(got) != 51 {
-		t.Fatalf("stored %d events, want the one sent without GPC from the site's origin and the 50 within quota", len(got))
+	if got := e.rows(t); len(got) != 52 {
+		t.Fatalf("stored %d events, want the two sent without GPC or an honoured DNT and the 50 within quota", len(got))
 	}
 }

@@ -83,9 +83,9 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
 		c.Vary(fiber.HeaderOrigin)
 	}
-	if c.Get("Sec-GPC") == "1" {
-		// Global Privacy Control: the visitor opted out, so nothing is stored.
-		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"accepted": 0, "rejected": []EventError{}, "declined": "Sec-GPC: 1"})
+	if declined := optedOut(c, site.HonorDNT); declined != "" {
+		// The visitor opted out, so nothing is stored.
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"accepted": 0, "rejected": []EventError{}, "declined": declined})
 	}
 	body := c.Body()
 	if len(body) > MaxRequestBytes {
@@ -143,6 +143,18 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 	h.hooks.publisher.Publish(site, events)
 	res.Accepted = len(events)
 	return c.Status(fiber.StatusAccepted).JSON(res)
+}
+
+// optedOut names the opt-out a request carries: Global Privacy Control
+// always, Do Not Track when the site honours it; "" when there is none.
+func optedOut(c *fiber.Ctx, honorDNT bool) string {
+	switch {
+	case c.Get("Sec-GPC") == "1":
+		return "Sec-GPC: 1"
+	case honorDNT && c.Get("DNT") == "1":
+		return "DNT: 1"
+	}
+	return ""
 }
 
 // corsMaxAge is how long browsers may cache a preflight answer.

@@ -24,7 +24,7 @@ import (
 type adminArgs struct {
 	org, site, email, name, role, domain, timeZone, id, password string
 	origins, scopes                                              string
-	operator                                                     bool
+	operator, honorDNT                                           bool
 	ttl                                                          time.Duration
 	from, to                                                     string
 	eventsPerSecond, maxConnections                              uint
@@ -145,13 +145,14 @@ func adminActions() map[string]adminAction {
 				fs.StringVar(&a.domain, "domain", "", "the site's domain")
 				fs.StringVar(&a.origins, "origins", "", "comma-separated origins allowed to send events (default: https://DOMAIN)")
 				fs.StringVar(&a.timeZone, "time-zone", "", "IANA time zone of reports (default UTC)")
+				fs.BoolVar(&a.honorDNT, "honor-dnt", false, "drop events of browsers that send Do Not Track")
 			},
 			run: func(ctx context.Context, s *auth.Store, a *adminArgs) (any, error) {
 				id, err := parseID("org", a.org)
 				if err != nil {
 					return nil, err
 				}
-				return s.CreateSite(ctx, id, auth.SiteInput{Domain: a.domain, AllowedOrigins: splitList(a.origins), TimeZone: a.timeZone})
+				return s.CreateSite(ctx, id, auth.SiteInput{Domain: a.domain, AllowedOrigins: splitList(a.origins), TimeZone: a.timeZone, HonorDNT: a.honorDNT})
 			},
 		},
 		"site list": {
