@@ -101,11 +101,9 @@ func subscribeFleet(b *testing.B, e *liveEnv, key string, site auth.Site, n int,
 		if _, _, err := ws.ReadMessage(); err != nil { // the snapshot
 			b.Fatalf("subscriber %d: %v", len(f.conns), err)
 		}
-		f.conns = append(f.conns, ws)
-	}
-	for i, ws := range f.conns {
 		f.wg.Add(1)
-		go f.read(ws, i%10 == 0) // owned: close waits; every 10th records delays
+		go f.read(ws, len(f.conns)%10 == 0) // owned: close waits; every 10th records delays
+		f.conns = append(f.conns, ws)
 	}
 	return f
 }

@@ -84,6 +84,10 @@ const (
 	// HLLPrecision is the precision of the unique-visitor sketches (2^14
 	// registers, about 0.8 % standard error).
 	HLLPrecision = 14
+	// SocketSendBuffer is the kernel send buffer of a live socket (SO_SNDBUF):
+	// small, so that a slow reader's backlog stays in the send queue, where
+	// it is coalesced, instead of piling up as stale frames in the kernel.
+	SocketSendBuffer = 32 << 10
 	// MaxFrameBytes bounds a frame a client sends (auth, subscribe, ping).
 	MaxFrameBytes = 4 << 10
 )

@@ -266,6 +266,11 @@ func (h *Hub) serveWS(c *websocket.Conn) {
 	h.subscribe(sub)
 	defer h.unsubscribe(sub)
 
+	if tc, ok := ws.NetConn().(interface{ SetWriteBuffer(int) error }); ok {
+		// Keep the backlog of a slow reader in the queue, where it is
+		// coalesced, rather than in a large kernel buffer of stale frames.
+		_ = tc.SetWriteBuffer(SocketSendBuffer)
+	}
 	out := &wsSink{ws: ws}
 	writerDone := make(chan struct{})
 	go func() { // owned: serveWS waits on writerDone
