@@ -85,7 +85,24 @@ func TestSegmentNodeLibraryDeliversToPulse(t *testing.T) {
 	}
 	var key struct{ Secret string }
 	_ = json.Unmarshal(out.Bytes(), &key)
-	time.Sleep(2500 * time.Millisecond) // the server's metadata refresh interval
+	// The running server learns of the key within its metadata refresh interval.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequest("POST", p.base+"/v1/batch", strings.NewReader(`{"batch":[]}`))
+		req.SetBasicAuth(key.Secret, "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still refuses the new key after 15s: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	node(t, "segment-client.mjs", "PULSE_URL="+p.base, "WRITE_KEY="+key.Secret)
 	got := storedEvents(t, db, 3)
