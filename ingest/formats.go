@@ -116,7 +116,7 @@ func (h *FormatsHandler) accept(ctx context.Context, site auth.Site, in []format
 		return 0, rejected, err
 	}
 	h.m.accepted.Add(float64(len(events)))
-	h.hooks.publisher.Publish(isite, events)
+	h.hooks.publisher.Publish(isite, 0, events)
 	return len(events), rejected, nil
 }
 

@@ -140,7 +140,7 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		return fail(c, fiber.StatusServiceUnavailable, msg)
 	}
 	h.m.accepted.Add(float64(len(events)))
-	h.hooks.publisher.Publish(site, events)
+	h.hooks.publisher.Publish(site, 0, events)
 	res.Accepted = len(events)
 	return c.Status(fiber.StatusAccepted).JSON(res)
 }

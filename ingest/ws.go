@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fws "github.com/fasthttp/websocket"
@@ -49,6 +50,8 @@ type Config struct {
 	Publisher Publisher
 	// Enricher fills derived fields of each valid event. Default: none.
 	Enricher Enricher
+	// Presence hears of tracker connections for "online now". Default: none.
+	Presence Presence
 	// DropBots discards events the enricher flags as bots instead of storing
 	// them flagged. They are answered as accepted and counted as rejected
 	// with field "bot". Default: keep them flagged.
@@ -60,13 +63,18 @@ func (c Config) hooks(m *Metrics) hooks {
 	if p == nil {
 		p = noPublisher{}
 	}
-	return hooks{enricher: c.Enricher, publisher: p, dropBots: c.DropBots, m: m}
+	pr := c.Presence
+	if pr == nil {
+		pr = noPresence{}
+	}
+	return hooks{enricher: c.Enricher, publisher: p, presence: pr, dropBots: c.DropBots, m: m}
 }
 
 // hooks are the per-event steps every ingest path shares.
 type hooks struct {
 	enricher  Enricher
 	publisher Publisher
+	presence  Presence
 	dropBots  bool
 	m         *Metrics
 }
@@ -119,13 +127,30 @@ func (c *Config) withDefaults() {
 // connection's goroutine with events that are accepted but not yet committed,
 // each event id once per node (within the dedup window); it must not block and
 // must not keep the slice.
+// conn is the tracker connection the events came over (as told to Presence),
+// 0 for HTTP.
 type Publisher interface {
-	Publish(site Site, events []Event)
+	Publish(site Site, conn uint64, events []Event)
 }
 
 type noPublisher struct{}
 
-func (noPublisher) Publish(Site, []Event) {}
+func (noPublisher) Publish(Site, uint64, []Event) {}
+
+// Presence hears of tracker connections opening, showing life and closing,
+// for "online now". Calls come from the connection's goroutines and must not
+// block.
+type Presence interface {
+	Connected(site uuid.UUID, conn uint64)
+	Heartbeat(site uuid.UUID, conn uint64)
+	Disconnected(site uuid.UUID, conn uint64)
+}
+
+type noPresence struct{}
+
+func (noPresence) Connected(uuid.UUID, uint64)    {}
+func (noPresence) Heartbeat(uuid.UUID, uint64)    {}
+func (noPresence) Disconnected(uuid.UUID, uint64) {}
 
 // Enricher fills the derived fields of a valid event (visitor hash, device,
 // geo, channel) from what is known about the client.
@@ -184,6 +209,7 @@ type Server struct {
 	upgrade  fiber.Handler
 	now      func() time.Time
 	hooks    hooks
+	connIDs  atomic.Uint64
 
 	mu      sync.Mutex
 	closing bool
@@ -287,6 +313,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // wsConn is one ingest connection.
 type wsConn struct {
+	id      uint64 // unique on this node, for presence
 	s       *Server
 	ws      *fws.Conn
 	site    auth.Site
@@ -321,7 +348,7 @@ func (s *Server) serve(c *websocket.Conn) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	conn := &wsConn{s: s, ws: ws, site: site, client: client, ctx: ctx, cancel: cancel,
+	conn := &wsConn{id: s.connIDs.Add(1), s: s, ws: ws, site: site, client: client, ctx: ctx, cancel: cancel,
 		isite:  Site{TenantID: site.OrgID, ID: site.ID, PublicKey: site.PublicKey},
 		bucket: tokenBucket{rate: float64(s.cfg.FramesPerSecond), burst: float64(s.cfg.FrameBurst)}}
 	conn.acks.signal = make(chan struct{}, 1)
@@ -351,6 +378,8 @@ func (s *Server) serve(c *websocket.Conn) {
 	if !conn.hello() {
 		return
 	}
+	s.hooks.presence.Connected(site.ID, conn.id)
+	defer s.hooks.presence.Disconnected(site.ID, conn.id)
 	writerDone := make(chan struct{})
 	go func() { // owned: serve waits on writerDone
 		defer close(writerDone)
@@ -426,6 +455,7 @@ func (c *wsConn) hello() bool {
 func (c *wsConn) readLoop() {
 	s := c.s
 	c.ws.SetPongHandler(func(string) error {
+		s.hooks.presence.Heartbeat(c.site.ID, c.id)
 		return c.ws.SetReadDeadline(s.now().Add(s.cfg.ReadTimeout))
 	})
 	for {
@@ -451,6 +481,7 @@ func (c *wsConn) readLoop() {
 		s.m.frames.WithLabelValues(f.Type).Inc()
 		switch f.Type {
 		case framePing:
+			s.hooks.presence.Heartbeat(c.site.ID, c.id)
 			if c.write(appendPong(nil, f.ID)) != nil {
 				return
 			}
@@ -538,7 +569,7 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 	s.m.accepted.Add(float64(len(write)))
 	s.m.duplicates.Add(float64(dups))
 	if len(fresh) > 0 {
-		s.cfg.Publisher.Publish(c.isite, fresh)
+		s.hooks.publisher.Publish(c.isite, c.id, fresh)
 	}
 	if len(write) == 0 {
 		c.acks.push(f.Seq, true)
