@@ -55,6 +55,12 @@ func (h *Hub) preflight(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderRetryAfter, "2")
 		return fail(c, fiber.StatusServiceUnavailable, "the server is shutting down; retry later")
 	}
+	if tc, ok := c.Context().Conn().(interface{ SetWriteBuffer(int) error }); ok {
+		// Keep the backlog of a slow reader in its queue, where it is
+		// coalesced, rather than in a large kernel buffer of stale frames.
+		// (After the upgrade the connection is wrapped and this is out of reach.)
+		_ = tc.SetWriteBuffer(SocketSendBuffer)
+	}
 	if c.Get(fiber.HeaderOrigin) == "" {
 		// Not a browser: the credential must come in the auth frame; a
 		// cookie is ignored (it is only trusted with the dashboard's Origin).
@@ -266,11 +272,6 @@ func (h *Hub) serveWS(c *websocket.Conn) {
 	h.subscribe(sub)
 	defer h.unsubscribe(sub)
 
-	if tc, ok := ws.NetConn().(interface{ SetWriteBuffer(int) error }); ok {
-		// Keep the backlog of a slow reader in the queue, where it is
-		// coalesced, rather than in a large kernel buffer of stale frames.
-		_ = tc.SetWriteBuffer(SocketSendBuffer)
-	}
 	out := &wsSink{ws: ws}
 	writerDone := make(chan struct{})
 	go func() { // owned: serveWS waits on writerDone
