@@ -14,6 +14,7 @@ import (
 	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/internal/chdb"
+	"github.com/pulse-analytics/pulse/stream"
 )
 
 // HTTP server limits.
@@ -36,6 +37,7 @@ type appDeps struct {
 	ingest     *ingest.HTTPHandler
 	ws         *ingest.Server
 	formats    *ingest.FormatsHandler
+	live       *stream.Hub
 	api        *auth.API
 	log        *slog.Logger
 }
@@ -85,6 +87,7 @@ func newApp(d appDeps) *fiber.App {
 	app.Options("/v1/events", d.ingest.Preflight)
 	d.ws.Register(app)
 	d.formats.Register(app)
+	d.live.Register(app)
 	d.api.Register(app)
 	return app
 }

@@ -149,8 +149,9 @@ track('Signup', { props: { plan: 'pro' } })
 	allowOrigin(t, p, pageOrigin)
 
 	node(t, "plausible-browser.mjs", "PAGE_URL="+pageOrigin+"/")
-	got := storedEvents(t, db, 2)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "page pageview /") || !strings.HasPrefix(got[1], "track Signup /") {
+	// Plausible's tracker may add an "engagement" event when the page closes.
+	got := strings.Join(storedEvents(t, db, 2), "\n")
+	if !strings.Contains(got, "page pageview /") || !strings.Contains(got, "track Signup /") {
 		t.Fatalf("stored %q, want the pageview and the Signup event", got)
 	}
 	p.stop(t, syscall.SIGTERM)

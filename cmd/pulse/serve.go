@@ -17,6 +17,7 @@ import (
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/ingest/enrich"
 	"github.com/pulse-analytics/pulse/internal/chdb"
+	"github.com/pulse-analytics/pulse/stream"
 )
 
 // serve runs the service until ctx ends, then shuts down in a fixed order:
@@ -62,7 +63,8 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	ingestMetrics := ingest.NewMetrics(reg)
 	batcher := ingest.NewBatcher(ingest.BatcherConfig{Rows: o.batchRows, FlushInterval: o.batchInterval}, ingest.NewWriter(db), log, ingestMetrics)
 
-	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots}
+	hub := stream.New(stream.Config{Logger: log}, store, reg)
+	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots, Publisher: livePublisher{hub}, Presence: hub}
 	ws := ingest.NewServer(hooks, store, batcher, log, ingestMetrics)
 	app := newApp(appDeps{
 		db:         db,
@@ -70,6 +72,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		registry:   reg,
 		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks).WithQuotas(store),
 		ws:         ws,
+		live:       hub,
 		formats:    ingest.NewFormatsHandler(store, batcher, log, ingestMetrics).WithHooks(hooks),
 		api:        auth.NewAPI(store, log),
 		log:        log,
@@ -101,6 +104,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return batcher.Run(batchCtx) })
 	g.Go(func() error { return enr.Run(gctx) })
+	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error {
 		if err := app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("http server: %w", err)
@@ -114,8 +118,11 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		// 1. Refuse new ingest sockets and close open ones with the going-away
 		// code (the tracker resends what was not acknowledged); Fiber does not
 		// close hijacked WebSocket connections itself.
+		// Live subscribers are closed the same way, at the same time.
 		wsCtx, cancel := context.WithTimeout(context.WithoutCancel(gctx), o.shutdownTimeout)
-		wsErr := ws.Shutdown(wsCtx)
+		liveErr := make(chan error, 1)
+		go func() { liveErr <- hub.Shutdown(wsCtx) }() // joined just below
+		wsErr := errors.Join(ws.Shutdown(wsCtx), <-liveErr)
 		cancel()
 		// 2. Stop accepting HTTP; wait for requests in flight, which may still add events.
 		err := app.ShutdownWithTimeout(o.shutdownTimeout)
