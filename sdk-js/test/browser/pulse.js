@@ -32,7 +32,7 @@ export class Pulse {
     const seen = new Promise((res, rej) => {
       const read = d => {
         out += d
-        const key = out.match(/site key: (pk_\w+)/), ch = out.match(/clickhouse ready.*?addr=([\d.]+):(\d+)/)
+        const key = out.match(/site key: (pk_[\w-]+)/), ch = out.match(/clickhouse ready.*?addr=([\d.]+):(\d+)/)
         if (key && ch) res([key[1], ch[2]])
       }
       this.proc.stdout.on('data', read)
