@@ -154,7 +154,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func startPulse(t *testing.T, env []string, args ...string) *process {
+func startPulse(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	bin, err := pulseBinary()
 	if err != nil {
@@ -186,7 +186,7 @@ func startPulse(t *testing.T, env []string, args ...string) *process {
 	return p
 }
 
-func (p *process) waitReady(t *testing.T) {
+func (p *process) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -208,7 +208,7 @@ func (p *process) waitReady(t *testing.T) {
 }
 
 // stop sends sig and waits for the exit, failing the test if pulse exits non-zero.
-func (p *process) stop(t *testing.T, sig syscall.Signal) {
+func (p *process) stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
@@ -248,7 +248,7 @@ func (p *process) postEvents(t *testing.T, n int) {
 var siteKeyLine = regexp.MustCompile(`site key: (pk_\S+)`)
 
 // siteKey is the demo site key `pulse dev` printed.
-func (p *process) siteKey(t *testing.T) string {
+func (p *process) siteKey(t testing.TB) string {
 	t.Helper()
 	m := siteKeyLine.FindStringSubmatch(p.stdout.String())
 	if m == nil {
@@ -257,7 +257,7 @@ func (p *process) siteKey(t *testing.T) string {
 	return m[1]
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
