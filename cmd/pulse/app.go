@@ -14,6 +14,7 @@ import (
 	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/internal/chdb"
+	sdkjs "github.com/pulse-analytics/pulse/sdk-js"
 	"github.com/pulse-analytics/pulse/stream"
 )
 
@@ -38,6 +39,7 @@ type appDeps struct {
 	ws         *ingest.Server
 	formats    *ingest.FormatsHandler
 	live       *stream.Hub
+	tracker    *sdkjs.Handler
 	api        *auth.API
 	log        *slog.Logger
 }
@@ -88,6 +90,7 @@ func newApp(d appDeps) *fiber.App {
 	d.ws.Register(app)
 	d.formats.Register(app)
 	d.live.Register(app)
+	d.tracker.Register(app)
 	d.api.Register(app)
 	return app
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/ingest/enrich"
 	"github.com/pulse-analytics/pulse/internal/chdb"
+	sdkjs "github.com/pulse-analytics/pulse/sdk-js"
 	"github.com/pulse-analytics/pulse/stream"
 )
 
@@ -66,6 +67,10 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	hub := stream.New(stream.Config{Logger: log}, store, reg)
 	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots, Publisher: livePublisher{hub}, Presence: hub}
 	ws := ingest.NewServer(hooks, store, batcher, log, ingestMetrics)
+	tracker, err := sdkjs.New(sdkjs.Dist())
+	if err != nil {
+		return fmt.Errorf("sdk-js: read the tracker build: %w", err)
+	}
 	app := newApp(appDeps{
 		db:         db,
 		migrations: ms,
@@ -73,6 +78,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks).WithQuotas(store),
 		ws:         ws,
 		live:       hub,
+		tracker:    tracker,
 		formats:    ingest.NewFormatsHandler(store, batcher, log, ingestMetrics).WithHooks(hooks),
 		api:        auth.NewAPI(store, log),
 		log:        log,
