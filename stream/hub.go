@@ -191,7 +191,10 @@ type site struct {
 	seq     uint64
 	base    *Snapshot   // the state at seq, every view
 	history []published // the last Config.History published states, oldest first
-	subs    map[*subscriber]struct{}
+	// catchUps caches the catch-up frames built for seq catchSeq.
+	catchSeq uint64
+	catchUps map[catchKey]*frame
+	subs     map[*subscriber]struct{}
 }
 
 type published struct {
@@ -336,16 +339,37 @@ func (h *Hub) catchUp(sub *subscriber, from uint64) *frame {
 	if from == s.seq {
 		return nil
 	}
+	if s.catchSeq != s.seq || s.catchUps == nil {
+		// Subscribers that fell behind together share one encoding.
+		s.catchSeq, s.catchUps = s.seq, make(map[catchKey]*frame)
+	}
+	key := catchKey{from: from, views: sub.views}
+	f := s.catchUps[key]
+	if f == nil {
+		f = h.buildCatchUp(s, from, sub.views)
+		s.catchUps[key] = f
+	}
+	if f.snapshot {
+		h.m.resyncs.Inc()
+	}
+	return f
+}
+
+type catchKey struct {
+	from  uint64
+	views View
+}
+
+func (h *Hub) buildCatchUp(s *site, from uint64, views View) *frame {
 	missed := s.seq - from - 1
 	for _, p := range s.history {
 		if p.seq == from {
 			d, _ := Diff(p.snap, s.base)
-			fd, _ := d.Filter(sub.views)
+			fd, _ := d.Filter(views)
 			return h.encodeDelta(s.id, s.seq, from, missed, &fd)
 		}
 	}
-	h.m.resyncs.Inc()
-	snap := s.base.Filter(sub.views)
+	snap := s.base.Filter(views)
 	return h.encodeSnapshot(s.id, s.seq, missed, &snap)
 }
 

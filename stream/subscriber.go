@@ -173,7 +173,14 @@ func (s *subscriber) serve(out sink) {
 		}
 		frames, resync := s.take(buf)
 		buf = frames
+		if !resync && sent != 0 && len(frames) > 1 && !frames[0].snapshot {
+			// Behind by more than one delta: one catch-up delta to the
+			// latest state costs the client one frame instead of several.
+			resync = true
+			h.m.coalesced.Inc()
+		}
 		if resync && sent != 0 {
+			frames = frames[:0]
 			if f := h.catchUp(s, sent); f != nil {
 				frames = append(frames, f)
 			}
