@@ -55,6 +55,38 @@ func (d *dedup) filter(site uuid.UUID, events []Event) (write, fresh []Event, du
 	return write, fresh, dups
 }
 
+// unseen returns the events whose ids are not remembered at all (neither
+// committed nor in flight), without remembering them, and how many were left
+// out. The HTTP path uses it: an event it leaves out is either stored or held
+// by the batcher for another connection, which will store it.
+func (d *dedup) unseen(site uuid.UUID, events []Event) ([]Event, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := events[:0]
+	for _, e := range events {
+		if _, ok := d.seen[dedupKey{site, e.ID}]; !ok {
+			out = append(out, e)
+		}
+	}
+	return out, len(events) - len(out)
+}
+
+// rememberIDs records ids of site as seen (in flight).
+func (d *dedup) rememberIDs(site uuid.UUID, ids []uuid.UUID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		if k := (dedupKey{site, id}); !d.hasKey(k) {
+			d.remember(k)
+		}
+	}
+}
+
+func (d *dedup) hasKey(k dedupKey) bool {
+	_, ok := d.seen[k]
+	return ok
+}
+
 func (d *dedup) remember(k dedupKey) {
 	if cap(d.ring) == 0 {
 		return

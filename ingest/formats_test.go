@@ -74,7 +74,7 @@ func newFormatsEnv(t *testing.T) *formatsEnv {
 	NewFormatsHandler(store, b, log, m).Register(app)
 	sites := StaticSites{site.PublicKey: {TenantID: org.ID, ID: site.ID, PublicKey: site.PublicKey, AllowedOrigins: site.AllowedOrigins},
 		"pk_dnt": {TenantID: org.ID, ID: site.ID, PublicKey: "pk_dnt", HonorDNT: true}}
-	h := NewHTTPHandler(sites, b, log, m).WithQuotas(store)
+	h := NewHTTPHandler(sites, b, log, m).WithQuotas(store).WithDedup(NewServer(Config{}, store, b, log, m))
 	app.Post("/v1/events", h.PostEvents)
 	app.Options("/v1/events", h.Preflight)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -295,5 +295,22 @@ func TestPostEventsCORSAndGPC(t *testing.T) {
 	}
 	if got := e.rows(t); len(got) != 52 {
 		t.Fatalf("stored %d events, want the two sent without GPC or an honoured DNT and the 50 within quota", len(got))
+	}
+}
+
+func TestPostEventsStoresAResentIDOnce(t *testing.T) {
+	e := newFormatsEnv(t)
+	body := `[{"id":"0b8a1c7e-5d3f-4a2b-9c1d-7e6f5a4b3c2d","type":"page","url":"https://shop.example/a"}]`
+	for range 3 { // say, the tracker's beacon at pagehide after the socket already sent it
+		if status, resp, _ := e.do(t, "POST", "/v1/events?site="+e.site.PublicKey, body, nil); status != 202 || !strings.Contains(resp, `"accepted":1`) {
+			t.Fatalf("POST = %d %s", status, resp)
+		}
+	}
+	if err := e.flushBatcher(); err != nil {
+		t.Fatal(err)
+	}
+	var raw uint64
+	if err := e.db.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&raw); err != nil || raw != 1 {
+		t.Fatalf("%d raw rows (err %v), want the event written once", raw, err)
 	}
 }

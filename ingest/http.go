@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/pulse-analytics/pulse/auth"
 )
@@ -37,6 +38,7 @@ type HTTPHandler struct {
 	now     func() time.Time
 	hooks   hooks
 	quotas  tenantQuotas // nil: no quota checks
+	dedup   *dedup       // nil: no memory of recent ids
 }
 
 // NewHTTPHandler returns the handler of POST /v1/events.
@@ -48,6 +50,14 @@ func NewHTTPHandler(sites siteResolver, b *Batcher, log *slog.Logger, m *Metrics
 // same the WebSocket server uses. Call it before serving.
 func (h *HTTPHandler) WithHooks(cfg Config) *HTTPHandler {
 	h.hooks = cfg.hooks(h.m)
+	return h
+}
+
+// WithDedup shares the WebSocket server's memory of recent event ids: an
+// event the tracker sends again by HTTP (sendBeacon at pagehide) after it
+// went over the socket is answered as accepted and not stored twice.
+func (h *HTTPHandler) WithDedup(s *Server) *HTTPHandler {
+	h.dedup = s.dedup
 	return h
 }
 
@@ -129,9 +139,35 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 			return d.Reject(c)
 		}
 	}
+	res.Accepted = len(events)
+	var (
+		done func(error)
+		ids  []uuid.UUID
+	)
+	if h.dedup != nil {
+		var dups int
+		events, dups = h.dedup.unseen(site.ID, events)
+		h.m.duplicates.Add(float64(dups))
+		if len(events) == 0 {
+			return c.Status(fiber.StatusAccepted).JSON(res)
+		}
+		ids = make([]uuid.UUID, len(events))
+		for i := range events {
+			ids[i] = events[i].ID
+		}
+		done = func(err error) {
+			if err == nil {
+				h.dedup.committed(site.ID, ids)
+			}
+		}
+	}
+	n := len(events)
+	// The live view hears of the events before the batcher owns the slice,
+	// as on the WebSocket.
+	h.hooks.publisher.Publish(site, 0, events)
 	ctx, cancel := context.WithTimeout(c.UserContext(), MaxEnqueueWait)
 	defer cancel()
-	if err := h.batcher.Add(ctx, events, nil); err != nil {
+	if err := h.batcher.Add(ctx, events, done); err != nil {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(RetryAfterBusy.Seconds())))
 		msg := "the server is busy; retry later"
 		if errors.Is(err, ErrClosed) {
@@ -139,9 +175,12 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		}
 		return fail(c, fiber.StatusServiceUnavailable, msg)
 	}
-	h.m.accepted.Add(float64(len(events)))
-	h.hooks.publisher.Publish(site, 0, events)
-	res.Accepted = len(events)
+	if h.dedup != nil {
+		// Remembered only once the batcher holds them: after a refused Add the
+		// client sends the same ids again, and they must not look seen.
+		h.dedup.rememberIDs(site.ID, ids)
+	}
+	h.m.accepted.Add(float64(n))
 	return c.Status(fiber.StatusAccepted).JSON(res)
 }
 

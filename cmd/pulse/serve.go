@@ -75,7 +75,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		db:         db,
 		migrations: ms,
 		registry:   reg,
-		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks).WithQuotas(store),
+		ingest:     ingest.NewHTTPHandler(storeSites{store}, batcher, log, ingestMetrics).WithHooks(hooks).WithQuotas(store).WithDedup(ws),
 		ws:         ws,
 		live:       hub,
 		tracker:    tracker,
