@@ -183,3 +183,32 @@ func TestSlowSocketDoesNotDelayOthers(t *testing.T) {
 	}
 	t.Logf("fast subscriber: %d frames, worst delay %v; slow subscriber's queue peaked at %d bytes", frames, worst, peak)
 }
+
+// TestShutdownClosesSubscribers: Shutdown closes open live sockets with 4000
+// and refuses new ones.
+func TestShutdownClosesSubscribers(t *testing.T) {
+	e := newLiveEnv(t, Config{Tick: 50 * time.Millisecond})
+	a := newTenant(t, e.store, "acme")
+	ws, _, err := e.dial(t, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, code := e.subscribe(t, ws, a.readKey, a.site.ID, "online")
+	if code != 0 {
+		t.Fatalf("closed with %d", code)
+	}
+	if err := e.hub.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, code := c.read(2 * time.Second); code != 0 {
+			if code != CloseGoingAway {
+				t.Fatalf("closed with %d, want %d", code, CloseGoingAway)
+			}
+			break
+		}
+	}
+	if _, resp, err := e.dial(t, "", ""); err == nil || resp == nil || resp.StatusCode != 503 {
+		t.Errorf("dial after shutdown: %v, want 503", err)
+	}
+}
