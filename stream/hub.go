@@ -361,7 +361,10 @@ type catchKey struct {
 }
 
 func (h *Hub) buildCatchUp(s *site, from uint64, views View) *frame {
-	missed := s.seq - from - 1
+	var missed uint64
+	if from != 0 { // 0: the subscriber has not received its first snapshot
+		missed = s.seq - from - 1
+	}
 	for _, p := range s.history {
 		if p.seq == from {
 			d, _ := Diff(p.snap, s.base)

@@ -165,6 +165,9 @@ func (s *subscriber) serve(out sink) {
 			continue
 		case <-s.wake:
 		}
+		if s.ctx.Err() != nil {
+			continue // ending: write nothing more
+		}
 		if n := s.pong.Swap(0); n > 0 {
 			if err := out.pong(int(n), time.Now().Add(h.cfg.StallTimeout)); err != nil {
 				s.fail(err)
@@ -179,7 +182,7 @@ func (s *subscriber) serve(out sink) {
 			resync = true
 			h.m.coalesced.Inc()
 		}
-		if resync && sent != 0 {
+		if resync { // from the last frame delivered (a snapshot when none was)
 			frames = frames[:0]
 			if f := h.catchUp(s, sent); f != nil {
 				frames = append(frames, f)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -272,4 +273,41 @@ func TestIdleSitesAreFreed(t *testing.T) {
 	if p := s.st.snapshot().Pages.Long; len(p) != 1 || p[0].Key != "/again" {
 		t.Errorf("pages after the site was freed: %v", p)
 	}
+}
+
+// TestOverflowBeforeFirstSnapshot: a subscriber whose queue overflows before
+// its first snapshot is written still starts with a snapshot.
+func TestOverflowBeforeFirstSnapshot(t *testing.T) {
+	h := newTestHub(t, Config{QueueFrames: 2})
+	site := uuid.New()
+	sub := newSubscriber(h, site, AllViews)
+	h.subscribe(sub)
+	s := sub.site
+	for i := range 5 {
+		h.Publish(site, []Event{page("/x", uint64(i), 1)})
+		s.mu.Lock()
+		h.publishLocked(s, time.Now())
+		s.mu.Unlock()
+	}
+	n := &fakeNet{reading: true}
+	var wg sync.WaitGroup
+	wg.Go(func() { sub.serve(n) })
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n.mu.Lock()
+		got := slices.Clone(n.frames)
+		n.mu.Unlock()
+		if len(got) > 0 {
+			if !got[0].snap || got[0].seq != s.seq {
+				t.Errorf("first frame %+v, want a snapshot at seq %d", got[0], s.seq)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no frame written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sub.end(CloseGoingAway, "test over")
+	wg.Wait()
 }
