@@ -9,6 +9,6 @@
 // multi-node bus can merge them. Slow subscribers never slow the ingest path
 // or other subscribers: each has a bounded queue that is coalesced into one
 // catch-up frame when it fills, and a subscriber whose writes block for
-// StallTimeout is closed. PROTOCOL.md describes the wire protocol, the close
+// StallTimeout is closed. docs/protocol.md ("Live stream") describes the wire protocol, the close
 // codes and the memory bounds.
 package stream

@@ -249,7 +249,7 @@ func (s *site) remember() {
 	s.history = append(s.history, published{seq: s.seq, snap: s.base})
 }
 
-// Frames on the wire (PROTOCOL.md, "Frames").
+// Frames on the wire (docs/protocol.md, live stream, "Frames").
 type snapshotFrame struct {
 	Type   string    `json:"type"`
 	Site   uuid.UUID `json:"site"`

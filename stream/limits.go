@@ -2,7 +2,7 @@ package stream
 
 import "time"
 
-// Defaults of Config. Config fields left zero take these values; PROTOCOL.md
+// Defaults of Config. Config fields left zero take these values; docs/protocol.md (live stream)
 // lists the same numbers.
 const (
 	// DefaultTick is how often changed live state is pushed to subscribers.
@@ -46,7 +46,7 @@ const (
 	DefaultShutdownGrace = 5 * time.Second
 )
 
-// Bounds of one site's live state (PROTOCOL.md, "Memory").
+// Bounds of one site's live state (docs/protocol.md, live stream, "Memory").
 const (
 	// TopN is the length of every top list.
 	TopN = 10
@@ -92,7 +92,7 @@ const (
 	MaxFrameBytes = 4 << 10
 )
 
-// Close codes of WS /v1/live (PROTOCOL.md, "Close codes").
+// Close codes of WS /v1/live (docs/protocol.md, live stream, "Close codes").
 const (
 	// CloseGoingAway: the server is shutting down.
 	CloseGoingAway = 4000

@@ -81,7 +81,7 @@ type Snapshot struct {
 	Feed      *Feed     `json:"feed,omitempty"`
 }
 
-// Online is the number of visitors online now (PROTOCOL.md, "Online now").
+// Online is the number of visitors online now (docs/protocol.md, live stream, "Online now").
 type Online struct {
 	// Now is the distinct visitors with a live tracker connection or seen
 	// over HTTP within the HTTP presence window.

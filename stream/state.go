@@ -13,7 +13,7 @@ import (
 )
 
 // state is the live state of one site on this node. Every part is bounded
-// (PROTOCOL.md, "Memory") and additive: counters and sketches of two nodes
+// (docs/protocol.md, live stream, "Memory") and additive: counters and sketches of two nodes
 // can be summed and merged, which a multi-node bus will rely on. Not safe for
 // concurrent use; site holds the lock.
 type state struct {

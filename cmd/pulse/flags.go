@@ -9,6 +9,7 @@ import (
 
 	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
+	"github.com/pulse-analytics/pulse/stream"
 )
 
 // options are every setting a subcommand reads from flags and PULSE_* variables.
@@ -29,6 +30,8 @@ type options struct {
 	allowSignup     bool
 	geoIPDB         string
 	dropBots        bool
+	liveTick        time.Duration
+	livePresence    time.Duration
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -74,6 +77,8 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight requests")
 		fs.StringVar(&o.dashboardOrigin, "dashboard-origin", "", "the dashboard's public origin (https://analytics.example.com); state-changing API calls and the live stream must come from it; empty: the request's own host")
 		fs.BoolVar(&o.allowSignup, "allow-signup", false, "let anyone sign up and create an organization (hosted service)")
+		fs.DurationVar(&o.liveTick, "live-tick", stream.DefaultTick, "how often changed live state is pushed to dashboards")
+		fs.DurationVar(&o.livePresence, "live-presence-timeout", stream.DefaultPresenceTimeout, "how long a silent tracker connection still counts as online; keep it above the ingest ping interval")
 		fs.BoolVar(&o.dropBots, "drop-bots", false, "discard events from bots and crawlers instead of storing them flagged (is_bot = 1)")
 		fs.StringVar(&o.geoIPDB, "geoip-db", "", "MaxMind-format database (.mmdb) for country, region and city; empty leaves them empty")
 	}

@@ -64,7 +64,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	ingestMetrics := ingest.NewMetrics(reg)
 	batcher := ingest.NewBatcher(ingest.BatcherConfig{Rows: o.batchRows, FlushInterval: o.batchInterval}, ingest.NewWriter(db), log, ingestMetrics)
 
-	hub := stream.New(stream.Config{Logger: log}, store, reg)
+	hub := stream.New(stream.Config{Tick: o.liveTick, PresenceTimeout: o.livePresence, Logger: log}, store, reg)
 	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots, Publisher: livePublisher{hub}, Presence: hub}
 	ws := ingest.NewServer(hooks, store, batcher, log, ingestMetrics)
 	tracker, err := sdkjs.New(sdkjs.Dist())
