@@ -160,14 +160,27 @@ func (s *Store) SetPassword(ctx context.Context, id uuid.UUID, password string) 
 	}
 	_, err = s.updateUser(ctx, id, func(u *User) {
 		u.passwordHash = hash
-		u.TokensValidAfter = time.Now().UTC().Truncate(time.Second)
+		u.TokensValidAfter = revocationTime(u.TokensValidAfter)
 	})
 	return err
 }
 
+// revocationTime is the TokensValidAfter that ends every session issued so
+// far, given the previous one. Token times have whole seconds, so it is the
+// next whole second (a token issued in the same second, before the change,
+// must not survive it), and past the previous value, because sessions issued
+// after a revocation carry its time (IssueSession).
+func revocationTime(prev time.Time) time.Time {
+	next := time.Now().UTC().Truncate(time.Second).Add(time.Second)
+	if !prev.Before(next) {
+		next = prev.Add(time.Second)
+	}
+	return next
+}
+
 // RevokeSessions ends every session of a user issued before now ("log out everywhere").
 func (s *Store) RevokeSessions(ctx context.Context, id uuid.UUID) error {
-	_, err := s.updateUser(ctx, id, func(u *User) { u.TokensValidAfter = time.Now().UTC().Truncate(time.Second) })
+	_, err := s.updateUser(ctx, id, func(u *User) { u.TokensValidAfter = revocationTime(u.TokensValidAfter) })
 	return err
 }
 
@@ -216,7 +229,12 @@ func (s *Store) dummyHash() string {
 
 // IssueSession issues a dashboard session token for u.
 func (s *Store) IssueSession(u User) (Session, error) {
+	// Within the second after a revocation, a new session is dated at its end
+	// (well inside the verification leeway) so that it is not revoked itself.
 	now := time.Now()
+	if current, err := s.User(u.ID); err == nil && current.TokensValidAfter.After(now) {
+		now = current.TokensValidAfter
+	}
 	claims := SessionClaims{s.tok.registered(AudienceSession, u.ID.String(), now, s.cfg.SessionLifetime)}
 	tok, err := s.tok.sign(claims)
 	return Session{Token: tok, ExpiresAt: claims.ExpiresAt.Time}, err
