@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/internal/authtest"
 	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
@@ -38,22 +39,9 @@ func newFormatsEnv(t *testing.T) *formatsEnv {
 	ctx := context.Background()
 	db := chtest.Open(t)
 	log := slog.New(slog.DiscardHandler)
-	store, err := auth.Open(ctx, db, auth.Config{DataDir: t.TempDir(), Logger: log, Password: auth.PasswordParams{Time: 1, MemoryKiB: 1024, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	user, err := store.CreateUser(ctx, auth.NewUser{Email: "owner@shop.example", Name: "Owner", Password: "correct horse battery"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, err := store.CreateOrg(ctx, "Shop", user.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	site, err := store.CreateSite(ctx, org.ID, auth.SiteInput{Domain: "shop.example", AllowedOrigins: []string{"https://shop.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := authtest.Store(t, db, auth.Config{Logger: log})
+	tn := authtest.NewTenant(t, store, "shop.example", "https://shop.example")
+	user, org, site := tn.Owner, tn.Org, tn.Site
 	_, ingestKey, err := store.CreateAPIKey(ctx, org.ID, "server", []auth.Scope{auth.ScopeIngest}, user.ID)
 	if err != nil {
 		t.Fatal(err)

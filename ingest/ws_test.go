@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/internal/authtest"
 	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
@@ -53,23 +54,10 @@ func newWSEnvOn(t testing.TB, cfg Config, bcfg BatcherConfig, db, writerDB *chdb
 	}
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	store, err := auth.Open(ctx, db, auth.Config{DataDir: t.TempDir(), Logger: log,
-		Password: auth.PasswordParams{Time: 1, MemoryKiB: 1024, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	user, err := store.CreateUser(ctx, auth.NewUser{Email: "owner@shop.example", Name: "Owner", Password: "correct horse battery"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, err := store.CreateOrg(ctx, "Shop", user.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if org, err = store.SetQuota(ctx, org.ID, auth.Quota{EventsPerSecond: 10_000_000, EventsPerMonth: 1 << 40, MaxConnections: 50}); err != nil {
-		t.Fatal(err)
-	}
-	site, err := store.CreateSite(ctx, org.ID, auth.SiteInput{Domain: "shop.example", AllowedOrigins: []string{testOrigin}})
+	store := authtest.Store(t, db, auth.Config{Logger: log})
+	tn := authtest.NewTenant(t, store, "shop.example", testOrigin)
+	site := tn.Site
+	org, err := store.SetQuota(ctx, tn.Org.ID, auth.Quota{EventsPerSecond: 10_000_000, EventsPerMonth: 1 << 40, MaxConnections: 50})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
+	"github.com/pulse-analytics/pulse/internal/authtest"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 	"github.com/pulse-analytics/pulse/stream"
 )
@@ -43,23 +44,9 @@ func TestTrackerPresenceEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	db := chtest.Open(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := auth.Open(ctx, db, auth.Config{DataDir: t.TempDir(), Logger: quiet,
-		Password: auth.PasswordParams{Time: 1, MemoryKiB: 1024, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := store.CreateUser(ctx, auth.NewUser{Email: "o@acme.test", Name: "o", Password: "correct horse battery"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, err := store.CreateOrg(ctx, "acme", owner.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	site, err := store.CreateSite(ctx, org.ID, auth.SiteInput{Domain: "acme.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := authtest.Store(t, db, auth.Config{Logger: quiet})
+	tn := authtest.NewTenant(t, store, "acme.test")
+	owner, org, site := tn.Owner, tn.Org, tn.Site
 	_, readKey, err := store.CreateAPIKey(ctx, org.ID, "read", []auth.Scope{auth.ScopeRead}, owner.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/internal/authtest"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
@@ -36,11 +37,7 @@ func newLiveEnv(t testing.TB, cfg Config) *liveEnv {
 	t.Helper()
 	db := chtest.Open(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := auth.Open(context.Background(), db, auth.Config{DataDir: t.TempDir(), DashboardOrigin: dashboard,
-		Password: auth.PasswordParams{Time: 1, MemoryKiB: 1024, Threads: 1}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := authtest.Store(t, db, auth.Config{DashboardOrigin: dashboard, Logger: quiet})
 	cfg.Logger = quiet
 	h := New(cfg, store, prometheus.NewRegistry())
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
@@ -74,19 +71,10 @@ type tenant struct {
 
 func newTenant(t testing.TB, s *auth.Store, name string) tenant {
 	t.Helper()
-	ctx := context.Background()
-	var tn tenant
+	base := authtest.NewTenant(t, s, name+".test")
+	tn := tenant{org: base.Org, owner: base.Owner, site: base.Site}
 	var err error
-	if tn.owner, err = s.CreateUser(ctx, auth.NewUser{Email: "owner@" + name + ".test", Name: "owner", Password: "correct horse battery"}); err != nil {
-		t.Fatal(err)
-	}
-	if tn.org, err = s.CreateOrg(ctx, name, tn.owner.ID); err != nil {
-		t.Fatal(err)
-	}
-	if tn.site, err = s.CreateSite(ctx, tn.org.ID, auth.SiteInput{Domain: name + ".test"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, tn.readKey, err = s.CreateAPIKey(ctx, tn.org.ID, "read", []auth.Scope{auth.ScopeRead}, tn.owner.ID); err != nil {
+	if _, tn.readKey, err = s.CreateAPIKey(context.Background(), tn.org.ID, "read", []auth.Scope{auth.ScopeRead}, tn.owner.ID); err != nil {
 		t.Fatal(err)
 	}
 	return tn
