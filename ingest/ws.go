@@ -228,7 +228,7 @@ func NewServer(cfg Config, t Tenancy, b *Batcher, log *slog.Logger, m *Metrics) 
 		// Origins stays empty: preflight has checked the Origin against the
 		// site's own list, which this middleware cannot know.
 		HandshakeTimeout: cfg.HelloTimeout,
-		ReadBufferSize:   4 << 10,
+		ReadBufferSize:   1 << 10,
 		WriteBufferSize:  1 << 10,
 		WriteBufferPool:  &sync.Pool{},
 		RecoverHandler: func(c *websocket.Conn) {
