@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -47,17 +46,16 @@ type formatsDirectory interface {
 // format and takes the same path as the WebSocket's: validation, enrichment,
 // the batcher and the live stream.
 type FormatsHandler struct {
-	dir     formatsDirectory
-	batcher *Batcher
-	log     *slog.Logger
-	m       *Metrics
-	now     func() time.Time
-	hooks   hooks
+	pipeline
+	dir formatsDirectory
+	log *slog.Logger
 }
 
 // NewFormatsHandler returns the handler of the foreign formats.
 func NewFormatsHandler(dir formatsDirectory, b *Batcher, log *slog.Logger, m *Metrics) *FormatsHandler {
-	return &FormatsHandler{dir: dir, batcher: b, log: log, m: m, now: time.Now, hooks: Config{}.hooks(m)}
+	h := &FormatsHandler{pipeline: newPipeline(b, m), dir: dir, log: log}
+	h.quotas = dir
+	return h
 }
 
 // WithHooks takes the enrichment, bot and live-stream settings of cfg.
@@ -73,65 +71,6 @@ func (h *FormatsHandler) Register(r fiber.Router) {
 		r.Post("/v1/"+t, h.segment(t))
 	}
 	r.Post("/api/event", h.plausible)
-}
-
-// formatEvent is one message translated to our format, with its client.
-type formatEvent struct {
-	raw    json.RawMessage
-	client Client
-	userID string
-}
-
-// accept runs translated events through validation, enrichment and the batcher.
-func (h *FormatsHandler) accept(ctx context.Context, site auth.Site, in []formatEvent, rejected []EventError) (int, []EventError, error) {
-	isite := Site{TenantID: site.OrgID, ID: site.ID, PublicKey: site.PublicKey, AllowedOrigins: site.AllowedOrigins}
-	received := h.now().UTC().Truncate(time.Second)
-	events := make([]Event, 0, len(in))
-	for i, fe := range in {
-		if fe.raw == nil {
-			continue // rejected while translating
-		}
-		e, evErr := parseEvent(fe.raw, i, isite, received)
-		if evErr != nil {
-			rejected = append(rejected, *evErr)
-			h.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
-			continue
-		}
-		e.UserID = fe.userID
-		if !h.hooks.enrich(&e, fe.client) {
-			continue
-		}
-		events = append(events, e)
-	}
-	h.m.received.Add(float64(len(in)))
-	if len(events) == 0 {
-		return 0, rejected, nil
-	}
-	if d := h.dir.AllowEvents(site.OrgID, len(events)); !d.Allowed {
-		return 0, rejected, quotaError{d}
-	}
-	ctx, cancel := context.WithTimeout(ctx, MaxEnqueueWait)
-	defer cancel()
-	if err := h.batcher.Add(ctx, events, nil); err != nil {
-		return 0, rejected, err
-	}
-	h.m.accepted.Add(float64(len(events)))
-	h.hooks.publisher.Publish(isite, 0, events)
-	return len(events), rejected, nil
-}
-
-type quotaError struct{ d auth.Decision }
-
-func (e quotaError) Error() string { return "over quota: " + e.d.Reason }
-
-// busy answers an accept error: 429 over quota, 503 when the batcher is full.
-func busy(c *fiber.Ctx, err error) error {
-	var q quotaError
-	if errors.As(err, &q) {
-		return q.d.Reject(c)
-	}
-	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(RetryAfterBusy.Seconds())))
-	return fail(c, fiber.StatusServiceUnavailable, "the server is busy; retry later")
 }
 
 // --- Segment
@@ -200,7 +139,7 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 		sites := h.dir.Sites(key.OrgID)
 
 		// Messages are grouped by site; a body almost always holds one site's.
-		bySite := map[uuid.UUID][]formatEvent{}
+		bySite := map[uuid.UUID][]rawEvent{}
 		siteOf := map[uuid.UUID]auth.Site{}
 		var rejected []EventError
 		for i, raw := range msgs {
@@ -215,7 +154,7 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 		}
 		accepted := 0
 		for id, fes := range bySite {
-			n, rej, err := h.accept(c.UserContext(), siteOf[id], fes, nil)
+			n, rej, err := h.accept(c.UserContext(), SiteOf(siteOf[id]), fes, nil)
 			if err != nil {
 				return busy(c, err)
 			}
@@ -234,9 +173,9 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 }
 
 // segmentEvent translates one Segment message into our event format.
-func segmentEvent(raw json.RawMessage, index int, typ string, sites []auth.Site) (formatEvent, auth.Site, *EventError) {
-	fail := func(field, msg string) (formatEvent, auth.Site, *EventError) {
-		return formatEvent{}, auth.Site{}, &EventError{Index: index, Field: field, Message: msg}
+func segmentEvent(raw json.RawMessage, index int, typ string, sites []auth.Site) (rawEvent, auth.Site, *EventError) {
+	fail := func(field, msg string) (rawEvent, auth.Site, *EventError) {
+		return rawEvent{}, auth.Site{}, &EventError{Index: index, Field: field, Message: msg}
 	}
 	if len(raw) > MaxSegmentMessageBytes {
 		return fail("event", "is "+strconv.Itoa(len(raw))+" bytes, more than Segment's limit of 32 KB")
@@ -318,7 +257,12 @@ func segmentEvent(raw json.RawMessage, index int, typ string, sites []auth.Site)
 		client.IP = ip // the end user's address, as server-side libraries pass it
 		client.VisitorKey = ""
 	}
-	return formatEvent{raw: out, client: client, userID: idString(m.UserID)}, site, nil
+	return rawEvent{raw: out, index: index, client: client, userID: idString(m.UserID)}, site, nil
+}
+
+// SiteOf is what ingest keeps of a site of the tenancy store.
+func SiteOf(s auth.Site) Site {
+	return Site{TenantID: s.OrgID, ID: s.ID, PublicKey: s.PublicKey, AllowedOrigins: s.AllowedOrigins, HonorDNT: s.HonorDNT}
 }
 
 // pickSite chooses the site whose domain is the page URL's host (with or
@@ -461,7 +405,7 @@ func (h *FormatsHandler) plausible(c *fiber.Ctx) error {
 	out, _ := json.Marshal(ev)
 	client := Client{UserAgent: c.Get(fiber.HeaderUserAgent)}
 	client.IP, _ = netip.ParseAddr(c.IP())
-	n, rejected, err := h.accept(c.UserContext(), site, []formatEvent{{raw: out, client: client}}, nil)
+	n, rejected, err := h.accept(c.UserContext(), SiteOf(site), []rawEvent{{raw: out, client: client}}, nil)
 	if err != nil {
 		return busy(c, err)
 	}

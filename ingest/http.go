@@ -1,15 +1,12 @@
 package ingest
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/pulse-analytics/pulse/auth"
 )
@@ -31,19 +28,14 @@ func (s StaticSites) SiteByKey(key string) (Site, bool) {
 
 // HTTPHandler serves POST /v1/events.
 type HTTPHandler struct {
-	sites   siteResolver
-	batcher *Batcher
-	log     *slog.Logger
-	m       *Metrics
-	now     func() time.Time
-	hooks   hooks
-	quotas  tenantQuotas // nil: no quota checks
-	dedup   *dedup       // nil: no memory of recent ids
+	pipeline
+	sites siteResolver
+	log   *slog.Logger
 }
 
 // NewHTTPHandler returns the handler of POST /v1/events.
 func NewHTTPHandler(sites siteResolver, b *Batcher, log *slog.Logger, m *Metrics) *HTTPHandler {
-	return &HTTPHandler{sites: sites, batcher: b, log: log, m: m, now: time.Now, hooks: Config{}.hooks(m)}
+	return &HTTPHandler{pipeline: newPipeline(b, m), sites: sites, log: log}
 }
 
 // WithHooks takes the enrichment, bot and live-stream settings of cfg, the
@@ -63,7 +55,7 @@ func (h *HTTPHandler) WithDedup(s *Server) *HTTPHandler {
 
 // WithQuotas makes the handler count events against their tenant's quota and
 // answer 429 with Retry-After beyond it, as the WebSocket does.
-func (h *HTTPHandler) WithQuotas(q tenantQuotas) *HTTPHandler {
+func (h *HTTPHandler) WithQuotas(q eventQuotas) *HTTPHandler {
 	h.quotas = q
 	return h
 }
@@ -109,79 +101,21 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 		return fail(c, fiber.StatusRequestEntityTooLarge, strconv.Itoa(len(raws))+" events in one request, more than the limit of "+strconv.Itoa(MaxEventsPerRequest))
 	}
 
-	received := h.now().UTC().Truncate(time.Second)
 	client := Client{UserAgent: c.Get(fiber.HeaderUserAgent)}
 	client.IP, _ = netip.ParseAddr(c.IP())
-	res := postResult{Rejected: []EventError{}}
-	events := make([]Event, 0, len(raws))
+	in := make([]rawEvent, len(raws))
 	for i, raw := range raws {
-		e, evErr := parseEvent(raw, i, site, received)
-		if evErr != nil {
-			res.Rejected = append(res.Rejected, *evErr)
-			h.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
-			continue
-		}
-		if !h.hooks.enrich(&e, client) {
-			continue
-		}
-		events = append(events, e)
+		in[i] = rawEvent{raw: raw, index: i, client: client}
 	}
-	h.m.received.Add(float64(len(raws)))
-	if len(events) == 0 {
-		if len(res.Rejected) == 0 { // only bots, dropped by configuration
-			return c.Status(fiber.StatusAccepted).JSON(res)
-		}
+	n, rejected, err := h.accept(c.UserContext(), site, in, []EventError{})
+	if err != nil {
+		return busy(c, err)
+	}
+	res := postResult{Accepted: n, Rejected: rejected}
+	if n == 0 && len(rejected) > 0 {
 		return c.Status(fiber.StatusBadRequest).JSON(res)
 	}
-
-	if h.quotas != nil {
-		if d := h.quotas.AllowEvents(site.TenantID, len(events)); !d.Allowed {
-			return d.Reject(c)
-		}
-	}
-	res.Accepted = len(events)
-	var (
-		done func(error)
-		ids  []uuid.UUID
-	)
-	if h.dedup != nil {
-		var dups int
-		events, dups = h.dedup.unseen(site.ID, events)
-		h.m.duplicates.Add(float64(dups))
-		if len(events) == 0 {
-			return c.Status(fiber.StatusAccepted).JSON(res)
-		}
-		ids = make([]uuid.UUID, len(events))
-		for i := range events {
-			ids[i] = events[i].ID
-		}
-		done = func(err error) {
-			if err == nil {
-				h.dedup.committed(site.ID, ids)
-			}
-		}
-	}
-	n := len(events)
-	// The live view hears of the events before the batcher owns the slice,
-	// as on the WebSocket.
-	h.hooks.publisher.Publish(site, 0, events)
-	ctx, cancel := context.WithTimeout(c.UserContext(), MaxEnqueueWait)
-	defer cancel()
-	if err := h.batcher.Add(ctx, events, done); err != nil {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(RetryAfterBusy.Seconds())))
-		msg := "the server is busy; retry later"
-		if errors.Is(err, ErrClosed) {
-			msg = "the server is shutting down; retry later"
-		}
-		return fail(c, fiber.StatusServiceUnavailable, msg)
-	}
-	if h.dedup != nil {
-		// Remembered only once the batcher holds them: after a refused Add the
-		// client sends the same ids again, and they must not look seen.
-		h.dedup.rememberIDs(site.ID, ids)
-	}
-	h.m.accepted.Add(float64(n))
-	return c.Status(fiber.StatusAccepted).JSON(res)
+	return c.Status(fiber.StatusAccepted).JSON(res) // n == 0 without rejections: only bots, dropped by configuration
 }
 
 // optedOut names the opt-out a request carries: Global Privacy Control

@@ -349,7 +349,7 @@ func (s *Server) serve(c *websocket.Conn) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	conn := &wsConn{id: s.connIDs.Add(1), s: s, ws: ws, site: site, client: client, ctx: ctx, cancel: cancel,
-		isite:  Site{TenantID: site.OrgID, ID: site.ID, PublicKey: site.PublicKey},
+		isite:  SiteOf(site),
 		bucket: tokenBucket{rate: float64(s.cfg.FramesPerSecond), burst: float64(s.cfg.FrameBurst)}}
 	conn.acks.signal = make(chan struct{}, 1)
 	s.conns[conn] = struct{}{}

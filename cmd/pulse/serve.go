@@ -170,5 +170,5 @@ func (a storeSites) SiteByKey(key string) (ingest.Site, bool) {
 	if err != nil {
 		return ingest.Site{}, false
 	}
-	return ingest.Site{TenantID: site.OrgID, ID: site.ID, PublicKey: site.PublicKey, AllowedOrigins: site.AllowedOrigins, HonorDNT: site.HonorDNT}, true
+	return ingest.SiteOf(site), true
 }

@@ -1,0 +1,133 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/pulse-analytics/pulse/auth"
+)
+
+// pipeline is what the HTTP ingest paths (our own format, Segment's and
+// Plausible's) share once a body is decoded: validation, enrichment, the
+// tenant's quota, the memory of recent ids, the live publisher and the
+// batcher. The WebSocket runs the same steps per frame, with acknowledgements.
+type pipeline struct {
+	batcher *Batcher
+	m       *Metrics
+	now     func() time.Time
+	hooks   hooks
+	quotas  eventQuotas // nil: no quota checks
+	dedup   *dedup      // nil: no memory of recent ids
+}
+
+// eventQuotas counts events against their tenant's quota.
+type eventQuotas interface {
+	AllowEvents(org uuid.UUID, n int) auth.Decision
+}
+
+func newPipeline(b *Batcher, m *Metrics) pipeline {
+	return pipeline{batcher: b, m: m, now: time.Now, hooks: Config{}.hooks(m)}
+}
+
+// rawEvent is one event in our wire format, with what its request says of the
+// visitor and its position in the request (for rejections).
+type rawEvent struct {
+	raw    json.RawMessage
+	index  int
+	client Client
+	userID string
+}
+
+// accept takes the events of one site. It returns how many were accepted (an
+// id the node already holds counts as accepted: it is stored or about to be)
+// and the rejected ones, appended to rejected. The error is quotaError beyond
+// the tenant's quota, or the batcher's; then nothing was taken.
+func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejected []EventError) (int, []EventError, error) {
+	received := p.now().UTC().Truncate(time.Second)
+	events := make([]Event, 0, len(in))
+	for _, re := range in {
+		e, evErr := parseEvent(re.raw, re.index, site, received)
+		if evErr != nil {
+			rejected = append(rejected, *evErr)
+			p.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
+			continue
+		}
+		e.UserID = re.userID
+		if !p.hooks.enrich(&e, re.client) {
+			continue
+		}
+		events = append(events, e)
+	}
+	p.m.received.Add(float64(len(in)))
+	if len(events) == 0 {
+		return 0, rejected, nil
+	}
+	if p.quotas != nil {
+		if d := p.quotas.AllowEvents(site.TenantID, len(events)); !d.Allowed {
+			return 0, rejected, quotaError{d}
+		}
+	}
+	accepted := len(events)
+	var (
+		done func(error)
+		ids  []uuid.UUID
+	)
+	if p.dedup != nil {
+		var dups int
+		events, dups = p.dedup.unseen(site.ID, events)
+		p.m.duplicates.Add(float64(dups))
+		if len(events) == 0 {
+			return accepted, rejected, nil
+		}
+		ids = make([]uuid.UUID, len(events))
+		for i := range events {
+			ids[i] = events[i].ID
+		}
+		done = func(err error) {
+			if err == nil {
+				p.dedup.committed(site.ID, ids)
+			}
+		}
+	}
+	n := len(events)
+	// The live view hears of the events before the batcher owns the slice,
+	// as on the WebSocket.
+	p.hooks.publisher.Publish(site, 0, events)
+	ctx, cancel := context.WithTimeout(ctx, MaxEnqueueWait)
+	defer cancel()
+	if err := p.batcher.Add(ctx, events, done); err != nil {
+		return 0, rejected, err
+	}
+	if p.dedup != nil {
+		// Remembered only once the batcher holds them: after a refused Add the
+		// client sends the same ids again, and they must not look seen.
+		p.dedup.rememberIDs(site.ID, ids)
+	}
+	p.m.accepted.Add(float64(n))
+	return accepted, rejected, nil
+}
+
+type quotaError struct{ d auth.Decision }
+
+func (e quotaError) Error() string { return "over quota: " + e.d.Reason }
+
+// busy answers an accept error: 429 over quota, 503 when the batcher stayed
+// full or is shut down; both with Retry-After, and nothing was taken.
+func busy(c *fiber.Ctx, err error) error {
+	var q quotaError
+	if errors.As(err, &q) {
+		return q.d.Reject(c)
+	}
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(RetryAfterBusy.Seconds())))
+	msg := "the server is busy; retry later"
+	if errors.Is(err, ErrClosed) {
+		msg = "the server is shutting down; retry later"
+	}
+	return fail(c, fiber.StatusServiceUnavailable, msg)
+}
