@@ -96,6 +96,10 @@ const (
 	maxTimeZoneBytes = 64
 )
 
+// MaxRetentionDays is the longest retention a site may set (ten years);
+// 0 keeps data forever.
+const MaxRetentionDays = 3650
+
 // Retry hints and password hash sizes.
 const (
 	// connectionRetryAfter is the Retry-After of a refused connection.

@@ -86,6 +86,11 @@ type Site struct {
 	// HonorDNT drops events of browsers that send Do Not Track (DNT: 1).
 	// Global Privacy Control is always honoured.
 	HonorDNT bool `json:"honor_dnt"`
+	// RetentionDays is how many whole days (in TimeZone) before today the
+	// site's events and visits are kept; older ones are deleted by the
+	// lifecycle job. 0 keeps them forever (or as long as the operator's
+	// --max-retention-days allows).
+	RetentionDays uint32 `json:"retention_days"`
 	// IdentitySecret is the HS256 secret the site's backend signs identity
 	// tokens with. Shown to admins only.
 	IdentitySecret string    `json:"-"`

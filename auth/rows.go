@@ -107,13 +107,13 @@ func orgsTable() table[uuid.UUID, Org] {
 func sitesTable() table[uuid.UUID, Site] {
 	return table[uuid.UUID, Site]{
 		name: "auth_sites",
-		cols: "id, org_id, domain, generation, public_key, allowed_origins, time_zone, identity_secret, created_at, deleted, version, honor_dnt",
+		cols: "id, org_id, domain, generation, public_key, allowed_origins, time_zone, identity_secret, created_at, deleted, version, honor_dnt, retention_days",
 		scan: func(r driver.Rows) (uuid.UUID, versioned[Site], error) {
 			var v versioned[Site]
 			var del, dnt uint8
 			s := &v.row
 			err := r.Scan(&s.ID, &s.OrgID, &s.Domain, &s.generation, &s.PublicKey, &s.AllowedOrigins, &s.TimeZone,
-				&s.IdentitySecret, &s.CreatedAt, &del, &v.version, &dnt)
+				&s.IdentitySecret, &s.CreatedAt, &del, &v.version, &dnt, &s.RetentionDays)
 			v.deleted, s.CreatedAt, s.HonorDNT = del == 1, goTime(s.CreatedAt), dnt == 1
 			return s.ID, v, err
 		},
@@ -124,7 +124,7 @@ func sitesTable() table[uuid.UUID, Site] {
 				origins = []string{}
 			}
 			return []any{s.ID, s.OrgID, s.Domain, s.generation, s.PublicKey, origins, s.TimeZone,
-				s.IdentitySecret, chTime(s.CreatedAt), b2u(v.deleted), v.version, b2u(s.HonorDNT)}
+				s.IdentitySecret, chTime(s.CreatedAt), b2u(v.deleted), v.version, b2u(s.HonorDNT), s.RetentionDays}
 		},
 		key: func(s Site) uuid.UUID { return s.ID },
 		mem: func(t *tables) map[uuid.UUID]versioned[Site] { return t.sites },

@@ -135,6 +135,9 @@ type SiteInput struct {
 	TimeZone string `json:"time_zone"`
 	// HonorDNT drops events of browsers that send DNT: 1.
 	HonorDNT bool `json:"honor_dnt"`
+	// RetentionDays is how many days of data the site keeps; 0 keeps it
+	// forever. At most MaxRetentionDays.
+	RetentionDays int64 `json:"retention_days"`
 }
 
 // CreateSite creates a site in org. Two concurrent creates of one domain
@@ -158,13 +161,17 @@ func (s *Store) CreateSite(ctx context.Context, org uuid.UUID, in SiteInput) (Si
 	if err != nil {
 		return Site{}, err
 	}
+	retention, err := checkRetention(in.RetentionDays)
+	if err != nil {
+		return Site{}, err
+	}
 	return claim(ctx, s, sitesTable(), "site", "domain", domain,
 		func(site Site) uint32 { return site.generation },
 		func(id uuid.UUID, gen uint32) Site {
 			return Site{
 				ID: id, OrgID: org, Domain: domain, generation: gen,
 				PublicKey: publicKeyPrefix + randomString(16), AllowedOrigins: origins, TimeZone: tz, HonorDNT: in.HonorDNT,
-				IdentitySecret: randomString(32), CreatedAt: time.Now().UTC().Truncate(time.Second),
+				RetentionDays: retention, IdentitySecret: randomString(32), CreatedAt: time.Now().UTC().Truncate(time.Second),
 			}
 		})
 }
@@ -221,9 +228,11 @@ type SiteUpdate struct {
 	AllowedOrigins *[]string `json:"allowed_origins"`
 	TimeZone       *string   `json:"time_zone"`
 	HonorDNT       *bool     `json:"honor_dnt"`
+	RetentionDays  *int64    `json:"retention_days"`
 }
 
-// UpdateSite changes a site's allowed origins or time zone.
+// UpdateSite changes a site's allowed origins, time zone, Do Not Track
+// setting or retention.
 func (s *Store) UpdateSite(ctx context.Context, id uuid.UUID, up SiteUpdate) (Site, error) {
 	site, err := s.Site(id)
 	if err != nil {
@@ -241,6 +250,11 @@ func (s *Store) UpdateSite(ctx context.Context, id uuid.UUID, up SiteUpdate) (Si
 	}
 	if up.HonorDNT != nil {
 		site.HonorDNT = *up.HonorDNT
+	}
+	if up.RetentionDays != nil {
+		if site.RetentionDays, err = checkRetention(*up.RetentionDays); err != nil {
+			return Site{}, err
+		}
 	}
 	return site, write(ctx, s, sitesTable(), versioned[Site]{row: site, version: s.updateVersion()})
 }
@@ -276,6 +290,30 @@ func (s *Store) deleteSite(ctx context.Context, site Site) error {
 		}
 	}
 	return nil
+}
+
+// checkRetention validates a site's retention in days.
+func checkRetention(days int64) (uint32, error) {
+	if days < 0 || days > MaxRetentionDays {
+		return 0, invalid("retention_days must be a whole number of days from 1 to %d, or 0 to keep data forever; got %d", MaxRetentionDays, days)
+	}
+	return uint32(days), nil
+}
+
+// DeletedSites lists the sites that were deleted, or whose org was deleted,
+// so that their events can be deleted too.
+func (s *Store) DeletedSites() []Site {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Site
+	for _, v := range s.t.sites {
+		// A site whose org is not known is not taken for deleted.
+		if o, ok := s.t.orgs[v.row.OrgID]; v.deleted || ok && o.deleted {
+			out = append(out, v.row)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
+	return out
 }
 
 // AddMember gives user the role in org, adding the membership or changing
