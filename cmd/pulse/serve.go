@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/dashboard/web"
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/ingest/enrich"
 	"github.com/pulse-analytics/pulse/internal/chdb"
@@ -83,6 +84,11 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		api:        auth.NewAPI(store, log),
 		log:        log,
 	})
+	ui, err := web.New(web.Dist())
+	if err != nil {
+		return fmt.Errorf("dashboard: read the web build: %w", err)
+	}
+	ui.Register(app) // last: its fallback answers client-side routes with the page
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
