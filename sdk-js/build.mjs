@@ -11,7 +11,8 @@ export async function buildAll() {
   await Promise.all([
     build({ ...common, entryPoints: ['src/script.js'], outfile: 'dist/pulse.js', format: 'iife', minify: true, define: { FULL: 'false' } }),
     build({ ...common, entryPoints: ['src/script.js'], outfile: 'dist/pulse.full.js', format: 'iife', minify: true, define: { FULL: 'true' } }),
-    build({ ...common, entryPoints: ['src/esm.js'], outfile: 'dist/pulse.mjs', format: 'esm', minifySyntax: true }),
+    // npm: the options of the full build (hash, exclude, cross-tab adoption), no automatic captures.
+    build({ ...common, entryPoints: ['src/esm.js'], outfile: 'dist/pulse.mjs', format: 'esm', minifySyntax: true, define: { FULL: 'true' } }),
   ])
 }
 

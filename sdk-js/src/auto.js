@@ -18,11 +18,11 @@ export function auto(w, o, send, on) {
     if (tag) {
       const props = {}
       for (const k in tag.dataset) if (/^pulseProp./.test(k)) props[k[9].toLowerCase() + k.slice(10)] = tag.dataset[k]
-      send({ type: 'track', name: tag.dataset.pulseEvent, props })
+      send('track', { name: tag.dataset.pulseEvent, props })
     }
     if (!a || !/^http/.test(a.protocol)) return
-    if (o.downloads !== false && ext.test(a.pathname)) send({ type: 'track', name: 'File Download', props: { url: a.href } })
-    else if (o.outbound !== false && a.host != loc.host) send({ type: 'track', name: 'Outbound Link', props: { url: a.href } })
+    if (o.downloads !== false && ext.test(a.pathname)) send('track', { name: 'File Download', props: { url: a.href } })
+    else if (o.outbound !== false && a.host != loc.host) send('track', { name: 'Outbound Link', props: { url: a.href } })
   }
   on('click', click, doc)
   on('auxclick', e => e.button == 1 && click(e), doc)
@@ -34,7 +34,7 @@ export function auto(w, o, send, on) {
     scroll()
     if (shown) time += Date.now() - shown
     shown = 0
-    if (time > 0 && url) send({ type: 'track', name: 'engagement', url, props: { ms: time, scroll: depth } })
+    if (time > 0 && url) send('track', { name: 'engagement', url, props: { ms: time, scroll: depth } })
     time = depth = 0
   }
   on('visibilitychange', () => doc.visibilityState == 'hidden' ? leave() : shown = Date.now())

@@ -8,7 +8,7 @@ try {
   const w = window, s = document.currentScript, d = s ? s.dataset : {}, o = {}
   for (const k in d) o[k] = d[k] == 'true' || (d[k] != 'false' && d[k])
   o.host = o.host || (s && new URL(s.src).origin)
-  o.exclude = matcher(o.exclude)
+  if (FULL) o.exclude = matcher(o.exclude)
   const api = start(w, o, FULL && auto), stub = w.pulse
   // pulse('track', 'signup', {plan: 'pro'}) and pulse.track('signup', {plan: 'pro'}) both work.
   const pulse = (m, ...a) => api[m] && api[m](...a)

@@ -1,8 +1,9 @@
 // Small pure helpers of the tracker, exported for the unit tests.
+import { BACKOFF_BASE, BACKOFF_MAX, OPT_OUT } from './limits.js'
 
-/** Reconnect delays grow from BACKOFF_BASE ms, doubling up to BACKOFF_MAX ms. */
-export const BACKOFF_BASE = 500
-export const BACKOFF_MAX = 30000
+export { BACKOFF_BASE, BACKOFF_MAX, OPT_OUT }
+
+export const str = JSON.stringify
 
 /**
  * backoff is the delay before reconnect attempt n (0-based): "full jitter", a uniformly
@@ -17,18 +18,16 @@ export const uuid = () =>
     (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16))
 
 /**
- * matcher turns "/admin/*, /preview" into a RegExp matching whole paths; * matches
- * any characters, including /. It returns undefined for an empty list.
+ * matcher (full build) turns "/admin/*, /preview" into a RegExp matching whole paths;
+ * * matches any characters, including /. It returns undefined for an empty list.
  */
 export const matcher = list =>
   list && RegExp('^(' + list.replace(/[.+?^${}()[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/ *, */g, '|') + ')$')
 
-/** OPT_OUT is the localStorage key whose value "1" makes the tracker decline on this origin. */
-export const OPT_OUT = 'pulse_optout'
-
 /**
  * decline says why the tracker must not track this page, or '' when it may.
- * o.local allows localhost; o.dnt honours Do Not Track and Global Privacy Control.
+ * o.local allows localhost; o.dnt honours Do Not Track and Global Privacy Control;
+ * in the full build o.exclude (a matcher) names paths not to track.
  */
 export const decline = (w, o) => {
   const n = w.navigator, l = w.location
@@ -38,7 +37,7 @@ export const decline = (w, o) => {
     : s ? 'opted out'
     : !o.local && /^(localhost|127\.|\[::1\]$|$)/.test(l.hostname) ? 'localhost'
     : n.webdriver ? 'webdriver'
-    : o.dnt && (n.doNotTrack == '1' || n.globalPrivacyControl) ? 'DNT/GPC'
-    : o.exclude && o.exclude.test(l.pathname) ? 'excluded path'
+    : o.dnt && (n.doNotTrack == 1 || n.globalPrivacyControl) ? 'DNT/GPC'
+    : FULL && o.exclude && o.exclude.test(l.pathname) ? 'excluded path'
     : ''
 }

@@ -1,6 +1,25 @@
-// A happy-dom window with a scripted WebSocket, fetch and sendBeacon, for the tracker's unit tests.
+// A happy-dom window with a scripted WebSocket, fetch and sendBeacon, for the tracker's unit
+// tests, and the tracker's sources as the default or the full build compiles them.
 import { Window } from 'happy-dom'
 import { mock } from 'node:test'
+import { buildSync } from 'esbuild'
+import { fileURLToPath } from 'node:url'
+
+/**
+ * load returns the exports of src/ (core, queue, util, auto) bundled unminified with FULL
+ * defined as the build defines it: load(false) is the code of pulse.js, load(true) that of
+ * pulse.full.js.
+ */
+export async function load(full) {
+  const out = buildSync({
+    stdin: {
+      contents: "export * from './core.js'; export * from './queue.js'; export * from './util.js'; export * from './auto.js'",
+      resolveDir: fileURLToPath(new URL('../../src', import.meta.url)),
+    },
+    bundle: true, format: 'esm', write: false, define: { FULL: String(full) }, logLevel: 'warning',
+  })
+  return import('data:text/javascript;base64,' + Buffer.from(out.outputFiles[0].contents).toString('base64'))
+}
 
 /**
  * page returns a window at url whose WebSocket, fetch and sendBeacon record what the tracker

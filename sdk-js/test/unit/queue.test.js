@@ -1,7 +1,10 @@
 import { test, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { createQueue, MAX_EVENTS, MAX_BYTES, MAX_AGE, ORPHAN } from '../../src/queue.js'
-import { page, timers, restore } from './harness.js'
+import { load, page, timers, restore } from './harness.js'
+
+// The queue of pulse.js (createQueue) and of pulse.full.js (full.createQueue).
+const full = await load(true)
+const { createQueue, MAX_EVENTS, MAX_BYTES, MAX_AGE, ORPHAN } = await load(false)
 
 afterEach(restore)
 const ev = (i, extra = {}) => ({ id: 'id-' + i, type: 'track', name: 'e' + i, ...extra })
@@ -56,12 +59,34 @@ test('queue: acks and drops remove events from memory and storage', t => {
   assert.deepEqual(stored(p.w).q.map(x => x.e.id), ['id-3'])
 })
 
-test('queue: a released page\'s events are adopted at once, a live page\'s only after ORPHAN', t => {
+test('queue: a new page adopts every stored event once; later events of other pages stay with them', t => {
   const tick = timers(), p = page()
   t.after(p.close)
   const a = createQueue(p.w, 'k', 'pageA')
   a.add(ev(1))
+  a.q[0].s = 1
   const b = createQueue(p.w, 'k', 'pageB')
+  b.sync()
+  assert.deepEqual(b.q.map(x => [x.e.id, x.s]), [['id-1', undefined]], 'adopted at the first sync, not yet sent by B')
+  tick(1)
+  a.add(ev(2))
+  b.sync()
+  assert.deepEqual(b.q.map(x => x.e.id), ['id-1'], 'A\'s later event stays with A')
+  assert.deepEqual(stored(p.w).q.map(x => [x.e.id, x.o]), [['id-1', 'pageB'], ['id-2', 'pageA']])
+  b.ack(5)
+  assert.deepEqual(b.q.map(x => x.e.id), ['id-1'], 'an ack covers sent events only')
+  b.q[0].s = 1
+  b.ack(1)
+  a.ack(1)
+  assert.deepEqual(stored(p.w).q.map(x => x.e.id), ['id-2'], 'acknowledged by both: gone')
+})
+
+test('queue (full build): a released page\'s events are adopted at once, a live page\'s only after ORPHAN', t => {
+  const tick = timers(), p = page()
+  t.after(p.close)
+  const a = full.createQueue(p.w, 'k', 'pageA')
+  a.add(ev(1))
+  const b = full.createQueue(p.w, 'k', 'pageB')
   b.sync()
   assert.equal(b.q.length, 0, 'A is alive: its event stays with A')
   a.add(ev(2))
@@ -69,7 +94,7 @@ test('queue: a released page\'s events are adopted at once, a live page\'s only 
   b.sync()
   assert.deepEqual(b.q.map(x => x.e.id), ['id-1', 'id-2'])
   // A live page whose event stays unacknowledged beyond ORPHAN: the other page sends it too.
-  const c = createQueue(p.w, 'k', 'pageC')
+  const c = full.createQueue(p.w, 'k', 'pageC')
   c.add(ev(3))
   b.sync()
   assert.ok(!b.q.some(x => x.e.id == 'id-3'))

@@ -1,18 +1,20 @@
 import { test, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { start, FRAME_DELAY, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT } from '../../src/core.js'
-import { auto } from '../../src/auto.js'
-import { matcher } from '../../src/util.js'
-import { page, timers, settle, restore } from './harness.js'
+import { load, page, timers, settle, restore } from './harness.js'
+
+// The code of pulse.js (def) and of pulse.full.js (full).
+const def = await load(false), full = await load(true)
+const { start, FRAME_DELAY, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT } = def
 
 afterEach(restore)
 const opts = extra => ({ site: 'pk_test', host: 'https://pulse.example/', ...extra })
 
-// run starts the tracker on a fresh page; returns the recorder, the API and tick.
+// run starts the tracker on a fresh page (the full build's with o.full); returns the
+// recorder, the API and tick.
 function run(t, o = {}, url, pageOpts) {
   const tick = timers(), p = page(url, pageOpts)
   t.after(p.close)
-  const api = start(p.w, opts(o), o.full && auto)
+  const api = o.full ? full.start(p.w, opts(o), full.auto) : start(p.w, opts(o))
   return { p, api, tick, ws: () => p.sockets.at(-1) }
 }
 
@@ -88,6 +90,24 @@ test('reconnect: a new session resends every unacknowledged event in new frames 
   const f = ws().frames()
   assert.deepEqual(f.map(x => x.seq), [1])
   assert.deepEqual(f[0].events.map(e => e.type + (e.name || '')), ['page', 'tracka'])
+})
+
+test('reconnect: in a new session, an ack of the first resent frame keeps the events still waiting for theirs', t => {
+  const { api, tick, ws } = run(t)
+  tick(FRAME_DELAY)
+  ws().welcome()
+  for (let i = 0; i < 150; i++) api.track('e' + i)
+  tick(FRAME_DELAY)
+  tick(FRAME_DELAY)
+  assert.deepEqual(ws().frames().map(f => f.events.length), [1, 100, 50])
+  ws().drop(4000, 'going away')
+  tick(500)
+  ws().welcome({ resumed: false, last_seq: 0 })
+  assert.deepEqual(ws().frames().map(f => [f.seq, f.events.length]), [[1, 100]], 'at most 100 events a frame')
+  ws().recv({ type: 'ack', seq: 1 })
+  tick(FRAME_DELAY)
+  assert.deepEqual(ws().frames().map(f => [f.seq, f.events.length]), [[1, 100], [2, 51]])
+  assert.equal(ws().frames()[1].events.at(-1).name, 'e149')
 })
 
 test('reconnect: delays follow the backoff and no attempt is made while offline', t => {
@@ -194,8 +214,8 @@ test('fallback: a WebSocket that throws (CSP) means HTTP only, and nothing throw
   assert.ok(p.logs.some(l => /Pulse/.test(l)), 'the error is logged instead')
 })
 
-test('pagehide: unacknowledged events go by sendBeacon and stay stored for the next page', t => {
-  const { p, api, tick, ws } = run(t)
+for (const build of ['default', 'full']) test(`pagehide (${build} build): unacknowledged events go by sendBeacon and stay stored for the next page`, t => {
+  const { p, api, tick, ws } = run(t, { full: build == 'full' })
   tick(FRAME_DELAY)
   ws().welcome()
   api.track('bye')
@@ -203,9 +223,11 @@ test('pagehide: unacknowledged events go by sendBeacon and stay stored for the n
   assert.deepEqual(p.beacons[0].events.map(e => e.type + (e.name || '')), ['page', 'trackbye'])
   assert.equal(p.beacons[0].url, 'https://pulse.example/v1/events?site=pk_test')
   const s = JSON.parse(p.w.localStorage.getItem('pulse:pk_test'))
-  assert.deepEqual(s.q.map(x => x.o), [0, 0], 'released to the next page')
+  assert.equal(s.q.length, 2, 'still stored')
+  // The full build releases them to the next page; the default build's next page adopts every stored event.
+  if (build == 'full') assert.deepEqual(s.q.map(x => x.o), [0, 0], 'released to the next page')
   // The next page adopts and sends them again (the server keeps one copy per id).
-  const api2 = start(p.w, opts({ auto: false }))
+  const api2 = (build == 'full' ? full : def).start(p.w, opts({ auto: false }))
   api2.track('next')
   tick(FRAME_DELAY)
   p.sockets.at(-1).welcome()
@@ -213,12 +235,12 @@ test('pagehide: unacknowledged events go by sendBeacon and stay stored for the n
   assert.ok(p.beacons[0].events.every(e => sent.includes(e.id)))
 })
 
-test('decline: localhost, webdriver, opt-out, DNT/GPC when configured, excluded paths — one console line each', t => {
+test('decline: localhost, webdriver, opt-out, DNT/GPC when configured, excluded paths (full build) — one console line each', t => {
   const cases = [
     ['http://localhost:3000/', {}, {}, 'not tracking: localhost'],
     ['http://127.0.0.1:8080/', {}, {}, 'not tracking: localhost'],
     ['https://shop.example/', {}, { webdriver: true }, 'not tracking: webdriver'],
-    ['https://shop.example/admin/x', { exclude: matcher('/admin/*') }, {}, 'not tracking: excluded path'],
+    ['https://shop.example/admin/x', { exclude: full.matcher('/admin/*'), full: true }, {}, 'not tracking: excluded path'],
     ['https://shop.example/', { site: '' }, {}, 'not tracking: no data-site'],
   ]
   for (const [url, o, po, line] of cases) {
@@ -283,8 +305,8 @@ test('SPA: pushState to a new path is a pageview with the previous page as refer
   ])
 })
 
-test('SPA: popstate, and hashchange with data-hash', t => {
-  const { p, tick, ws } = run(t, { hash: true }, 'https://shop.example/app#/one')
+test('SPA: popstate, and hashchange with data-hash (full build)', t => {
+  const { p, tick, ws } = run(t, { hash: true, full: true }, 'https://shop.example/app#/one')
   p.w.location.hash = '#/two'
   p.w.dispatchEvent(new p.w.Event('hashchange'))
   p.w.history.replaceState({}, '', '/other')

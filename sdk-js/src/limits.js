@@ -1,0 +1,30 @@
+// Named limits and delays of the tracker. This module imports nothing, so that esbuild
+// inlines the numbers where they are used.
+
+export const VERSION = '1.0.0'
+/** Events wait FRAME_DELAY ms to share a frame: at most 40 frames/s, under the server's 50/s. */
+export const FRAME_DELAY = 25
+/** A frame, POST body or beacon holds at most CHUNK_EVENTS events and about CHUNK_BYTES bytes (server: 500 and 64 KiB; keepalive and sendBeacon: 64 KiB). */
+export const CHUNK_EVENTS = 100
+export const CHUNK_BYTES = 6e4
+/** Without a welcome within CONNECT_TIMEOUT ms of connecting, the attempt has failed. */
+export const CONNECT_TIMEOUT = 5000
+/** A ping is sent every PING_EVERY ms; without any frame PONG_WAIT ms after it the connection is dead. */
+export const PING_EVERY = 15000
+export const PONG_WAIT = 10000
+/** After FALLBACK_AFTER failed connection attempts in a row, events go by POST /v1/events. */
+export const FALLBACK_AFTER = 2
+/** Reconnect delays grow from BACKOFF_BASE ms, doubling up to BACKOFF_MAX ms. */
+export const BACKOFF_BASE = 500
+export const BACKOFF_MAX = 30000
+
+/** The queue keeps at most MAX_EVENTS events and MAX_BYTES bytes of JSON; beyond, the oldest are dropped and counted. */
+export const MAX_EVENTS = 1000
+export const MAX_BYTES = 262144
+/** An event older than MAX_AGE ms (2 days) leaves the queue unsent; the server refuses events older than 7 days. */
+export const MAX_AGE = 1728e5
+/** Full build: a stored event another live page has not got acknowledged within ORPHAN ms is adopted by this page too. */
+export const ORPHAN = 3e4
+
+/** OPT_OUT is the localStorage key whose value "1" makes the tracker decline on this origin. */
+export const OPT_OUT = 'pulse_optout'
