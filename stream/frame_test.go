@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -70,4 +71,36 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestWSMessage: the frames the hub writes itself carry the payload length
+// in the form RFC 6455 requires for each size, and a close frame carries its
+// code.
+func TestWSMessage(t *testing.T) {
+	tests := []struct {
+		name   string
+		size   int
+		header []byte
+	}{
+		{name: "empty", size: 0, header: []byte{0x81, 0}},
+		{name: "7-bit length", size: 125, header: []byte{0x81, 125}},
+		{name: "16-bit length", size: 126, header: []byte{0x81, 126, 0, 126}},
+		{name: "largest 16-bit", size: 65535, header: []byte{0x81, 126, 0xff, 0xff}},
+		{name: "64-bit length", size: 65536, header: []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := bytes.Repeat([]byte("x"), tt.size)
+			got := wsMessage(wsText, payload)
+			if !bytes.Equal(got[:len(tt.header)], tt.header) || !bytes.Equal(got[len(tt.header):], payload) {
+				t.Errorf("frame of %d bytes starts % x, want % x then the payload", tt.size, got[:min(len(got), 12)], tt.header)
+			}
+		})
+	}
+	if got := wsCloseMessage(CloseStalled, "stalled"); !bytes.Equal(got, append([]byte{0x88, 9, 0x0f, 0xad}, "stalled"...)) {
+		t.Errorf("close frame % x", got)
+	}
+	if got := wsCloseMessage(1005, ""); !bytes.Equal(got, []byte{0x88, 0}) {
+		t.Errorf("close without status % x", got)
+	}
 }

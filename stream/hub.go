@@ -3,12 +3,10 @@ package stream
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +29,8 @@ type Hub struct {
 	subs    map[*subscriber]struct{}
 	closing bool
 	wg      sync.WaitGroup // one per subscriber
+
+	fan []*subscriber // the tick goroutine's fan-out list, reused
 }
 
 // New returns a hub reading events from cfg.Bus, authorizing subscribers
@@ -100,7 +100,7 @@ func (h *Hub) site(id uuid.UUID, create bool) *site {
 	defer h.mu.Unlock()
 	s := h.sites[id]
 	if s == nil && create {
-		s = &site{id: id, st: newState(id, &h.cfg, time.Now()), subs: make(map[*subscriber]struct{}), dirty: true}
+		s = &site{id: id, st: newState(id, &h.cfg, time.Now()), dirty: true}
 		h.sites[id] = s
 		h.m.sites.Set(float64(len(h.sites)))
 	}
@@ -120,12 +120,16 @@ func (h *Hub) lockedSite(id uuid.UUID) *site {
 	}
 }
 
-// Run pushes changed state to subscribers every Tick and frees idle sites,
-// until ctx ends. Subscribers are closed by Shutdown.
+// Run pushes changed state to subscribers every Tick, pings them and checks
+// their access every PingInterval, and frees idle sites, until ctx ends.
+// Subscribers are closed by Shutdown.
 func (h *Hub) Run(ctx context.Context) error {
 	t := time.NewTicker(h.cfg.Tick)
 	defer t.Stop()
 	defer h.unsub()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { h.housekeep(ctx) })
 	lastSweep := time.Now()
 	for {
 		select {
@@ -150,13 +154,87 @@ func (h *Hub) tick(now time.Time) {
 	}
 	h.mu.Unlock()
 	for _, s := range sites {
-		s.mu.Lock()
-		if len(s.subs) > 0 {
-			h.publishLocked(s, now)
-		}
-		s.mu.Unlock()
+		h.fan = h.publish(s, now, h.fan[:0])
 	}
+	clear(h.fan)
 	h.m.tick.Observe(time.Since(now).Seconds())
+}
+
+// publish publishes the site's changes at now to its subscribers (buf is
+// scratch space, returned for reuse). Frames are written outside the site's
+// lock, so that ingest never waits for a fan-out.
+func (h *Hub) publish(s *site, now time.Time, buf []*subscriber) []*subscriber {
+	s.mu.Lock()
+	if len(s.subs) == 0 {
+		s.mu.Unlock()
+		return buf
+	}
+	frames, ok := h.publishLocked(s, now)
+	if ok {
+		buf = append(buf, s.subs...)
+	}
+	s.mu.Unlock()
+	if ok {
+		h.deliver(buf, frames)
+	}
+	return buf
+}
+
+// deliver offers each subscriber the frame of its views. It never blocks.
+func (h *Hub) deliver(subs []*subscriber, frames viewFrames) {
+	n := 0
+	for _, sub := range subs {
+		if sub.offer(frames.of(sub.views)) {
+			n++
+		}
+	}
+	if len(frames) > 0 {
+		h.m.sent(frames[0].f, n)
+	}
+}
+
+// housekeep pings every subscriber every PingInterval, re-checks its access
+// then, closes it when its credential expires, and notices SSE clients that
+// have gone, until ctx ends.
+func (h *Hub) housekeep(ctx context.Context) {
+	every := min(time.Second, h.cfg.PingInterval/2)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var subs []*subscriber
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		subs = subs[:0]
+		for s := range h.subs {
+			subs = append(subs, s)
+		}
+		h.mu.Unlock()
+		now := time.Now()
+		for _, s := range subs {
+			switch {
+			case !s.expires.IsZero() && !now.Before(s.expires):
+				s.end(CloseTokenExpired, "token expired")
+			case s.peer != nil && peerClosed(s.peer):
+				s.stop(CloseGoingAway, "connection lost", true, 0)
+			case s.nextPing.IsZero():
+				s.nextPing = now.Add(h.cfg.PingInterval)
+			case !now.Before(s.nextPing):
+				s.nextPing = now.Add(h.cfg.PingInterval)
+				if s.check != nil {
+					if code, reason, ok := s.check(); !ok {
+						s.end(code, reason)
+						continue
+					}
+				}
+				s.keepAlive()
+			}
+		}
+		clear(subs)
+	}
 }
 
 // sweep frees sites nobody watches that had no event for IdleSiteTTL.
@@ -194,7 +272,7 @@ type site struct {
 	// catchUps caches the catch-up frames built for seq catchSeq.
 	catchSeq uint64
 	catchUps map[catchKey]*frame
-	subs     map[*subscriber]struct{}
+	subs     []*subscriber
 }
 
 type published struct {
@@ -203,12 +281,13 @@ type published struct {
 }
 
 // publishLocked computes the site's state at now and, when it changed,
-// makes it sequence number seq+1 and queues the delta to every subscriber.
-func (h *Hub) publishLocked(s *site, now time.Time) {
+// makes it sequence number seq+1 and returns its delta encoded once for each
+// views its subscribers have.
+func (h *Hub) publishLocked(s *site, now time.Time) (viewFrames, bool) {
 	s.st.advance(now)
 	sec := now.Unix()
 	if !s.dirty && sec == s.lastSec && s.base != nil {
-		return
+		return nil, false
 	}
 	if sec != s.lastSec {
 		s.st.sweepPresence(now)
@@ -219,26 +298,41 @@ func (h *Hub) publishLocked(s *site, now time.Time) {
 		s.seq++
 		s.base = cur
 		s.remember()
-		return
+		return nil, false
 	}
 	d, changed := Diff(s.base, cur)
 	if !changed {
-		return
+		return nil, false
 	}
 	prev := s.seq
 	s.seq++
 	s.base = cur
 	s.remember()
-	frames := make(map[View]*frame)
-	for sub := range s.subs {
-		f := frames[sub.views]
-		if f == nil {
+	var frames viewFrames
+	for _, sub := range s.subs {
+		if frames.of(sub.views) == nil {
 			fd, _ := d.Filter(sub.views)
-			f = h.encodeDelta(s.id, s.seq, prev, 0, &fd)
-			frames[sub.views] = f
+			frames = append(frames, viewFrame{sub.views, h.encodeDelta(s.id, s.seq, prev, 0, &fd)})
 		}
-		sub.push(f)
 	}
+	return frames, true
+}
+
+// viewFrames is one delta encoded for each set of views (a handful).
+type viewFrames []viewFrame
+
+type viewFrame struct {
+	views View
+	f     *frame
+}
+
+func (vf viewFrames) of(v View) *frame {
+	for _, x := range vf {
+		if x.views == v {
+			return x.f
+		}
+	}
+	return nil
 }
 
 func (s *site) remember() {
@@ -274,58 +368,83 @@ type frame struct {
 	seq, prev uint64
 	snapshot  bool
 	missed    uint64
-	data      []byte
-	once      sync.Once
-	pm        *websocket.PreparedMessage
+	// wire is the frame as a WebSocket text message (header and payload),
+	// written as is to every WebSocket subscriber; data is its JSON payload.
+	wire, data []byte
+	sseOnce    sync.Once
+	sseEvent   []byte
 }
 
-// prepared returns the frame as a WebSocket message framed once for every
-// subscriber that shares it.
-func (f *frame) prepared() (*websocket.PreparedMessage, error) {
-	var err error
-	f.once.Do(func() { f.pm, err = websocket.NewPreparedMessage(websocket.TextMessage, f.data) })
-	if f.pm == nil && err == nil {
-		err = errors.New("stream: frame could not be prepared")
+// sse returns the frame as a Server-Sent Event, built once.
+func (f *frame) sse() []byte {
+	f.sseOnce.Do(func() {
+		kind := "delta"
+		if f.snapshot {
+			kind = "snapshot"
+		}
+		f.sseEvent = fmt.Appendf(nil, "event: %s\nid: %d\ndata: %s\n\n", kind, f.seq, f.data)
+	})
+	return f.sseEvent
+}
+
+func newFrame(seq, prev, missed uint64, snapshot bool, v any) *frame {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("stream: encode frame: %v", err)) // plain structs: cannot fail
 	}
-	return f.pm, err
+	wire := wsMessage(wsText, data)
+	return &frame{seq: seq, prev: prev, missed: missed, snapshot: snapshot, wire: wire, data: wire[len(wire)-len(data):]}
 }
 
 func (h *Hub) encodeDelta(site uuid.UUID, seq, prev, missed uint64, d *Delta) *frame {
-	data, err := json.Marshal(deltaFrame{Type: "delta", Site: site, Seq: seq, Prev: prev, Missed: missed, Changes: d})
-	if err != nil {
-		panic(fmt.Sprintf("stream: encode delta: %v", err)) // plain structs: cannot fail
-	}
-	return &frame{seq: seq, prev: prev, missed: missed, data: data}
+	return newFrame(seq, prev, missed, false,
+		deltaFrame{Type: "delta", Site: site, Seq: seq, Prev: prev, Missed: missed, Changes: d})
 }
 
 func (h *Hub) encodeSnapshot(site uuid.UUID, seq, missed uint64, snap *Snapshot) *frame {
-	data, err := json.Marshal(snapshotFrame{Type: "snapshot", Site: site, Seq: seq, Missed: missed,
+	return newFrame(seq, 0, missed, true, snapshotFrame{Type: "snapshot", Site: site, Seq: seq, Missed: missed,
 		TickMS: h.cfg.Tick.Milliseconds(), State: snap})
-	if err != nil {
-		panic(fmt.Sprintf("stream: encode snapshot: %v", err))
-	}
-	return &frame{seq: seq, snapshot: true, missed: missed, data: data}
 }
 
-// subscribe adds sub to its site and queues its first snapshot.
+// subscribe adds sub to its site and queues its first snapshot. The caller
+// then holds sub's output and must drain it (it writes the snapshot).
 func (h *Hub) subscribe(sub *subscriber) {
 	s := h.lockedSite(sub.siteID)
 	defer s.mu.Unlock()
 	if cap(s.history) != h.cfg.History {
 		s.history = make([]published, 0, h.cfg.History)
 	}
-	h.publishLocked(s, time.Now())
+	if len(s.subs) == 0 {
+		// Nobody watched: bring the state up to date (no one to send a delta
+		// to). Otherwise the last tick's state is at most a tick old, and the
+		// next tick brings this subscriber along with the others.
+		h.publishLocked(s, time.Now())
+	}
 	sub.site = s
-	s.subs[sub] = struct{}{}
+	sub.idx = len(s.subs)
+	s.subs = append(s.subs, sub)
 	snap := s.base.Filter(sub.views)
-	sub.push(h.encodeSnapshot(s.id, s.seq, 0, &snap))
+	f := h.encodeSnapshot(s.id, s.seq, 0, &snap)
+	sub.mu.Lock()
+	sub.busy = true
+	sub.queue = append(sub.queue, f) // the first frame, whatever the queue bound
+	sub.queued += len(f.data)
+	sub.mu.Unlock()
 }
 
 func (h *Hub) unsubscribe(sub *subscriber) {
-	if s := sub.site; s != nil {
-		s.mu.Lock()
-		delete(s.subs, sub)
-		s.mu.Unlock()
+	s := sub.site
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := sub.idx; i < len(s.subs) && s.subs[i] == sub {
+		last := len(s.subs) - 1
+		s.subs[i] = s.subs[last]
+		s.subs[i].idx = i
+		s.subs[last] = nil
+		s.subs = s.subs[:last]
 	}
 }
 
@@ -446,4 +565,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		<-done
 		return fmt.Errorf("stream: shutdown: subscribers still open after the grace period: %w", ctx.Err())
 	}
+}
+
+// liveSlots is the number of live subscriber slots tenant holds.
+func (h *Hub) liveSlots(tenant uuid.UUID) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tenants[tenant]
 }

@@ -60,3 +60,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) closed(code int) { m.closes.WithLabelValues(strconv.Itoa(code)).Inc() }
+
+// sent counts n subscribers handed frame f.
+func (m *metrics) sent(f *frame, n int) {
+	if f.snapshot {
+		m.snapshots.Add(float64(n))
+	} else {
+		m.deltas.Add(float64(n))
+	}
+}

@@ -40,7 +40,29 @@ type timeoutErr struct{}
 func (timeoutErr) Error() string { return "i/o timeout" }
 func (timeoutErr) Timeout() bool { return true }
 
-func (n *fakeNet) write(f *frame, deadline time.Time) error {
+func (n *fakeNet) encode(f *frame) []byte { return f.data }
+func (n *fakeNet) ping() []byte           { return nil }
+func (n *fakeNet) pong() []byte           { return nil }
+func (n *fakeNet) closing(code int, _ string) []byte {
+	n.mu.Lock()
+	n.closedAt, n.code = time.Now(), code
+	n.mu.Unlock()
+	return nil
+}
+
+// tryWrite takes the whole frame when the client reads, nothing otherwise.
+func (n *fakeNet) tryWrite(b []byte) (int, error) {
+	n.mu.Lock()
+	reading := n.reading
+	n.mu.Unlock()
+	if !reading {
+		return 0, nil
+	}
+	n.record(b)
+	return len(b), nil
+}
+
+func (n *fakeNet) write(b []byte, deadline time.Time) error {
 	for { // a write to a client that does not read waits for it or times out
 		n.mu.Lock()
 		reading := n.reading
@@ -56,12 +78,19 @@ func (n *fakeNet) write(f *frame, deadline time.Time) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	n.record(b)
+	return nil
+}
+
+func (n *fakeNet) record(b []byte) {
 	var head struct {
+		Type    string    `json:"type"`
+		Seq     uint64    `json:"seq"`
 		State   *Snapshot `json:"state"`
 		Changes *Delta    `json:"changes"`
 	}
-	_ = json.Unmarshal(f.data, &head)
-	r := received{at: time.Now(), seq: f.seq, snap: f.snapshot}
+	_ = json.Unmarshal(b, &head)
+	r := received{at: time.Now(), seq: head.Seq, snap: head.Type == "snapshot"}
 	if head.State != nil {
 		r.time = head.State.Time
 	} else if head.Changes != nil {
@@ -69,15 +98,6 @@ func (n *fakeNet) write(f *frame, deadline time.Time) error {
 	}
 	n.mu.Lock()
 	n.frames = append(n.frames, r)
-	n.mu.Unlock()
-	return nil
-}
-
-func (n *fakeNet) ping(deadline time.Time) error { return nil }
-func (n *fakeNet) pong(int, time.Time) error     { return nil }
-func (n *fakeNet) close(code int, _ string) {
-	n.mu.Lock()
-	n.closedAt, n.code = time.Now(), code
 	n.mu.Unlock()
 }
 
@@ -89,15 +109,17 @@ func newTestHub(t *testing.T, cfg Config) *Hub {
 	return New(cfg, nil, prometheus.NewRegistry())
 }
 
-// attach subscribes a subscriber with a fake network and runs its writer.
+// attach subscribes a subscriber with a fake network and writes its
+// snapshot, as a connection's goroutine does, until it ends.
 func attach(h *Hub, site uuid.UUID, n *fakeNet, wg *sync.WaitGroup) *subscriber {
-	sub := newSubscriber(h, site, AllViews)
+	sub := newSubscriber(h, site, AllViews, n)
 	h.track(sub)
 	h.subscribe(sub)
 	wg.Go(func() {
 		defer h.untrack(sub)
 		defer h.unsubscribe(sub)
-		sub.serve(n)
+		sub.drain()
+		sub.wait()
 	})
 	return sub
 }
@@ -211,25 +233,32 @@ func TestStalledSubscriber(t *testing.T) {
 func TestCatchUp(t *testing.T) {
 	h := newTestHub(t, Config{History: 4, QueueFrames: 2})
 	site := uuid.New()
-	sub := newSubscriber(h, site, AllViews)
+	sub := newSubscriber(h, site, AllViews, &fakeNet{})
 	h.subscribe(sub)
-	first, _ := sub.take(nil)
-	if len(first) != 1 || !first[0].snapshot {
-		t.Fatalf("first frame %+v, want a snapshot", first)
+	// The snapshot is queued; take it out as a writer would, keeping the
+	// output so that what follows queues up.
+	sub.mu.Lock()
+	if len(sub.queue) != 1 || !sub.queue[0].snapshot {
+		t.Fatalf("first frame %+v, want a snapshot", sub.queue)
 	}
-	from := first[0].seq
+	from := sub.queue[0].seq
+	sub.queue, sub.queued, sub.sent = nil, 0, from
+	sub.mu.Unlock()
 	s := sub.site
 	publish := func(n int) {
 		for i := range n {
 			h.Publish(site, []Event{page("/x", uint64(i), 1)})
 			s.mu.Lock()
 			s.dirty = true
-			h.publishLocked(s, time.Now())
 			s.mu.Unlock()
+			h.publish(s, time.Now(), nil)
 		}
 	}
 	publish(3)
-	if _, resync := sub.take(nil); !resync {
+	sub.mu.Lock()
+	resync := sub.resync
+	sub.mu.Unlock()
+	if !resync {
 		t.Fatal("3 frames into a queue of 2: want a resync")
 	}
 	f := h.catchUp(sub, from)
@@ -253,7 +282,7 @@ func TestIdleSitesAreFreed(t *testing.T) {
 	idle, watched := uuid.New(), uuid.New()
 	h.Publish(idle, []Event{page("/", 1, 1)})
 	h.Publish(watched, []Event{page("/", 1, 1)})
-	sub := newSubscriber(h, watched, AllViews)
+	sub := newSubscriber(h, watched, AllViews, &fakeNet{})
 	h.subscribe(sub)
 	h.sweep(time.Now().Add(DefaultIdleSiteTTL / 2))
 	if h.site(idle, false) == nil {
@@ -280,34 +309,23 @@ func TestIdleSitesAreFreed(t *testing.T) {
 func TestOverflowBeforeFirstSnapshot(t *testing.T) {
 	h := newTestHub(t, Config{QueueFrames: 2})
 	site := uuid.New()
-	sub := newSubscriber(h, site, AllViews)
+	n := &fakeNet{reading: true}
+	sub := newSubscriber(h, site, AllViews, n)
 	h.subscribe(sub)
 	s := sub.site
 	for i := range 5 {
 		h.Publish(site, []Event{page("/x", uint64(i), 1)})
-		s.mu.Lock()
-		h.publishLocked(s, time.Now())
-		s.mu.Unlock()
+		h.publish(s, time.Now(), nil)
 	}
-	n := &fakeNet{reading: true}
 	var wg sync.WaitGroup
-	wg.Go(func() { sub.serve(n) })
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		n.mu.Lock()
-		got := slices.Clone(n.frames)
-		n.mu.Unlock()
-		if len(got) > 0 {
-			if !got[0].snap || got[0].seq != s.seq {
-				t.Errorf("first frame %+v, want a snapshot at seq %d", got[0], s.seq)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no frame written")
-		}
-		time.Sleep(10 * time.Millisecond)
+	wg.Go(func() { sub.drain() })
+	wg.Wait()
+	n.mu.Lock()
+	got := slices.Clone(n.frames)
+	n.mu.Unlock()
+	if len(got) == 0 || !got[0].snap || got[0].seq != s.seq {
+		t.Errorf("frames %+v, want first a snapshot at seq %d", got, s.seq)
 	}
 	sub.end(CloseGoingAway, "test over")
-	wg.Wait()
+	sub.wait()
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gofiber/contrib/websocket"
@@ -191,7 +193,7 @@ func (h *Hub) admit(cr credential, siteID uuid.UUID, views View) (*subscriber, f
 		release()
 		return nil, nil, CloseQuotaExceeded, ReasonLiveSubscribers + " retry_after=" + strconv.Itoa(quotaRetryAfter)
 	}
-	sub := newSubscriber(h, siteID, views)
+	sub := newSubscriber(h, siteID, views, nil)
 	sub.expires = expiry(cr.raw)
 	sub.check = func() (int, string, bool) {
 		if !sub.expires.IsZero() && !time.Now().Before(sub.expires) {
@@ -269,38 +271,57 @@ func (h *Hub) serveWS(c *websocket.Conn) {
 		return
 	}
 	defer h.untrack(sub)
+
+	// From here on the hub writes this socket's frames itself (frames
+	// encoded once for every subscriber); the library only reads.
+	conn := ws.NetConn()
+	out := &wsSink{conn: conn}
+	if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok { // fasthttp's hijacked connection
+		if sc, ok := u.UnsafeConn().(syscall.Conn); ok {
+			out.raw, _ = sc.SyscallConn()
+		}
+	}
+	sub.out = out
+	sub.interrupt = func() { _ = conn.SetReadDeadline(time.Now()) }
+	sub.abort = func() { _ = conn.SetDeadline(time.Now()) }
+	ws.SetPingHandler(func(data string) error {
+		sub.answer(wsMessage(wsPong, []byte(data)))
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		sub.stop(CloseGoingAway, "client closed", false, code) // echoed by the close frame
+		return nil
+	})
+	// Wake the reader when the subscriber ends: set a read deadline, then
+	// check whether it ended meanwhile (end sets the flag before the deadline).
+	extend := func() {
+		_ = conn.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+		if sub.isEnding() {
+			_ = conn.SetReadDeadline(time.Now())
+		}
+	}
+	ws.SetPongHandler(func(string) error { extend(); return nil })
+
 	h.subscribe(sub)
 	defer h.unsubscribe(sub)
-
-	out := &wsSink{ws: ws}
-	writerDone := make(chan struct{})
-	go func() { // owned: serveWS waits on writerDone
-		defer close(writerDone)
-		sub.serve(out)
-		_ = ws.SetReadDeadline(time.Now()) // unblock the reader
-	}()
-	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout)) })
-	for {
-		_ = ws.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+	finished := sub.drain() // the snapshot
+	for !finished {
+		extend()
 		f, code, reason := readFrame(ws)
-		if sub.ctx.Err() != nil {
+		if sub.isEnding() {
 			break
 		}
 		if code != 0 {
-			if code == CloseGoingAway {
-				sub.ended.Store(true) // the client closed
-			}
-			sub.end(code, reason)
+			sub.stop(code, reason, code == CloseGoingAway, 0) // GoingAway: the connection is gone
 			break
 		}
 		if f.Type != "ping" {
 			sub.end(CloseProtocolError, "only ping after subscribe")
 			break
 		}
-		sub.pong.Add(1)
-		sub.signal()
+		sub.answer(nil)
 	}
-	<-writerDone
+	sub.wait()
 }
 
 // readFrame reads and decodes one client frame; a non-zero code says why
@@ -342,35 +363,31 @@ func closeWS(ws *fws.Conn, code int, reason string) {
 	_ = ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, truncateReason(reason)), time.Now().Add(time.Second))
 }
 
-// wsSink writes frames to a WebSocket.
+// wsSink writes WebSocket frames to the connection under a live socket.
 type wsSink struct {
-	ws *fws.Conn
+	conn net.Conn
+	raw  syscall.RawConn // conn's descriptor, for writes that must not block; nil: none
 }
 
-func (w *wsSink) write(f *frame, deadline time.Time) error {
-	pm, err := f.prepared()
-	if err != nil {
-		return err
+func (w *wsSink) encode(f *frame) []byte { return f.wire }
+func (w *wsSink) ping() []byte           { return wsPingMessage }
+func (w *wsSink) pong() []byte           { return wsPongMessage }
+func (w *wsSink) closing(code int, reason string) []byte {
+	return wsCloseMessage(code, reason)
+}
+
+func (w *wsSink) tryWrite(b []byte) (int, error) {
+	if w.raw == nil {
+		return 0, nil
 	}
-	_ = w.ws.SetWriteDeadline(deadline)
-	return w.ws.WritePreparedMessage(pm)
+	return tryWriteRaw(w.raw, b)
 }
 
-func (w *wsSink) ping(deadline time.Time) error {
-	return w.ws.WriteControl(fws.PingMessage, nil, deadline)
+func (w *wsSink) write(b []byte, deadline time.Time) error {
+	_ = w.conn.SetWriteDeadline(deadline)
+	_, err := w.conn.Write(b)
+	return err
 }
-
-func (w *wsSink) pong(n int, deadline time.Time) error {
-	_ = w.ws.SetWriteDeadline(deadline)
-	for range n {
-		if err := w.ws.WriteMessage(fws.TextMessage, []byte(`{"type":"pong"}`)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (w *wsSink) close(code int, reason string) { closeWS(w.ws, code, reason) }
 
 // sse serves GET /v1/live/sse?site=ID&views=a,b with the same frames as
 // Server-Sent Events, for API-key clients and curl.
@@ -410,51 +427,59 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderRetryAfter, "2")
 		return fail(c, fiber.StatusServiceUnavailable, "the server is shutting down; retry later")
 	}
-	h.subscribe(sub)
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
 	conn := c.Context().Conn()
+	out := &sseSink{conn: conn}
+	sub.out = out
+	sub.wake = make(chan struct{}, 1)
+	sub.abort = func() { _ = conn.SetDeadline(time.Now()) }
+	if sc, ok := conn.(syscall.Conn); ok {
+		// Nothing reads an SSE request's connection while the stream runs:
+		// the housekeeper peeks at it to notice a client that left.
+		sub.peer, _ = sc.SyscallConn()
+	}
+	h.subscribe(sub)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.untrack(sub)
 		defer release()
 		defer h.unsubscribe(sub)
-		sub.serve(&sseSink{w: w, conn: conn})
+		out.w = w
+		for !sub.drain() {
+			<-sub.wake
+		}
+		sub.wait()
 	})
 	return nil
 }
 
-// sseSink writes frames as Server-Sent Events.
+// sseSink writes frames as Server-Sent Events. Its writes go through
+// fasthttp's body stream; the deadline is set on the connection, where
+// fasthttp writes them.
 type sseSink struct {
 	w    *bufio.Writer
 	conn interface{ SetWriteDeadline(time.Time) error }
 }
 
-func (s *sseSink) flush(deadline time.Time) error {
+var ssePing = []byte(": ping\n\n")
+
+func (s *sseSink) encode(f *frame) []byte       { return f.sse() }
+func (s *sseSink) ping() []byte                 { return ssePing }
+func (s *sseSink) pong() []byte                 { return nil }
+func (s *sseSink) tryWrite([]byte) (int, error) { return 0, nil }
+
+func (s *sseSink) closing(code int, reason string) []byte {
+	b, _ := json.Marshal(map[string]any{"type": "close", "code": code, "reason": reason})
+	return fmt.Appendf(nil, "event: close\ndata: %s\n\n", b)
+}
+
+func (s *sseSink) write(b []byte, deadline time.Time) error {
 	if s.conn != nil {
 		_ = s.conn.SetWriteDeadline(deadline)
 	}
-	return s.w.Flush()
-}
-
-func (s *sseSink) write(f *frame, deadline time.Time) error {
-	kind := "delta"
-	if f.snapshot {
-		kind = "snapshot"
+	if _, err := s.w.Write(b); err != nil {
+		return err
 	}
-	fmt.Fprintf(s.w, "event: %s\nid: %d\ndata: %s\n\n", kind, f.seq, f.data)
-	return s.flush(deadline)
-}
-
-func (s *sseSink) ping(deadline time.Time) error {
-	_, _ = s.w.WriteString(": ping\n\n")
-	return s.flush(deadline)
-}
-
-func (s *sseSink) pong(int, time.Time) error { return nil }
-
-func (s *sseSink) close(code int, reason string) {
-	b, _ := json.Marshal(map[string]any{"type": "close", "code": code, "reason": reason})
-	fmt.Fprintf(s.w, "event: close\ndata: %s\n\n", b)
-	_ = s.flush(time.Now().Add(time.Second))
+	return s.w.Flush()
 }
