@@ -29,6 +29,7 @@ type adminArgs struct {
 	from, to                                                     string
 	eventsPerSecond, maxConnections                              uint
 	eventsPerMonth                                               uint64
+	retentionDays                                                int64
 }
 
 // adminAction is one `pulse admin NOUN VERB`.
@@ -139,20 +140,39 @@ func adminActions() map[string]adminAction {
 			},
 		},
 		"site create": {
-			usage: "--org ID --domain D [--origins https://a,https://b] [--time-zone Europe/Berlin]: add a site",
+			usage: "--org ID --domain D [--origins https://a,https://b] [--time-zone Europe/Berlin] [--honor-dnt] [--retention-days N]: add a site",
 			flags: func(fs *flag.FlagSet, a *adminArgs) {
 				org(fs, a)
 				fs.StringVar(&a.domain, "domain", "", "the site's domain")
 				fs.StringVar(&a.origins, "origins", "", "comma-separated origins allowed to send events (default: https://DOMAIN)")
 				fs.StringVar(&a.timeZone, "time-zone", "", "IANA time zone of reports (default UTC)")
 				fs.BoolVar(&a.honorDNT, "honor-dnt", false, "drop events of browsers that send Do Not Track")
+				fs.Int64Var(&a.retentionDays, "retention-days", 0, "days of events and visits to keep (0: forever)")
 			},
 			run: func(ctx context.Context, s *auth.Store, a *adminArgs) (any, error) {
 				id, err := parseID("org", a.org)
 				if err != nil {
 					return nil, err
 				}
-				return s.CreateSite(ctx, id, auth.SiteInput{Domain: a.domain, AllowedOrigins: splitList(a.origins), TimeZone: a.timeZone, HonorDNT: a.honorDNT})
+				return s.CreateSite(ctx, id, auth.SiteInput{Domain: a.domain, AllowedOrigins: splitList(a.origins), TimeZone: a.timeZone,
+					HonorDNT: a.honorDNT, RetentionDays: a.retentionDays})
+			},
+		},
+		"site retention": {
+			usage: "--site ID --days N: keep N days of a site's events and visits (0: forever); older ones are deleted within the hour",
+			flags: func(fs *flag.FlagSet, a *adminArgs) {
+				fs.StringVar(&a.site, "site", "", "site id")
+				fs.Int64Var(&a.retentionDays, "days", -1, "days to keep (0: forever)")
+			},
+			run: func(ctx context.Context, s *auth.Store, a *adminArgs) (any, error) {
+				id, err := parseID("site", a.site)
+				if err != nil {
+					return nil, err
+				}
+				if a.retentionDays < 0 {
+					return nil, usageError{"--days is required: the number of days to keep, or 0 to keep forever"}
+				}
+				return s.UpdateSite(ctx, id, auth.SiteUpdate{RetentionDays: &a.retentionDays})
 			},
 		},
 		"site list": {

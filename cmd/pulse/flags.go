@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ type options struct {
 	dropBots        bool
 	liveTick        time.Duration
 	livePresence    time.Duration
+	maxRetention    retentionDays
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -81,6 +83,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.DurationVar(&o.livePresence, "live-presence-timeout", stream.DefaultPresenceTimeout, "how long a silent tracker connection still counts as online; keep it above the ingest ping interval")
 		fs.BoolVar(&o.dropBots, "drop-bots", false, "discard events from bots and crawlers instead of storing them flagged (is_bot = 1)")
 		fs.StringVar(&o.geoIPDB, "geoip-db", "", "MaxMind-format database (.mmdb) for country, region and city; empty leaves them empty")
+		fs.Var(&o.maxRetention, "max-retention-days", "longest any site keeps events and visits, in days; sites that keep them forever or longer keep them this long; 0: no limit")
 	}
 	if cmd != "version" {
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -90,6 +93,20 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.BoolVar(&o.json, "json", false, "print the result as JSON")
 	}
 	return fs
+}
+
+// retentionDays is a flag's number of days, from 0 to auth.MaxRetentionDays.
+type retentionDays uint32
+
+func (d *retentionDays) String() string { return strconv.FormatUint(uint64(*d), 10) }
+
+func (d *retentionDays) Set(v string) error {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n > auth.MaxRetentionDays {
+		return fmt.Errorf("want a number of days from 0 (no limit) to %d", auth.MaxRetentionDays)
+	}
+	*d = retentionDays(n)
+	return nil
 }
 
 // envName is the PULSE_* twin of a flag: --batch-rows is PULSE_BATCH_ROWS.

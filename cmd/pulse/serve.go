@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/dashboard"
 	"github.com/pulse-analytics/pulse/dashboard/web"
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/ingest/enrich"
@@ -84,6 +85,8 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		api:        auth.NewAPI(store, log),
 		log:        log,
 	})
+	lifecycle := dashboard.NewLifecycle(db, store, dashboard.LifecycleConfig{MaxRetentionDays: uint32(o.maxRetention), Logger: log})
+	lifecycle.Register(app) // after the auth API, whose middleware authenticates /api/v1
 	ui, err := web.New(web.Dist())
 	if err != nil {
 		return fmt.Errorf("dashboard: read the web build: %w", err)
@@ -117,6 +120,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	g.Go(func() error { return batcher.Run(batchCtx) })
 	g.Go(func() error { return enr.Run(gctx) })
 	g.Go(func() error { return hub.Run(gctx) })
+	g.Go(func() error { return lifecycle.Run(gctx) })
 	g.Go(func() error {
 		if err := app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("http server: %w", err)
