@@ -107,6 +107,14 @@ func (bl *block) notify(err error) {
 	}
 }
 
+// reset empties a written block for reuse, keeping its memory but none of
+// its events' strings.
+func (bl *block) reset() {
+	clear(bl.events)
+	clear(bl.dones)
+	bl.events, bl.dones, bl.bytes = bl.events[:0], bl.dones[:0], 0
+}
+
 // NewBatcher returns a Batcher writing through w. Call Run to start it.
 func NewBatcher(cfg BatcherConfig, w eventWriter, log *slog.Logger, m *Metrics) *Batcher {
 	cfg.withDefaults()
@@ -129,6 +137,9 @@ func (b *Batcher) Add(ctx context.Context, events []Event, done func(error)) err
 		}
 		return nil
 	}
+	if b.tryAdd(events, done) {
+		return nil
+	}
 	select {
 	case b.in <- pending{events: events, done: done}:
 		return nil
@@ -136,6 +147,22 @@ func (b *Batcher) Add(ctx context.Context, events []Event, done func(error)) err
 		return ErrClosed
 	case <-ctx.Done():
 		return fmt.Errorf("ingest: buffer full: %w", ctx.Err())
+	}
+}
+
+// tryAdd is Add when the batcher takes the events at once; false when it
+// would have to wait (or is shut down) and took nothing.
+func (b *Batcher) tryAdd(events []Event, done func(error)) bool {
+	select {
+	case <-b.stopped:
+		return false
+	default:
+	}
+	select {
+	case b.in <- pending{events: events, done: done}:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -160,6 +187,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 
 	var (
 		cur      = &block{}
+		spare    *block // the block of the last insert, emptied for reuse
 		inflight bool
 		due      bool // the collecting block's interval passed while an insert ran
 		unsent   *block
@@ -170,7 +198,11 @@ func (b *Batcher) Run(ctx context.Context) error {
 	full := func() bool { return len(cur.events) >= b.cfg.Rows || cur.bytes >= b.cfg.Bytes }
 	send := func() {
 		inserts <- cur
-		cur, inflight, due, timerC = &block{}, true, false, nil
+		cur, inflight, due, timerC = spare, true, false, nil
+		if cur == nil {
+			cur = &block{}
+		}
+		spare = nil
 		timer.Stop()
 	}
 
@@ -205,6 +237,8 @@ loop:
 				unsent = r.blk
 				break loop
 			}
+			r.blk.reset()
+			spare = r.blk
 			if len(cur.events) > 0 && (due || full()) {
 				send()
 			}

@@ -31,27 +31,27 @@ func newDedup(n int) *dedup {
 func (d *dedup) filter(site uuid.UUID, events []Event) (write, fresh []Event, dups int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	write = events[:0]
-	resent := 0 // seen, not committed: moved behind the fresh ones
-	var again []Event
-	for _, e := range events {
-		k := dedupKey{site, e.ID}
+	n := 0
+	var again []Event // seen, not committed: moved behind the fresh ones
+	for i := range events {
+		k := dedupKey{site, events[i].ID}
 		committed, ok := d.seen[k]
 		switch {
 		case !ok:
 			d.remember(k)
-			write = append(write, e)
+			if n != i {
+				events[n] = events[i]
+			}
+			n++
 		case committed:
 			dups++
 		default:
-			again = append(again, e)
-			resent++
+			again = append(again, events[i])
 		}
 	}
-	fresh = write
-	if resent > 0 {
-		write = append(write[:len(write):len(write)], again...)
-	}
+	fresh = events[:n]
+	write = append(events[:n], again...)
+	clear(events[len(write):])
 	return write, fresh, dups
 }
 
@@ -62,13 +62,17 @@ func (d *dedup) filter(site uuid.UUID, events []Event) (write, fresh []Event, du
 func (d *dedup) unseen(site uuid.UUID, events []Event) ([]Event, int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := events[:0]
-	for _, e := range events {
-		if _, ok := d.seen[dedupKey{site, e.ID}]; !ok {
-			out = append(out, e)
+	n := 0
+	for i := range events {
+		if _, ok := d.seen[dedupKey{site, events[i].ID}]; !ok {
+			if n != i {
+				events[n] = events[i]
+			}
+			n++
 		}
 	}
-	return out, len(events) - len(out)
+	clear(events[n:])
+	return events[:n], len(events) - n
 }
 
 // rememberIDs records ids of site as seen (in flight).

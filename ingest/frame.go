@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -31,18 +30,19 @@ const maxPingIDBytes = 64
 
 // clientFrame is any frame a client sends; which fields matter depends on Type.
 type clientFrame struct {
-	Type string `json:"type"`
+	Type string
 	// hello
-	V          int    `json:"v"`
-	SDK        string `json:"sdk"`
-	SDKVersion string `json:"sdk_version"`
-	Resume     string `json:"resume"`
-	Identity   string `json:"identity"`
+	V          int
+	SDK        string
+	SDKVersion string
+	Resume     string
+	Identity   string
 	// events
-	Seq    int64             `json:"seq"`
-	Events []json.RawMessage `json:"events"`
-	// ping
-	ID json.RawMessage `json:"id"`
+	Seq int64
+	// Events holds each event's JSON text, substrings of the frame's text.
+	Events []string
+	// ping: the id's JSON text, echoed by the pong
+	ID string
 }
 
 // errFrame says why a frame breaks the protocol (close CloseProtocolError).
@@ -51,17 +51,80 @@ var errFrame = errors.New("protocol error")
 // decodeFrame parses one client frame. Its errors wrap errFrame and say what
 // was wrong in words fit for a close reason (at most 123 bytes).
 func decodeFrame(data []byte) (clientFrame, error) {
-	var f clientFrame
+	return decodeFrameInto(data, nil)
+}
+
+// decodeFrameInto is decodeFrame appending the events to events[:0], so that
+// a caller can reuse that slice. The frame's strings are substrings of one
+// copy of data.
+func decodeFrameInto(data []byte, events []string) (clientFrame, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || data[0] != '{' {
-		return f, fmt.Errorf("%w: a frame must be a JSON object", errFrame)
+		return clientFrame{Events: events[:0]}, fmt.Errorf("%w: a frame must be a JSON object", errFrame)
 	}
-	if err := json.Unmarshal(data, &f); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return f, fmt.Errorf("%w: field %s must be a %s", errFrame, truncate(typeErr.Field, 32), typeErr.Type)
+	return decodeFrameText(string(data), events)
+}
+
+// decodeFrameText parses a frame's text (trimmed, starting with '{') as
+// encoding/json would decode it into the frame's fields. Events are appended to
+// events[:0], so a caller can reuse that slice.
+func decodeFrameText(text string, events []string) (clientFrame, error) {
+	f := clientFrame{Events: events[:0]}
+	var typeField, typeName string // encoding/json's first type error: the field and its Go type
+	mismatch := func(field, goType string) {
+		if typeField == "" {
+			typeField, typeName = field, goType
 		}
-		return f, fmt.Errorf("%w: a frame must be a JSON object", errFrame)
+	}
+	sc := newScanner(text)
+	for more := sc.beginObject(); more; more = sc.nextMember() {
+		key := sc.memberKey()
+		kind, raw := sc.value(1)
+		if !sc.ok {
+			break
+		}
+		switch {
+		case fieldIs(key, "type"):
+			frameString(&f.Type, kind, raw, "type", mismatch)
+		case fieldIs(key, "v"):
+			if n, ok := frameInt(kind, raw, "v", "int", mismatch); ok {
+				f.V = int(n)
+			}
+		case fieldIs(key, "sdk"):
+			frameString(&f.SDK, kind, raw, "sdk", mismatch)
+		case fieldIs(key, "sdk_version"):
+			frameString(&f.SDKVersion, kind, raw, "sdk_version", mismatch)
+		case fieldIs(key, "resume"):
+			frameString(&f.Resume, kind, raw, "resume", mismatch)
+		case fieldIs(key, "identity"):
+			frameString(&f.Identity, kind, raw, "identity", mismatch)
+		case fieldIs(key, "seq"):
+			if n, ok := frameInt(kind, raw, "seq", "int64", mismatch); ok {
+				f.Seq = n
+			}
+		case fieldIs(key, "events"):
+			switch kind {
+			case kindArray:
+				f.Events = f.Events[:0]
+				el := newScanner(raw)
+				for more := el.beginArray(); more; more = el.nextElement() {
+					_, ev := el.value(2)
+					f.Events = append(f.Events, ev)
+				}
+			case kindNull:
+				f.Events = f.Events[:0]
+			default:
+				mismatch("events", "[]json.RawMessage")
+			}
+		case fieldIs(key, "id"):
+			f.ID = raw
+		}
+	}
+	if !sc.ok || !sc.end() {
+		return clientFrame{Events: f.Events[:0]}, fmt.Errorf("%w: a frame must be a JSON object", errFrame)
+	}
+	if typeField != "" {
+		return f, fmt.Errorf("%w: field %s must be a %s", errFrame, truncate(typeField, 32), typeName)
 	}
 	switch f.Type {
 	case frameHello:
@@ -72,7 +135,7 @@ func decodeFrame(data []byte) (clientFrame, error) {
 		}
 	case framePing:
 		if len(f.ID) > maxPingIDBytes {
-			f.ID = nil
+			f.ID = ""
 		}
 	case "":
 		return f, fmt.Errorf("%w: a frame needs a type", errFrame)
@@ -80,6 +143,34 @@ func decodeFrame(data []byte) (clientFrame, error) {
 		return f, fmt.Errorf("%w: unknown frame type %s", errFrame, strconv.Quote(truncate(f.Type, 32)))
 	}
 	return f, nil
+}
+
+// frameString stores a string field's value; null leaves it as it was.
+func frameString(dst *string, kind byte, raw, field string, mismatch func(field, goType string)) {
+	switch kind {
+	case kindString:
+		sc := newScanner(raw)
+		*dst = sc.stringValue()
+	case kindNull:
+	default:
+		mismatch(field, "string")
+	}
+}
+
+// frameInt parses an integer field; null is no value and no error.
+func frameInt(kind byte, raw, field, goType string, mismatch func(field, goType string)) (int64, bool) {
+	switch kind {
+	case kindNumber:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err == nil {
+			return n, true
+		}
+		mismatch(field, goType)
+	case kindNull:
+	default:
+		mismatch(field, goType)
+	}
+	return 0, false
 }
 
 // welcomeFrame answers hello.
@@ -122,7 +213,7 @@ func appendBusy(buf []byte, retryAfterMS int64) []byte {
 	return append(buf, '}')
 }
 
-func appendPong(buf []byte, id json.RawMessage) []byte {
+func appendPong(buf []byte, id string) []byte {
 	buf = append(buf, `{"type":"pong"`...)
 	if len(id) > 0 {
 		buf = append(buf, `,"id":`...)

@@ -50,20 +50,20 @@ type rawEvent struct {
 // the tenant's quota, or the batcher's; then nothing was taken.
 func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejected []EventError) (int, []EventError, error) {
 	received := p.now().UTC().Truncate(time.Second)
-	events := make([]Event, 0, len(in))
+	events := make([]Event, len(in))
+	parser := eventParser{block: 4*len(in) + 8}
+	kept := 0
 	for _, re := range in {
-		e, evErr := parseEvent(re.raw, re.index, site, received)
-		if evErr != nil {
+		if evErr := parser.parse(&events[kept], string(re.raw), re.index, site, received); evErr != nil {
+			events[kept] = Event{}
 			rejected = append(rejected, *evErr)
 			p.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
 			continue
 		}
-		e.UserID = re.userID
-		if !p.hooks.enrich(&e, re.client) {
-			continue
-		}
-		events = append(events, e)
+		events[kept].UserID = re.userID
+		kept += len(p.hooks.enrich(events[kept:kept+1], re.client))
 	}
+	events = events[:kept]
 	p.m.received.Add(float64(len(in)))
 	if len(events) == 0 {
 		return 0, rejected, nil

@@ -28,30 +28,68 @@ const insertEvents = `INSERT INTO events (tenant_id, site_id, event_id, ts, rece
 	device, browser, browser_version, os, os_version, country, region, city,
 	prop_keys, prop_values, source, medium, channel, is_bot)`
 
+// insertColumns is the number of columns insertEvents names.
+const insertColumns = 35
+
 // WriteEvents inserts events as one block; it returns only after ClickHouse
 // has committed them or failed.
+//
+// Rows go straight into the batch's columns, each value as a pointer into
+// its event: a value in an interface would cost an allocation per column and
+// row, a pointer costs none. The two property arrays take a []*string of the
+// row's length, boxed once per length (see propRows).
 func (w *Writer) WriteEvents(ctx context.Context, events []Event) error {
 	batch, err := w.conn.PrepareBatch(ctx, insertEvents)
 	if err != nil {
 		return fmt.Errorf("ingest: prepare insert of %d events: %w", len(events), err)
 	}
+	cols := batch.Columns()
+	if len(cols) != insertColumns {
+		_ = batch.Abort()
+		return fmt.Errorf("ingest: insert of %d events: the batch has %d columns, want %d", len(events), len(cols), insertColumns)
+	}
+	var keys, values propRows
 	for i := range events {
 		e := &events[i]
-		err := batch.Append(e.TenantID, e.SiteID, e.ID, e.Time, e.ReceivedAt, e.Type, e.Name,
-			e.Hostname, e.Pathname, e.Query, e.Title, e.Referrer, e.ReferrerHost,
-			e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent,
-			e.VisitorID, e.SessionID, e.UserID,
-			e.Device, e.Browser, e.BrowserVersion, e.OS, e.OSVersion, e.Country, e.Region, e.City,
-			e.PropKeys, e.PropValues, e.Source, e.Medium, e.Channel, boolByte(e.IsBot))
-		if err != nil {
-			batch.Abort()
-			return fmt.Errorf("ingest: append event %s: %w", e.ID, err)
+		bot := boolByte(e.IsBot)
+		row := [insertColumns]any{&e.TenantID, &e.SiteID, &e.ID, &e.Time, &e.ReceivedAt, &e.Type, &e.Name,
+			&e.Hostname, &e.Pathname, &e.Query, &e.Title, &e.Referrer, &e.ReferrerHost,
+			&e.UTMSource, &e.UTMMedium, &e.UTMCampaign, &e.UTMTerm, &e.UTMContent,
+			&e.VisitorID, &e.SessionID, &e.UserID,
+			&e.Device, &e.Browser, &e.BrowserVersion, &e.OS, &e.OSVersion, &e.Country, &e.Region, &e.City,
+			keys.row(e.PropKeys), values.row(e.PropValues), &e.Source, &e.Medium, &e.Channel, bot}
+		for c, v := range row {
+			if err := cols[c].AppendRow(v); err != nil {
+				_ = batch.Abort()
+				return fmt.Errorf("ingest: append event %s: column %s: %w", e.ID, cols[c].Name(), err)
+			}
 		}
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("ingest: insert %d events: %w", len(events), err)
 	}
 	return nil
+}
+
+// propRows hands an Array(String) column one row of strings without
+// allocating: ptrs points at the row's strings, and boxed[n] is ptrs[:n]
+// already in an interface, made once per length.
+type propRows struct {
+	ptrs  [MaxProps]*string
+	boxed [MaxProps + 1]any
+}
+
+func (p *propRows) row(s []string) any {
+	if len(s) > MaxProps {
+		return s // not from the decoder: pay for the interface
+	}
+	for i := range s {
+		p.ptrs[i] = &s[i]
+	}
+	if p.boxed[len(s)] == nil {
+		p.boxed[len(s)] = p.ptrs[:len(s)]
+	}
+	return p.boxed[len(s)]
 }
 
 func boolByte(b bool) uint8 {

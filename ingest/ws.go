@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -79,17 +80,29 @@ type hooks struct {
 	m         *Metrics
 }
 
-// enrich fills e's derived fields and reports whether e is to be kept.
-func (h *hooks) enrich(e *Event, c Client) bool {
-	if h.enricher == nil {
-		return true
+// enrich fills the derived fields of events, all sent by c, and returns
+// those to keep: events[:n], in order.
+func (h *hooks) enrich(events []Event, c Client) []Event {
+	if h.enricher == nil || len(events) == 0 {
+		return events
 	}
-	h.enricher.Enrich(e, c)
-	if e.IsBot && h.dropBots {
-		h.m.rejected.WithLabelValues("bot").Inc()
-		return false
+	h.enricher.Enrich(events, c)
+	if !h.dropBots {
+		return events
 	}
-	return true
+	kept := 0
+	for i := range events {
+		if events[i].IsBot {
+			h.m.rejected.WithLabelValues("bot").Inc()
+			continue
+		}
+		if kept != i {
+			events[kept] = events[i]
+		}
+		kept++
+	}
+	clear(events[kept:])
+	return events[:kept]
 }
 
 func (c *Config) withDefaults() {
@@ -152,10 +165,11 @@ func (noPresence) Connected(uuid.UUID, uint64)    {}
 func (noPresence) Heartbeat(uuid.UUID, uint64)    {}
 func (noPresence) Disconnected(uuid.UUID, uint64) {}
 
-// Enricher fills the derived fields of a valid event (visitor hash, device,
-// geo, channel) from what is known about the client.
+// Enricher fills the derived fields of valid events (visitor hash, device,
+// geo, channel) from what is known about the client that sent them all.
+// Events of one call share their site and received time.
 type Enricher interface {
-	Enrich(e *Event, c Client)
+	Enrich(events []Event, c Client)
 }
 
 // Client is what the server knows about the sender of an event. IP is never
@@ -210,6 +224,9 @@ type Server struct {
 	now      func() time.Time
 	hooks    hooks
 	connIDs  atomic.Uint64
+	// frameBufs holds read buffers (*[]byte): a connection borrows one only
+	// while it reads and handles a frame, so an idle one holds none.
+	frameBufs sync.Pool
 
 	mu      sync.Mutex
 	closing bool
@@ -460,40 +477,93 @@ func (c *wsConn) readLoop() {
 	})
 	for {
 		_ = c.ws.SetReadDeadline(s.now().Add(s.cfg.ReadTimeout))
-		mt, data, err := c.ws.ReadMessage()
+		mt, fb, err := c.readFrame()
 		if err != nil {
 			c.readFailed(err, CloseDeadPeer, "nothing received for "+s.cfg.ReadTimeout.String())
 			return
 		}
-		if !c.bucket.take(s.now()) {
-			c.end(CloseRateLimited, "more than "+strconv.Itoa(s.cfg.FramesPerSecond)+" frames per second")
+		ok := c.handleFrame(mt, fb)
+		s.frameBufs.Put(fb)
+		if !ok {
 			return
-		}
-		if mt != fws.TextMessage {
-			c.end(CloseProtocolError, "frames are JSON text")
-			return
-		}
-		f, err := decodeFrame(data)
-		if err != nil {
-			c.end(CloseProtocolError, err.Error())
-			return
-		}
-		s.m.frames.WithLabelValues(f.Type).Inc()
-		switch f.Type {
-		case framePing:
-			s.hooks.presence.Heartbeat(c.site.ID, c.id)
-			if c.write(appendPong(nil, f.ID)) != nil {
-				return
-			}
-		case frameHello:
-			c.end(CloseProtocolError, "hello was already sent")
-			return
-		case frameEvents:
-			if !c.handleEvents(&f) {
-				return
-			}
 		}
 	}
+}
+
+// frameBuf is what reading and decoding one frame borrows from the server's
+// pool: the message's bytes and the list of its events.
+type frameBuf struct {
+	data   []byte
+	events []string
+}
+
+// frameBufSize is the first size of a frame buffer; it grows to the largest
+// frame it has held.
+const frameBufSize = 4 << 10
+
+// readFrame reads the next message into a buffer of the server's pool; the
+// caller puts it back.
+func (c *wsConn) readFrame() (int, *frameBuf, error) {
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	fb, _ := c.s.frameBufs.Get().(*frameBuf)
+	if fb == nil {
+		fb = &frameBuf{data: make([]byte, 0, frameBufSize)}
+	}
+	b := fb.data[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fb.data = b
+			c.s.frameBufs.Put(fb)
+			return 0, nil, err
+		}
+	}
+	fb.data = b
+	return mt, fb, nil
+}
+
+// handleFrame answers one message; false ends the connection.
+func (c *wsConn) handleFrame(mt int, fb *frameBuf) bool {
+	s := c.s
+	if !c.bucket.take(s.now()) {
+		c.end(CloseRateLimited, "more than "+strconv.Itoa(s.cfg.FramesPerSecond)+" frames per second")
+		return false
+	}
+	if mt != fws.TextMessage {
+		c.end(CloseProtocolError, "frames are JSON text")
+		return false
+	}
+	f, err := decodeFrameInto(fb.data, fb.events)
+	defer func() {
+		clear(f.Events[:cap(f.Events)]) // the pool must not keep the frame's text alive
+		fb.events = f.Events[:0]
+	}()
+	if err != nil {
+		c.end(CloseProtocolError, err.Error())
+		return false
+	}
+	s.m.frames.WithLabelValues(f.Type).Inc()
+	switch f.Type {
+	case framePing:
+		s.hooks.presence.Heartbeat(c.site.ID, c.id)
+		return c.write(appendPong(nil, f.ID)) == nil
+	case frameHello:
+		c.end(CloseProtocolError, "hello was already sent")
+		return false
+	case frameEvents:
+		return c.handleEvents(&f)
+	}
+	return true
 }
 
 // readFailed ends the connection after a failed read: timeouts get code,
@@ -529,18 +599,18 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 	}
 
 	received := s.now().UTC().Truncate(time.Second)
-	events := make([]Event, 0, len(f.Events)) // owned by the batcher after Add
-	rejected := 0
+	events := make([]Event, len(f.Events)) // owned by the batcher after Add
+	p := eventParser{block: 4*len(f.Events) + 8}
+	n := 0
 	for i, raw := range f.Events {
-		var e Event
 		var evErr *EventError
 		if len(raw) > MaxEventBytes {
 			evErr = &EventError{Index: i, Field: "event", Message: "is " + strconv.Itoa(len(raw)) + " bytes, more than the limit of " + strconv.Itoa(MaxEventBytes)}
 		} else {
-			e, evErr = parseEvent(raw, i, c.isite, received)
+			evErr = p.parse(&events[n], raw, i, c.isite, received)
 		}
 		if evErr != nil {
-			rejected++
+			events[n] = Event{}
 			s.m.rejected.WithLabelValues(metricField(evErr.Field)).Inc()
 			if c.sendError(errorFrame{Seq: f.Seq, Index: i, Code: codeInvalidEvent, Field: evErr.Field, Message: evErr.Message}) != nil {
 				return false
@@ -548,13 +618,11 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 			continue
 		}
 		if c.userID != "" {
-			e.UserID = c.userID
+			events[n].UserID = c.userID
 		}
-		if !s.hooks.enrich(&e, c.client) {
-			continue
-		}
-		events = append(events, e)
+		n++
 	}
+	events = s.hooks.enrich(events[:n], c.client)
 	s.m.received.Add(float64(len(f.Events)))
 	if len(events) == 0 {
 		c.acks.push(f.Seq, true)
@@ -597,6 +665,9 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 // while its buffer is full, and telling the client busy after BusyAfter.
 func (c *wsConn) add(events []Event, done func(error)) bool {
 	s := c.s
+	if s.batcher.tryAdd(events, done) {
+		return true
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.BusyAfter)
 	err := s.batcher.Add(ctx, events, done)
 	cancel()

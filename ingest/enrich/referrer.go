@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -104,11 +105,14 @@ var knownSourceNames = func() map[string]knownSource {
 	return m
 }()
 
-// clickIDs are ad click parameters: the source they imply and whether it is paid.
-var clickIDs = []struct {
+// clickID is an ad click parameter: the source it implies and whether it is paid.
+type clickID struct {
 	param, source, category string
 	paid                    bool
-}{
+}
+
+// clickIDs are the ad click parameters, in the order they are looked for.
+var clickIDs = []clickID{
 	{"gclid", "Google", categorySearch, true}, {"gbraid", "Google", categorySearch, true}, {"wbraid", "Google", categorySearch, true},
 	{"dclid", "Google", "", true}, {"msclkid", "Bing", categorySearch, true}, {"yclid", "Yandex", categorySearch, true},
 	{"ttclid", "TikTok", categorySocial, true}, {"twclid", "X", categorySocial, true}, {"li_fat_id", "LinkedIn", categorySocial, true},
@@ -156,38 +160,62 @@ type Source struct {
 	ClickID string
 }
 
+// Campaign is what a page URL's query says about where a visit came from.
+type Campaign struct {
+	// Source, Medium and Name are the first values of utm_source,
+	// utm_medium and utm_campaign.
+	Source, Medium, Name string
+	// ClickID is the first ad click parameter (in the order of clickIDs)
+	// whose first value is not empty; "" when there is none.
+	ClickID string
+}
+
 // ClassifySource works out a visit's source, medium and channel from the page
 // URL's query (UTM parameters, ad click ids), the referrer, and the page's own
 // host: a referrer on the same site is ignored.
 func ClassifySource(query url.Values, referrer, pageHost string) Source {
+	c := Campaign{Source: query.Get("utm_source"), Medium: query.Get("utm_medium"), Name: query.Get("utm_campaign")}
+	for _, id := range clickIDs {
+		if query.Get(id.param) != "" {
+			c.ClickID = id.param
+			break
+		}
+	}
+	return ClassifyCampaign(c, referrerHostname(referrer), pageHost)
+}
+
+// ClassifyCampaign is ClassifySource for a query already read into c (see
+// QueryClickID) and the referrer's host name (URL.Hostname of an http(s)
+// referrer, "" without one). It allocates nothing for the common sources.
+func ClassifyCampaign(c Campaign, referrerHost, pageHost string) Source {
 	var (
 		src      Source
 		category string
 	)
-	medium := strings.ToLower(strings.TrimSpace(query.Get("utm_medium")))
-	campaign := strings.ToLower(query.Get("utm_campaign"))
+	medium := strings.ToLower(strings.TrimSpace(c.Medium))
+	campaign := strings.ToLower(c.Name)
 
-	if utm := strings.TrimSpace(query.Get("utm_source")); utm != "" {
+	if utm := strings.TrimSpace(c.Source); utm != "" {
 		src.Name = truncate(utm, maxSourceLength)
 		if k, ok := knownSourceNames[strings.ToLower(utm)]; ok {
 			src.Name, category = k.name, k.category
 		}
 	}
-	for _, c := range clickIDs {
-		if query.Get(c.param) == "" {
+	for _, id := range clickIDs {
+		if id.param != c.ClickID {
 			continue
 		}
-		src.ClickID = c.param
+		src.ClickID = id.param
 		if src.Name == "" {
-			src.Name, category = c.source, c.category
+			src.Name, category = id.source, id.category
 		}
-		if medium == "" && c.paid {
+		if medium == "" && id.paid {
 			medium = mediumPaid
 		}
 		break
 	}
 	if src.Name == "" {
-		host := referrerHost(referrer)
+		host := strings.TrimPrefix(strings.ToLower(referrerHost), "www.")
 		if host == "" || sameSite(host, pageHost) {
 			src.Name = sourceDirect
 		} else if k, ok := lookupHost(host); ok {
@@ -209,8 +237,87 @@ func ClassifySource(query url.Values, referrer, pageHost string) Source {
 		}
 	}
 	src.Medium = truncate(medium, maxCampaignPartLength)
-	src.Channel = channel(strings.ToLower(src.Name), category, medium, campaign)
+	src.Channel = channel(lowerName(src.Name), category, medium, campaign)
 	return src
+}
+
+// QueryClickID returns Campaign.ClickID of a raw query, reading it as
+// url.ParseQuery and Values.Get do, without allocating for plain keys.
+func QueryClickID(rawQuery string) string {
+	var seen, set uint32 // per clickIDs entry: its first value was read; it is not empty
+	for q := rawQuery; q != ""; {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if pair == "" || strings.IndexByte(pair, ';') >= 0 {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if strings.IndexByte(k, '%') >= 0 || strings.IndexByte(k, '+') >= 0 {
+			uk, err := url.QueryUnescape(k)
+			if err != nil {
+				continue
+			}
+			k = uk
+		}
+		i := slices.IndexFunc(clickIDs, func(c clickID) bool { return c.param == k })
+		if i < 0 || seen&(1<<i) != 0 || !validEscapes(v) {
+			continue // ParseQuery drops a pair whose value does not unescape
+		}
+		seen |= 1 << i
+		if v != "" {
+			set |= 1 << i
+		}
+	}
+	for i, c := range clickIDs {
+		if set&(1<<i) != 0 {
+			return c.param
+		}
+	}
+	return ""
+}
+
+// validEscapes reports whether url.QueryUnescape accepts s: every % starts
+// two hex digits.
+func validEscapes(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0; {
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return false
+		}
+		next := strings.IndexByte(s[i+3:], '%')
+		if next < 0 {
+			break
+		}
+		i += 3 + next
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// lowerNames holds the lower case of the source names Pulse gives, so that
+// classifying a known source allocates no lower-case copy of its name.
+var lowerNames = func() map[string]string {
+	m := map[string]string{}
+	add := func(name string) { m[name] = strings.ToLower(name) }
+	for _, k := range knownSourceNames {
+		add(k.name)
+	}
+	for _, c := range clickIDs {
+		add(c.source)
+	}
+	for _, name := range searchLabels {
+		add(name)
+	}
+	return m
+}()
+
+func lowerName(name string) string {
+	if l, ok := lowerNames[name]; ok {
+		return l
+	}
+	return strings.ToLower(name)
 }
 
 // channel applies GA4's default channel group rules in their order, with AI
@@ -261,8 +368,9 @@ func channel(source, category, medium, campaign string) string {
 	return ChannelUnassigned
 }
 
-// referrerHost returns the lower-case host of an absolute http(s) referrer.
-func referrerHost(referrer string) string {
+// referrerHostname returns the host name of an absolute http(s) (or
+// android-app) referrer.
+func referrerHostname(referrer string) string {
 	if referrer == "" {
 		return ""
 	}
@@ -270,7 +378,7 @@ func referrerHost(referrer string) string {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "android-app") {
 		return ""
 	}
-	return strings.TrimPrefix(strings.ToLower(u.Hostname()), "www.")
+	return u.Hostname()
 }
 
 // sameSite reports whether a referrer host is the page's own site (ignoring www.).
@@ -294,13 +402,17 @@ func lookupHost(host string) (knownSource, bool) {
 		}
 		h = h[i+1:]
 	}
-	labels := strings.Split(host, ".")
-	for i := 0; i < len(labels)-1; i++ {
-		if name, ok := searchLabels[labels[i]]; ok {
+	// Every label but the last (the top-level domain).
+	for rest := host; ; {
+		i := strings.IndexByte(rest, '.')
+		if i < 0 {
+			return knownSource{}, false
+		}
+		if name, ok := searchLabels[rest[:i]]; ok {
 			return knownSource{name, categorySearch}, true
 		}
+		rest = rest[i+1:]
 	}
-	return knownSource{}, false
 }
 
 // truncate shortens s to at most n bytes on a rune boundary.

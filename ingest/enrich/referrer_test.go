@@ -82,3 +82,34 @@ func TestClassifySource(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClassifyCampaignMatchesClassifySource holds both ClassifySource and
+// the path ingest takes (a raw query read by QueryClickID, the referrer's
+// host name) to the answers of the earlier ClassifySource.
+func FuzzClassifyCampaignMatchesClassifySource(f *testing.F) {
+	for _, s := range []struct{ query, referrer string }{
+		{"utm_source=Google&utm_medium=CPC&utm_campaign=Shop", ""},
+		{"gclid=1&fbclid=2", "https://www.facebook.com/"},
+		{"fbclid=&fbclid=2&msclkid=3", ""},
+		{"gclid=%zz&gclid=1", ""},
+		{"g%63lid=1;x&ttclid=+", "https://WWW.www.google.de/search"},
+		{"", "https://m.youtube.com/watch"},
+		{"utm_source=E+Mail", "android-app://com.google.android.gm/"},
+		{"", "https://news.ycombinator.com/item"},
+		{"", "https://shop.example/other"},
+		{"", "ftp://x.example/"},
+	} {
+		f.Add(s.query, s.referrer)
+	}
+	f.Fuzz(func(t *testing.T, rawQuery, referrer string) {
+		q, _ := url.ParseQuery(rawQuery)
+		want := refClassifySource(q, referrer, "Shop.example")
+		if got := ClassifySource(q, referrer, "Shop.example"); got != want {
+			t.Fatalf("ClassifySource(%q, %q) = %+v, before: %+v", rawQuery, referrer, got, want)
+		}
+		c := Campaign{Source: q.Get("utm_source"), Medium: q.Get("utm_medium"), Name: q.Get("utm_campaign"), ClickID: QueryClickID(rawQuery)}
+		if got := ClassifyCampaign(c, referrerHostname(referrer), "Shop.example"); got != want {
+			t.Fatalf("query %q referrer %q: %+v, ClassifySource: %+v", rawQuery, referrer, got, want)
+		}
+	})
+}
