@@ -91,6 +91,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	if err != nil {
 		return fmt.Errorf("dashboard: read the web build: %w", err)
 	}
+	web.RegisterPeople(app, store)
 	ui.Register(app) // last: its fallback answers client-side routes with the page
 
 	ln, err := net.Listen("tcp", o.listen)

@@ -136,12 +136,13 @@ func compressible(typ string) bool {
 	return strings.HasPrefix(typ, "text/") || strings.Contains(typ, "javascript") || strings.Contains(typ, "json") || strings.Contains(typ, "svg")
 }
 
-// Register adds GET /assets/<file> and, last, GET / and every other GET path that is not
-// under an API, ingest, live or tracker prefix (client-side routes) to r. Register it after
-// every other route.
+// Register adds GET /assets/<file> and, last, the page for GET / and every other GET path
+// that is not under an API, ingest, live or tracker prefix (client-side routes). Register it
+// after every other route. The page is a middleware rather than a GET /* route, so a POST to
+// an unknown path stays a 404 instead of becoming a 405.
 func (h *Handler) Register(r fiber.Router) {
 	r.Get("/assets/:name", h.asset)
-	r.Get("/*", h.page)
+	r.Use(h.page)
 }
 
 func (h *Handler) asset(c *fiber.Ctx) error {
@@ -154,6 +155,9 @@ func (h *Handler) asset(c *fiber.Ctx) error {
 }
 
 func (h *Handler) page(c *fiber.Ctx) error {
+	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+		return c.Next()
+	}
 	p := c.Path()
 	for _, prefix := range passThrough {
 		if strings.HasPrefix(p, prefix) {

@@ -24,7 +24,12 @@ func testApp(t *testing.T, fsys fstest.MapFS) *fiber.App {
 
 func get(t *testing.T, app *fiber.App, path string, header ...string) (int, string, map[string]string) {
 	t.Helper()
-	req := httptest.NewRequest("GET", path, nil)
+	return do(t, app, "GET", path, header...)
+}
+
+func do(t *testing.T, app *fiber.App, method, path string, header ...string) (int, string, map[string]string) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -77,6 +82,13 @@ func TestServesBuiltDashboard(t *testing.T) {
 			}
 		})
 	}
+	t.Run("other methods on unknown paths stay 404", func(t *testing.T) {
+		for _, p := range []string{"/api/v1/query", "/sites/x"} {
+			if status, _, _ := do(t, app, "POST", p); status != 404 {
+				t.Errorf("POST %s = %d, want 404", p, status)
+			}
+		}
+	})
 	t.Run("page headers", func(t *testing.T) {
 		_, _, h := get(t, app, "/")
 		if !strings.Contains(h["Content-Security-Policy"], "script-src 'self'") || h["Content-Type"] != "text/html; charset=utf-8" {

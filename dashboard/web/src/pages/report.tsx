@@ -1,0 +1,215 @@
+// The historical report: date range, comparison, top stats, the time-series chart and the
+// breakdown panels; a click on a row filters the whole report, filters show as removable
+// chips, and everything is in the URL (report-state.ts).
+import { useEffect, useRef, useState } from 'preact/hooks'
+import { api, notAvailable, type Filter, type QueryResult, type Site } from '../api'
+import { navigate, useLocation, withQuery, type Loc } from '../router'
+import { bucket, country, label as valueLabel, METRICS, num, ymd } from '../format'
+import { BarList, Card, Change, Notice, Segmented, Spinner, useAsync } from '../components/ui'
+import { TimeChart } from '../components/chart'
+import { DIMENSIONS, OPERATORS, PRESETS, filterParam, interval, rangeLabel, readState, type ReportState } from './report-state'
+
+const TOP_METRICS = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration']
+/** PANEL_ROWS is the number of rows of a breakdown panel (fixed height). */
+const PANEL_ROWS = 9
+
+export function Report(props: { site: Site; base?: string }) {
+  const loc = useLocation()
+  const st = readState(loc)
+  const { site } = props
+  useEffect(() => { document.title = `${site.domain} · ${rangeLabel(st.range)} · Pulse` }, [site.domain, JSON.stringify(st.range)])
+  const go = (changes: Record<string, string | string[] | null>) => navigate(withQuery(loc, changes))
+  const addFilter = (dim: string, value: string) => {
+    const rest = st.filters.filter(f => !(f[1] === dim && f[0] === 'is'))
+    go({ f: [...rest, ['is', dim, [value]] as Filter].map(filterParam) })
+  }
+  const removeFilter = (i: number) => go({ f: st.filters.filter((_, k) => k !== i).map(filterParam) })
+  const common = { site_id: site.id, date_range: st.range, filters: st.filters }
+  const top = useAsync(signal => api.query({
+    ...common, metrics: TOP_METRICS,
+    include: { totals: true, ...(st.compare ? { comparison: st.compare } : {}) },
+  }, signal), [site.id, JSON.stringify(common), st.compare])
+  if (top.error && notAvailable(top.error)) {
+    return (
+      <div class="container">
+        <Controls loc={loc} st={st} go={go} />
+        <Notice kind="warn"><strong>Historical reports are not available on this server yet.</strong> They need the query API (<code>POST /api/v1/query</code>), which this Pulse does not answer. The live view works meanwhile.</Notice>
+      </div>
+    )
+  }
+  return (
+    <div class="container report" data-loading={top.loading ? 'true' : undefined}>
+      <Controls loc={loc} st={st} go={go} />
+      {st.filters.length > 0 && <Chips filters={st.filters} onRemove={removeFilter} onClear={() => go({ f: null })} />}
+      {top.error && <Notice kind="error">{top.error.message}</Notice>}
+      <TopStats res={top.data} st={st} onMetric={m => navigate(withQuery(loc, { metric: m === 'visitors' ? null : m }), { replace: true })} />
+      <MainChart site={site} st={st} />
+      <div class="grid2">
+        <Panel site={site} st={st} loc={loc} name="sources" onPick={addFilter} tabs={[['visit:channel', 'Channels'], ['visit:source', 'Sources'], ['visit:utm_campaign', 'Campaigns']]} />
+        <Panel site={site} st={st} loc={loc} name="pages" onPick={addFilter} tabs={[['event:page', 'Top pages'], ['visit:entry_page', 'Entry pages'], ['visit:exit_page', 'Exit pages']]} />
+        <Panel site={site} st={st} loc={loc} name="locations" onPick={addFilter} tabs={[['visit:country', 'Countries'], ['visit:region', 'Regions'], ['visit:city', 'Cities']]} />
+        <Panel site={site} st={st} loc={loc} name="devices" onPick={addFilter} tabs={[['visit:device', 'Devices'], ['visit:browser', 'Browsers'], ['visit:os', 'OS']]} />
+        <Panel site={site} st={st} loc={loc} name="events" onPick={addFilter} tabs={[['event:name', 'Custom events']]} />
+      </div>
+    </div>
+  )
+}
+
+function Controls(props: { loc: Loc; st: ReportState; go: (c: Record<string, string | string[] | null>) => void }) {
+  const { st, go } = props
+  return (
+    <div class="report-bar">
+      <RangePicker st={st} go={go} />
+      <label class="switch">
+        <input type="checkbox" checked={!!st.compare} onChange={e => go({ compare: e.currentTarget.checked ? 'previous_period' : null })} />
+        <span class="switch-track" aria-hidden="true"><span /></span>
+        Compare
+      </label>
+      {st.compare && (
+        <select class="select small" aria-label="Compare with" value={st.compare} onChange={e => go({ compare: e.currentTarget.value })}>
+          <option value="previous_period">Previous period</option>
+          <option value="year_over_year">Year over year</option>
+        </select>
+      )}
+    </div>
+  )
+}
+
+function RangePicker(props: { st: ReportState; go: (c: Record<string, string | string[] | null>) => void }) {
+  const { st, go } = props
+  const [open, setOpen] = useState(false)
+  const [custom, setCustom] = useState(false)
+  const today = ymd(new Date())
+  const [from, setFrom] = useState(Array.isArray(st.range) ? st.range[0] : ymd(new Date(Date.now() - 6 * 864e5)))
+  const [to, setTo] = useState(Array.isArray(st.range) ? st.range[1] : today)
+  const ref = useRef<HTMLDivElement>(null)
+  useEffect(() => {
+    if (!open) return
+    const away = (e: Event) => { if (!ref.current?.contains(e.target as Node)) setOpen(false) }
+    const esc = (e: KeyboardEvent) => { if (e.key === 'Escape') setOpen(false) }
+    document.addEventListener('mousedown', away)
+    document.addEventListener('keydown', esc)
+    ref.current?.querySelector<HTMLElement>('.menu-list button.on, .menu-list button')?.focus()
+    return () => { document.removeEventListener('mousedown', away); document.removeEventListener('keydown', esc) }
+  }, [open])
+  const pick = (r: string) => { setOpen(false); setCustom(false); go({ range: r === '30d' ? null : r, from: null, to: null }) }
+  return (
+    <div class="menu range" ref={ref}>
+      <button type="button" class="menu-btn btn" aria-haspopup="true" aria-expanded={open} onClick={() => setOpen(!open)}>
+        <svg viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" stroke-width="1.8" aria-hidden="true"><rect x="3" y="5" width="18" height="16" rx="2" /><path d="M3 10h18M8 3v4M16 3v4" /></svg>
+        <span>{rangeLabel(st.range)}</span><span class="caret" aria-hidden="true">▾</span>
+      </button>
+      {open && (
+        <div class="menu-list" role="menu">
+          {PRESETS.map(([v, text]) => <button type="button" class={st.range === v ? 'on' : ''} onClick={() => pick(v)}>{text}</button>)}
+          <hr />
+          {!custom && <button type="button" onClick={() => setCustom(true)}>Custom range…</button>}
+          {custom && (
+            <form class="custom-range" onSubmit={e => { e.preventDefault(); setOpen(false); go({ range: null, from, to }) }}>
+              <label>From<input type="date" value={from} max={to} onInput={e => setFrom(e.currentTarget.value)} required /></label>
+              <label>To<input type="date" value={to} min={from} max={today} onInput={e => setTo(e.currentTarget.value)} required /></label>
+              <button class="btn primary small" type="submit">Apply</button>
+            </form>
+          )}
+        </div>
+      )}
+    </div>
+  )
+}
+
+function Chips(props: { filters: Filter[]; onRemove: (i: number) => void; onClear: () => void }) {
+  return (
+    <div class="chips" aria-label="Filters">
+      {props.filters.map((f, i) => {
+        const v = f[1] === 'visit:country' ? country(f[2][0]) : valueLabel(f[1], f[2][0])
+        const text = `${DIMENSIONS[f[1]] || f[1]} ${OPERATORS[f[0]] || f[0]} ${v}`
+        return (
+          <span class="chip" data-filter={filterParam(f)}>
+            <span class="chip-dim">{DIMENSIONS[f[1]] || f[1]}</span> {OPERATORS[f[0]]} <strong>{v}</strong>
+            <button type="button" class="chip-x" aria-label={`Remove filter: ${text}`} onClick={() => props.onRemove(i)}>×</button>
+          </span>
+        )
+      })}
+      {props.filters.length > 1 && <button type="button" class="link-btn" onClick={props.onClear}>Clear all</button>}
+    </div>
+  )
+}
+
+function TopStats(props: { res?: QueryResult; st: ReportState; onMetric: (m: string) => void }) {
+  const t = props.res?.totals
+  return (
+    <div class="stats report-stats" role="tablist" aria-label="Metric of the chart">
+      {TOP_METRICS.map((m, i) => {
+        const def = METRICS[m]
+        const v = t?.metrics[i]
+        const on = props.st.metric === m
+        return (
+          <button type="button" role="tab" aria-selected={on} class={'stat' + (on ? ' on' : '')} onClick={() => props.onMetric(m)}>
+            <span class="stat-label">{def.label}</span>
+            <span class="stat-value num">{v == null ? '–' : def.fmt(v)}</span>
+            {t?.comparison
+              ? <span class="stat-sub"><Change value={t.comparison.change[i]} points={def.points} lowerIsBetter={def.lowerIsBetter} /> <span class="muted">vs {def.fmt(t.comparison.metrics[i] ?? 0)}</span></span>
+              : <span class="stat-sub" />}
+          </button>
+        )
+      })}
+    </div>
+  )
+}
+
+function MainChart(props: { site: Site; st: ReportState }) {
+  const { site, st } = props
+  const metric = METRICS[st.metric] ? st.metric : 'visitors'
+  const dim = interval(st.range)
+  const res = useAsync(signal => api.query({
+    site_id: site.id, metrics: [metric], date_range: st.range, filters: st.filters, dimensions: [dim],
+    include: { time_labels: true, ...(st.compare ? { comparison: st.compare } : {}) }, limit: 10000,
+  }, signal), [site.id, JSON.stringify(st.range), JSON.stringify(st.filters), metric, st.compare])
+  const rows = res.data?.results || []
+  const labels = rows.map(r => bucket(r.dimensions[0], dim))
+  const long = rows.map(r => bucket(r.dimensions[0], dim, true))
+  const def = METRICS[metric]
+  const series = [{ label: def.label, values: rows.map(r => r.metrics[0]) }]
+  if (st.compare && rows.some(r => r.comparison)) series.push({ label: st.compare === 'year_over_year' ? 'A year earlier' : 'Previous period', values: rows.map(r => r.comparison?.metrics[0] ?? null) as number[], compare: true } as any)
+  return (
+    <Card class="main-chart" title={def.label} actions={<span class="muted small">{dim === 'time:hour' ? 'by hour' : dim === 'time:day' ? 'by day' : 'by month'}{res.data ? ` · ${res.data.meta.time_zone}` : ''}</span>}>
+      {res.error && !notAvailable(res.error) ? <Notice kind="error">{res.error.message}</Notice>
+        : rows.length === 0 ? <div class="chart-empty">{res.loading ? <Spinner /> : 'No data in this range'}</div>
+        : <TimeChart labels={labels} long={long} series={series} fmt={def.fmt} />}
+    </Card>
+  )
+}
+
+function Panel(props: { site: Site; st: ReportState; loc: Loc; name: string; tabs: [string, string][]; onPick: (dim: string, value: string) => void }) {
+  const { site, st, loc, name, tabs } = props
+  const chosen = loc.query.get(name)
+  const dim = tabs.find(t => t[0] === chosen)?.[0] || tabs[0][0]
+  const events = dim === 'event:name'
+  const filters: unknown[] = events ? [...st.filters, ['is_not', 'event:name', ['pageview', 'engagement']]] : st.filters
+  const metrics = events ? ['visitors', 'events'] : dim === 'event:page' ? ['visitors', 'pageviews'] : ['visitors']
+  const res = useAsync(signal => api.query({
+    site_id: site.id, metrics, date_range: st.range, filters, dimensions: [dim], limit: PANEL_ROWS,
+    order_by: [['visitors', 'desc']],
+  }, signal), [site.id, dim, JSON.stringify(st.range), JSON.stringify(st.filters)])
+  const rows = (res.data?.results || []).map(r => ({
+    key: r.dimensions[0],
+    n: r.metrics[0],
+    title: r.dimensions[0],
+    label: dim === 'visit:country' ? <><span class="cc">{r.dimensions[0].length === 2 ? r.dimensions[0] : '–'}</span>{country(r.dimensions[0])}</> : valueLabel(dim, r.dimensions[0]),
+    extra: metrics[1] ? <span class="bar-n2 num muted">{num(r.metrics[1])}</span> : undefined,
+  }))
+  const filtered = st.filters.some(f => f[1] === dim && f[0] === 'is')
+  const title = tabs.length === 1 ? tabs[0][1] : undefined
+  return (
+    <Card title={title} class="top panel" id={`panel-${name}`} actions={tabs.length > 1
+      ? <Segmented small label={name} value={dim} onChange={v => navigate(withQuery(loc, { [name]: v === tabs[0][0] ? null : v }), { replace: true })} options={tabs} />
+      : undefined}>
+      <div class="list-head">
+        <span>{DIMENSIONS[dim]}</span>
+        <span>{metrics[1] && <span class="head-n2">{metrics[1] === 'pageviews' ? 'Views' : 'Events'}</span>}Visitors</span>
+      </div>
+      {res.error && !notAvailable(res.error) ? <Notice kind="error">{res.error.message}</Notice>
+        : <BarList rows={rows} slots={PANEL_ROWS} onPick={filtered ? undefined : v => props.onPick(dim, v)} empty={res.loading ? 'Loading…' : 'No data in this range'} />}
+    </Card>
+  )
+}
