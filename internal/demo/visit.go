@@ -1,0 +1,218 @@
+package demo
+
+import (
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// Visit shapes.
+const (
+	// maxPages ends a visit that keeps walking.
+	maxPages = 25
+	// dwellSpread is the σ of the log-normal time on a page.
+	dwellSpread = 0.9
+	// minDwell and maxDwell bound the time on one page.
+	minDwell = 3 * time.Second
+	maxDwell = 15 * time.Minute
+	// returnShare is the share of visits by someone who already visited the
+	// same UTC day (same visitor id, new session), when one is at hand.
+	returnShare = 0.18
+	// returnGap is the least time between a visitor's visits: more than the
+	// 30 minutes after which ingest starts a new session.
+	returnGap = 45 * time.Minute
+	// poolSize bounds the visitors remembered for returning.
+	poolSize = 256
+	// returnDirect is the share of returning visitors who come back directly.
+	returnDirect = 0.6
+)
+
+// visit is one planned visit: who, from where, and what they do when.
+type visit struct {
+	start time.Time
+	// key seeds everything derived per event (event ids), so that a visit's
+	// events do not depend on which of them are written.
+	key    uint64
+	source int
+	query  int // index into the source's queries
+	ref    int // index into the source's referrers
+	// rawQuery is the landing page's URL query (with a fresh ad click id).
+	rawQuery string
+	agent    int
+	place    int
+	// visitor and session are the ids history rows carry; addr is the
+	// number of the live visitor's loopback address (see Addr).
+	visitor, session uint64
+	addr             uint16
+	steps            []step
+	// end is when the visitor leaves (closes the tab), since start.
+	end time.Duration
+}
+
+// referrer returns the referrer URL and host of the visit's landing pageview.
+func (s *site) referrer(v *visit) (ref, host string) {
+	src := &s.sources[v.source]
+	if src.localGoogle {
+		p := &s.places[v.place]
+		return p.google, p.googleHost
+	}
+	return src.refs[v.ref], src.refHosts[v.ref]
+}
+
+// step is one event of a visit.
+type step struct {
+	at     time.Duration // since the visit started
+	page   int
+	action int      // -1: a pageview; otherwise the index of the page's action
+	values []string // the action's property values
+}
+
+// regular is someone who visited earlier the same UTC day and may return.
+type regular struct {
+	day     int64
+	visitor uint64
+	addr    uint16
+	agent   int
+	place   int
+	left    time.Time
+}
+
+// generator draws visits from the site model at the rhythm's pace.
+type generator struct {
+	site   *site
+	rhythm *rhythm
+	pool   []regular
+}
+
+func newGenerator(host string, seed uint64, visitsPerDay float64) *generator {
+	s := newSite(host)
+	return &generator{site: s, rhythm: newRhythm(s, seed, visitsPerDay)}
+}
+
+// next fills v with a visit starting at start, reusing v's steps.
+func (g *generator) next(r *rand.Rand, start time.Time, v *visit) {
+	s := g.site
+	steps := v.steps[:0]
+	*v = visit{start: start, key: r.Uint64(), visitor: r.Uint64(), session: r.Uint64(), addr: uint16(r.Uint32())}
+
+	total, spike, spikeSource := g.rhythm.rate(start)
+	returning := false
+	if len(g.pool) > 0 && r.Float64() < returnShare {
+		i := r.IntN(len(g.pool))
+		if reg := g.pool[i]; reg.day == day(start) && start.Sub(reg.left) >= returnGap {
+			v.visitor, v.addr, v.agent, v.place = reg.visitor, reg.addr, reg.agent, reg.place
+			g.pool[i] = g.pool[len(g.pool)-1]
+			g.pool = g.pool[:len(g.pool)-1]
+			returning = true
+		}
+	}
+	switch {
+	case returning && r.Float64() < returnDirect:
+		v.source = 0 // Direct
+	case spike > 0 && r.Float64() < spike/total:
+		v.source = spikeSource
+	default:
+		v.source = s.sourcePick.pick(r)
+	}
+	src := &s.sources[v.source]
+	if !returning {
+		v.place = g.rhythm.pickPlace(r, start)
+		v.agent = s.pickAgent(r, src.social)
+	}
+	v.query = r.IntN(len(src.queries))
+	v.rawQuery = src.queries[v.query]
+	if src.clickID != "" {
+		v.rawQuery = src.withClickID(v.rawQuery, clickID(r))
+	}
+	v.ref = r.IntN(len(src.refs))
+
+	entry := src.entryPick.pick(r)
+	if s.agents[v.agent].class == classBot {
+		// Automation loads one page and leaves.
+		v.steps = append(steps, step{page: entry, action: -1})
+		v.end = 2 * time.Second
+	} else {
+		v.steps, v.end = s.walk(r, entry, steps)
+	}
+
+	reg := regular{day: day(start), visitor: v.visitor, addr: v.addr, agent: v.agent, place: v.place, left: start.Add(v.end)}
+	if len(g.pool) < poolSize {
+		g.pool = append(g.pool, reg)
+	} else {
+		g.pool[r.IntN(poolSize)] = reg
+	}
+}
+
+// walk plans a walk through the site from page entry: a pageview per page,
+// the page's custom events while there, and where to next, until the visitor
+// leaves. It returns the steps (appended to steps) and the time of leaving.
+func (s *site) walk(r *rand.Rand, entry int, steps []step) ([]step, time.Duration) {
+	var (
+		state visitState
+		at    time.Duration
+		p     = entry
+	)
+	for n := 1; ; n++ {
+		steps = append(steps, step{at: at, page: p, action: -1})
+		pg := &s.pages[p]
+		dwell := lognormal(r, pg.dwell)
+		next := -1
+		frac := 0.1
+		for i := range pg.actions {
+			a := &pg.actions[i]
+			if r.Float64() >= a.prob {
+				continue
+			}
+			frac += (0.9 - frac) * (0.2 + 0.6*r.Float64())
+			st := step{at: at + time.Duration(frac*float64(dwell)), page: p, action: i}
+			if a.values != nil {
+				st.values = a.values(r, &state)
+			}
+			steps = append(steps, st)
+			if a.then != nil {
+				if i, ok := s.index[a.then(r, &state)]; ok {
+					next = i
+				}
+				break
+			}
+		}
+		at += dwell
+		if next < 0 {
+			next = pg.pick.pick(r)
+		}
+		if next == len(s.pages) || n == maxPages {
+			return steps, at
+		}
+		p = next
+	}
+}
+
+// lognormal returns a time on a page around median seconds.
+func lognormal(r *rand.Rand, median float64) time.Duration {
+	d := time.Duration(median * math.Exp(dwellSpread*r.NormFloat64()) * float64(time.Second))
+	return min(max(d, minDwell), maxDwell)
+}
+
+// poisson draws from a Poisson distribution with mean m (Knuth's method for
+// small means, a normal approximation for large ones).
+func poisson(r *rand.Rand, m float64) int {
+	if m > 30 {
+		return max(0, int(math.Round(m+math.Sqrt(m)*r.NormFloat64())))
+	}
+	limit, k, p := math.Exp(-m), 0, r.Float64()
+	for p > limit {
+		k++
+		p *= r.Float64()
+	}
+	return k
+}
+
+// clickID returns an ad network's click id: 24 URL-safe characters.
+func clickID(r *rand.Rand) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	var b [24]byte
+	for i := range b {
+		b[i] = alphabet[r.IntN(len(alphabet))]
+	}
+	return string(b[:])
+}
