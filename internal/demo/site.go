@@ -412,7 +412,7 @@ func sitePages() []page {
 		{path: "/app", title: "Dashboard — Pulse", dwell: 60, exit: 30,
 			next: []link{{"/app/sites", 35}, {"/app/settings", 20}}},
 		{path: "/app/sites", title: "Sites — Pulse", dwell: 50, exit: 45,
-			next: []link{{"/app", 25}, {"/app/settings", 10}},
+			next:    []link{{"/app", 25}, {"/app/settings", 10}},
 			actions: []action{{name: "Site Added", prob: 0.2}}},
 		{path: "/app/settings", title: "Settings — Pulse", dwell: 40, exit: 55,
 			next: []link{{"/app", 25}, {"/app/sites", 10}}},
