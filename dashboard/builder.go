@@ -1,0 +1,359 @@
+package dashboard
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/google/uuid"
+)
+
+// This file is the one place that writes query SQL. Identifiers come only
+// from the allow-lists in spec.go; every value (tenant, site, times, filter
+// values, property keys, time zone) is a bound parameter; and every read of
+// events or sessions goes through eventsWhere or sessionsInner, which always
+// put the tenant and site predicate first.
+
+// table is where a query part reads its rows.
+type table int
+
+const (
+	tableEvents   table = iota // one row per event (events FINAL)
+	tableSessions              // one row per visit (sessions, merged per session_id)
+)
+
+// scope is the tenant and site every query is restricted to.
+type scope struct {
+	tenant, site uuid.UUID
+}
+
+// sqlBuilder accumulates bound parameters while SQL text is written.
+type sqlBuilder struct {
+	scope scope
+	loc   *time.Location
+	args  []any
+}
+
+// bind adds v as a named parameter and returns its placeholder.
+func (b *sqlBuilder) bind(v any) string {
+	name := fmt.Sprintf("p%d", len(b.args))
+	b.args = append(b.args, clickhouse.Named(name, v))
+	return "@" + name
+}
+
+func (b *sqlBuilder) bindTime(t time.Time) string {
+	return "toDateTime(" + b.bind(uint32(t.Unix())) + ")"
+}
+
+// tenantSite is the predicate every statement carries.
+func (b *sqlBuilder) tenantSite() string {
+	return "tenant_id = toUUID(" + b.bind(b.scope.tenant.String()) + ") AND site_id = toUUID(" + b.bind(b.scope.site.String()) + ")"
+}
+
+// eventsWhere is the WHERE clause of a read of events in r.
+func (b *sqlBuilder) eventsWhere(r timeRange) string {
+	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0"
+}
+
+// sessionsDays is the day predicate of a read of sessions for visits that
+// start in r: the UTC days of r widened by sessionDaySlack on each side.
+func (b *sqlBuilder) sessionsDays(r timeRange) string {
+	from := r.From.UTC().AddDate(0, 0, -sessionDaySlack)
+	to := r.To.UTC().AddDate(0, 0, sessionDaySlack)
+	return "day >= toDate(" + b.bind(from.Format(time.DateOnly)) + ") AND day <= toDate(" + b.bind(to.Format(time.DateOnly)) + ")"
+}
+
+// sessionMerge is the -Merge expression of each sessions column.
+func sessionMerge(col string) string {
+	switch col {
+	case "visitor_id":
+		return "anyMerge(visitor_id)"
+	case "user_id":
+		return "maxMerge(user_id)"
+	case "started_at":
+		return "minMerge(started_at)"
+	case "ended_at":
+		return "maxMerge(ended_at)"
+	case "pageviews":
+		return "uniqExactIfMerge(pageviews)"
+	case "events":
+		return "uniqExactMerge(events)"
+	case "entry_page":
+		return "argMinIfMerge(entry_page)"
+	case "exit_page":
+		return "argMaxIfMerge(exit_page)"
+	}
+	return "argMinMerge(" + col + ")"
+}
+
+// sessionsInner reads whole visits that start in r, one row per session_id,
+// with the given columns as s_<col> (s_started_at is always there). Visits
+// are merged here, at query time, so unmerged parts never count twice.
+func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) string {
+	var sb strings.Builder
+	sb.WriteString("SELECT session_id, minMerge(started_at) AS " + prefix + "started_at")
+	seen := map[string]bool{"started_at": true}
+	for _, c := range cols {
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		sb.WriteString(", " + sessionMerge(c) + " AS " + prefix + c)
+	}
+	sb.WriteString(" FROM sessions WHERE " + b.tenantSite() + " AND " + b.sessionsDays(r))
+	sb.WriteString(" GROUP BY session_id HAVING " + prefix + "started_at >= " + b.bindTime(r.From) + " AND " + prefix + "started_at < " + b.bindTime(r.To))
+	return sb.String()
+}
+
+// bucketExpr is the time bucket of a DateTime expression t, as a string
+// (epoch seconds for minutes and hours, YYYY-MM-DD otherwise).
+func (b *sqlBuilder) bucketExpr(t, grain string) string {
+	tz := b.bind(b.loc.String())
+	switch grain {
+	case "minute":
+		return "toString(toUInt32(toStartOfMinute(" + t + ", " + tz + ")))"
+	case "hour":
+		return "toString(toUInt32(toStartOfHour(" + t + ", " + tz + ")))"
+	case "day":
+		return "toString(toDate(" + t + ", " + tz + "))"
+	case "week":
+		return "toString(toMonday(" + t + ", " + tz + "))"
+	default:
+		return "toString(toStartOfMonth(" + t + ", " + tz + "))"
+	}
+}
+
+// propExpr is the value of an event property, "(none)" when it is missing.
+func (b *sqlBuilder) propExpr(key string) string {
+	k := b.bind(key)
+	return "if(has(prop_keys, " + k + "), prop_values[indexOf(prop_keys, " + k + ")], '(none)')"
+}
+
+// partQuery is one SQL statement of a query: metrics of one table, grouped
+// by the query's dimensions.
+type partQuery struct {
+	table   table
+	metrics []metric
+	dims    []dimension
+	filters []*filter
+	r       timeRange
+	// order and limit, when the part alone answers the query.
+	order         []order
+	limit, offset int
+}
+
+// visitCols lists the sessions columns a set of visit dimensions and
+// filters need.
+func visitCols(dims []dimension, filters []*filter, all bool) []string {
+	var cols []string
+	add := func(d dimension) {
+		if d.kind == dimVisit && (all || !d.onEvents) {
+			cols = append(cols, d.col)
+		}
+	}
+	for _, d := range dims {
+		add(d)
+	}
+	var walk func(f *filter)
+	walk = func(f *filter) {
+		if f.children == nil && leafOps[f.op] {
+			add(f.dim)
+		}
+		for _, c := range f.children {
+			walk(c)
+		}
+	}
+	for _, f := range filters {
+		walk(f)
+	}
+	return cols
+}
+
+// build writes the part's SQL. Its columns are d0…dn (String) and m0…mk
+// (Float64).
+func (b *sqlBuilder) build(p partQuery) string {
+	var (
+		sel   []string
+		where string
+		from  string
+	)
+	switch p.table {
+	case tableEvents:
+		from, where = b.eventsSource(p.r, p.dims, p.filters)
+		for i, d := range p.dims {
+			sel = append(sel, b.eventDimExpr(d)+" AS d"+fmt.Sprint(i))
+		}
+		for i, m := range p.metrics {
+			sel = append(sel, b.eventMetricExpr(m)+" AS m"+fmt.Sprint(i))
+		}
+	case tableSessions:
+		cols := append(visitCols(p.dims, p.filters, true), "visitor_id", "ended_at", "pageviews", "events")
+		from = "(" + b.sessionsInner(p.r, cols, "s_") + ")"
+		for i, d := range p.dims {
+			sel = append(sel, b.sessionDimExpr(d)+" AS d"+fmt.Sprint(i))
+		}
+		for i, m := range p.metrics {
+			sel = append(sel, sessionMetricExpr(m)+" AS m"+fmt.Sprint(i))
+		}
+		where = "1"
+		for _, f := range p.filters {
+			where += " AND " + b.filterExpr(f, tableSessions, p.r)
+		}
+	}
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + from + " WHERE " + where
+	if len(p.dims) > 0 {
+		var g []string
+		for i := range p.dims {
+			g = append(g, "d"+fmt.Sprint(i))
+		}
+		q += " GROUP BY " + strings.Join(g, ", ")
+		if p.limit > 0 {
+			var ob []string
+			for _, o := range p.order {
+				name := "m" + fmt.Sprint(o.metric)
+				if o.metric < 0 {
+					name = "d" + fmt.Sprint(o.dim)
+				}
+				dir := " ASC"
+				if o.desc {
+					dir = " DESC"
+				}
+				ob = append(ob, name+dir)
+			}
+			ob = append(ob, g...) // a stable order among ties
+			q += " ORDER BY " + strings.Join(ob, ", ")
+			q += " LIMIT " + b.bind(p.offset) + ", " + b.bind(p.limit)
+		}
+	}
+	return q
+}
+
+// eventsSource is the FROM and WHERE of a read of the events in r that match
+// filters, with the visit attributes dims and filters need joined from the
+// visits (source, entry page… differ between a visit's events).
+func (b *sqlBuilder) eventsSource(r timeRange, dims []dimension, filters []*filter) (from, where string) {
+	from = "events FINAL"
+	if cols := visitCols(dims, filters, false); len(cols) > 0 {
+		from += " ANY LEFT JOIN (" + b.sessionsInner(widen(r), cols, "v_") + ") USING session_id"
+	}
+	where = b.eventsWhere(r)
+	for _, f := range filters {
+		where += " AND " + b.filterExpr(f, tableEvents, r)
+	}
+	return from, where
+}
+
+// widen is r with a day more on each side: the visits an event query joins
+// may have started before the range.
+func widen(r timeRange) timeRange {
+	return timeRange{From: r.From.AddDate(0, 0, -sessionDaySlack), To: r.To.AddDate(0, 0, sessionDaySlack), Loc: r.Loc}
+}
+
+func (b *sqlBuilder) eventDimExpr(d dimension) string {
+	switch {
+	case d.kind == dimTime:
+		return b.bucketExpr("ts", d.grain)
+	case d.prop != "":
+		return b.propExpr(d.prop)
+	case d.kind == dimVisit && !d.onEvents:
+		return "v_" + d.col
+	}
+	return d.col
+}
+
+func (b *sqlBuilder) sessionDimExpr(d dimension) string {
+	if d.kind == dimTime {
+		return b.bucketExpr("s_started_at", d.grain)
+	}
+	return "s_" + d.col
+}
+
+func (b *sqlBuilder) eventMetricExpr(m metric) string {
+	switch m.kind {
+	case mVisitors, mConversionRate:
+		return "toFloat64(uniqIf(visitor_id, visitor_id != 0))"
+	case mPageviews:
+		return "toFloat64(countIf(type = 'page'))"
+	case mEvents:
+		return "toFloat64(count())"
+	case mSum:
+		return "toFloat64(sum(toFloat64OrZero(prop_values[indexOf(prop_keys, " + b.bind(m.prop) + ")])))"
+	}
+	panic("dashboard: not an event metric: " + m.name)
+}
+
+func sessionMetricExpr(m metric) string {
+	switch m.kind {
+	case mVisitors:
+		return "toFloat64(uniq(s_visitor_id))"
+	case mVisits:
+		return "toFloat64(count())"
+	case mPageviews:
+		return "toFloat64(sum(s_pageviews))"
+	case mEvents:
+		return "toFloat64(sum(s_events))"
+	case mViewsPerVisit:
+		return "if(count() = 0, 0, sum(s_pageviews) / count())"
+	case mBounceRate:
+		return "if(count() = 0, 0, 100 * countIf(s_pageviews = 1 AND s_events = 1) / count())"
+	case mVisitDuration:
+		return "if(count() = 0, 0, sum(toUInt32(s_ended_at) - toUInt32(s_started_at)) / count())"
+	}
+	panic("dashboard: not a visit metric: " + m.name)
+}
+
+// filterExpr writes a filter as a boolean expression over the rows of t.
+func (b *sqlBuilder) filterExpr(f *filter, t table, r timeRange) string {
+	switch f.op {
+	case "and", "or":
+		parts := make([]string, len(f.children))
+		for i, c := range f.children {
+			parts[i] = b.filterExpr(c, t, r)
+		}
+		return "(" + strings.Join(parts, " "+strings.ToUpper(f.op)+" ") + ")"
+	case "not":
+		return "NOT (" + b.filterExpr(f.children[0], t, r) + ")"
+	}
+	if t == tableSessions && f.dim.kind == dimEvent {
+		// A visit matches when one of its events does.
+		return "session_id IN (SELECT session_id FROM events WHERE " + b.eventsWhere(widen(r)) + " AND " + b.leafExpr(f, b.eventDimExpr(f.dim)) + ")"
+	}
+	if t == tableSessions {
+		return b.leafExpr(f, b.sessionDimExpr(f.dim))
+	}
+	return b.leafExpr(f, b.eventDimExpr(f.dim))
+}
+
+// leafExpr compares expression e with the filter's values.
+func (b *sqlBuilder) leafExpr(f *filter, e string) string {
+	values := f.values
+	if f.caseFold {
+		e = "lowerUTF8(" + e + ")"
+		values = make([]string, len(f.values))
+		for i, v := range f.values {
+			values[i] = strings.ToLower(v)
+		}
+	}
+	var expr string
+	switch strings.TrimSuffix(f.op, "_not") {
+	case "is":
+		expr = "has(" + b.bind(values) + ", " + e + ")"
+	case "contains":
+		ors := make([]string, len(values))
+		for i, v := range values {
+			ors[i] = "position(" + e + ", " + b.bind(v) + ") > 0"
+		}
+		expr = "(" + strings.Join(ors, " OR ") + ")"
+	case "matches":
+		ors := make([]string, len(values))
+		for i, v := range values {
+			ors[i] = "match(" + e + ", " + b.bind(v) + ")"
+		}
+		expr = "(" + strings.Join(ors, " OR ") + ")"
+	}
+	if f.negated() {
+		return "NOT " + expr
+	}
+	return expr
+}

@@ -1,0 +1,57 @@
+package dashboard
+
+import "time"
+
+// Limits of the query API. Each is a documented default (docs/query-api.md).
+const (
+	// DefaultQueryTimeout is ClickHouse's max_execution_time for one query.
+	DefaultQueryTimeout = 10 * time.Second
+	// DefaultQueryMemory is ClickHouse's max_memory_usage for one query, in bytes.
+	DefaultQueryMemory = 2 << 30
+	// MaxGroups caps the groups one ClickHouse query may return before
+	// limit/offset (max_result_rows); a breakdown with more is refused.
+	MaxGroups = 200_000
+	// DefaultLimit is the number of result rows when the request gives no limit.
+	DefaultLimit = 100
+	// MaxLimit is the largest limit a request may ask for.
+	MaxLimit = 10_000
+	// MaxTimeBuckets caps the buckets of a time dimension with time_labels.
+	MaxTimeBuckets = 10_000
+	// MaxDimensions is the number of dimensions one query may group by.
+	MaxDimensions = 3
+	// MaxMetrics is the number of metrics one query may ask for.
+	MaxMetrics = 16
+	// MaxFilters is the number of leaf filters in one request.
+	MaxFilters = 50
+	// MaxFilterDepth is how deeply and/or/not may nest.
+	MaxFilterDepth = 4
+	// MaxFilterValues is the number of values one filter may list.
+	MaxFilterValues = 100
+	// MaxValueLength is the longest filter value or property key, in bytes.
+	MaxValueLength = 1024
+	// MaxBodyBytes is the largest request body.
+	MaxBodyBytes = 64 << 10
+	// DefaultQueriesPerSecond and DefaultQueryBurst rate-limit each caller
+	// (API key, user or share link) per node.
+	DefaultQueriesPerSecond = 10
+	DefaultQueryBurst       = 20
+	// MaxRateLimited bounds the callers the rate limiter remembers; the
+	// least recently seen are forgotten first.
+	MaxRateLimited = 100_000
+	// realtimeWindow is the span of the "realtime" date range.
+	realtimeWindow = 30 * time.Minute
+	// sessionDaySlack widens a visits query's day range on each side so that
+	// a visit crossing midnight (UTC) is read whole.
+	sessionDaySlack = 1
+)
+
+// Funnel and cohort limits.
+const (
+	MinFunnelSteps       = 2
+	MaxFunnelSteps       = 8
+	DefaultFunnelWindow  = 30 * time.Minute
+	MaxFunnelWindow      = 24 * time.Hour
+	DefaultFunnelLimit   = 10
+	DefaultCohortPeriods = 8
+	MaxCohortPeriods     = 52
+)

@@ -1,0 +1,703 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/internal/chdb"
+)
+
+// Query is a validated query of one site.
+type Query struct {
+	scope   scope
+	loc     *time.Location
+	r       timeRange
+	metrics []metric
+	dims    []dimension
+	filters []*filter
+	order   []order
+	limit   int
+	offset  int
+	include Include
+}
+
+// Result is the answer to a query (docs/query-api.md).
+type Result struct {
+	Results []Row      `json:"results"`
+	Totals  *Totals    `json:"totals,omitempty"`
+	Meta    ResultMeta `json:"meta"`
+}
+
+// Row is one group of a result.
+type Row struct {
+	Dimensions []string    `json:"dimensions"`
+	Metrics    []float64   `json:"metrics"`
+	Comparison *Comparison `json:"comparison,omitempty"`
+}
+
+// Totals are the metrics over the whole filtered range.
+type Totals struct {
+	Metrics    []float64   `json:"metrics"`
+	Comparison *Comparison `json:"comparison,omitempty"`
+}
+
+// Comparison is the same metrics over the comparison range, and the change.
+type Comparison struct {
+	Metrics []float64  `json:"metrics"`
+	Change  []*float64 `json:"change"`
+}
+
+// ResultMeta describes what was answered.
+type ResultMeta struct {
+	Metrics             []string   `json:"metrics"`
+	Dimensions          []string   `json:"dimensions"`
+	TimeZone            string     `json:"time_zone"`
+	DateRange           [2]string  `json:"date_range"`
+	ComparisonDateRange *[2]string `json:"comparison_date_range,omitempty"`
+	TotalRows           *int       `json:"total_rows,omitempty"`
+}
+
+// siteLocation is the site's time zone, UTC when it has none.
+func siteLocation(s auth.Site) (*time.Location, error) {
+	if s.TimeZone == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(s.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: site %s has time zone %q: %w", s.ID, s.TimeZone, err)
+	}
+	return loc, nil
+}
+
+// ParseQuery validates req for site at now.
+func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, now time.Time) (*Query, error) {
+	loc, err := siteLocation(site)
+	if err != nil {
+		return nil, err
+	}
+	q := &Query{scope: scope{tenant: site.OrgID, site: site.ID}, loc: loc, include: req.Include}
+	if len(req.Metrics) == 0 {
+		return nil, fieldErr("metrics", "required: one or more of %s", knownMetrics)
+	}
+	if len(req.Metrics) > MaxMetrics {
+		return nil, fieldErr("metrics", "at most %d metrics", MaxMetrics)
+	}
+	for i, name := range req.Metrics {
+		m, err := parseMetric(fmt.Sprintf("metrics[%d]", i), name)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(q.metrics, func(o metric) bool { return o.name == m.name }) {
+			return nil, fieldErr(fmt.Sprintf("metrics[%d]", i), "%q is listed twice", name)
+		}
+		q.metrics = append(q.metrics, m)
+	}
+	if len(req.Dimensions) > MaxDimensions {
+		return nil, fieldErr("dimensions", "at most %d dimensions", MaxDimensions)
+	}
+	times := 0
+	for i, name := range req.Dimensions {
+		d, err := parseDimension(fmt.Sprintf("dimensions[%d]", i), name)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(q.dims, func(o dimension) bool { return o.name == d.name }) {
+			return nil, fieldErr(fmt.Sprintf("dimensions[%d]", i), "%q is listed twice", name)
+		}
+		if d.kind == dimTime {
+			times++
+			if times > 1 {
+				return nil, fieldErr(fmt.Sprintf("dimensions[%d]", i), "at most one time dimension")
+			}
+		}
+		q.dims = append(q.dims, d)
+	}
+	if q.filters, err = parseFilters(req.Filters); err != nil {
+		return nil, err
+	}
+	if err := q.checkMetrics(); err != nil {
+		return nil, err
+	}
+	if q.r, err = parseDateRange(req.DateRange, loc, now, func() (time.Time, error) { return e.firstDay(ctx, q.scope) }); err != nil {
+		return nil, err
+	}
+	if err := q.parseOrder(req.OrderBy); err != nil {
+		return nil, err
+	}
+	q.limit, q.offset = DefaultLimit, req.Offset
+	if req.Limit != nil {
+		if *req.Limit < 1 || *req.Limit > MaxLimit {
+			return nil, fieldErr("limit", "must be between 1 and %d", MaxLimit)
+		}
+		q.limit = *req.Limit
+	}
+	if q.offset < 0 || q.offset > MaxGroups {
+		return nil, fieldErr("offset", "must be between 0 and %d", MaxGroups)
+	}
+	switch req.Include.Comparison {
+	case "", comparePrevious, compareYear:
+	default:
+		return nil, fieldErr("include.comparison", "must be %q or %q", comparePrevious, compareYear)
+	}
+	if req.Include.TimeLabels {
+		g := q.timeGrain()
+		if g == "" {
+			return nil, fieldErr("include.time_labels", "needs a time dimension")
+		}
+		if _, err := buckets(q.r, g); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// checkMetrics refuses metric, dimension and filter combinations that have
+// no meaning.
+func (q *Query) checkMetrics() error {
+	var visitOnly []string
+	for _, m := range q.metrics {
+		if m.visitOnly() {
+			visitOnly = append(visitOnly, m.name)
+		}
+	}
+	for i, d := range q.dims {
+		if d.kind == dimEvent && len(visitOnly) > 0 {
+			return fieldErr(fmt.Sprintf("dimensions[%d]", i), "visit metric(s) %s cannot be broken down by the event dimension %s (a visit has many); use visit:entry_page or visit:exit_page", strings.Join(visitOnly, ", "), d.name)
+		}
+	}
+	for i, m := range q.metrics {
+		if m.kind != mConversionRate {
+			continue
+		}
+		goal := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.refersTo(dimEvent) }) ||
+			slices.ContainsFunc(q.dims, func(d dimension) bool { return d.name == "event:name" })
+		if !goal {
+			return fieldErr(fmt.Sprintf("metrics[%d]", i), "conversion_rate needs a goal: a filter on event:name, event:page or event:props:<key>, or the dimension event:name")
+		}
+	}
+	return nil
+}
+
+func (q *Query) timeGrain() string {
+	for _, d := range q.dims {
+		if d.kind == dimTime {
+			return d.grain
+		}
+	}
+	return ""
+}
+
+func (q *Query) parseOrder(raws []json.RawMessage) error {
+	for i, raw := range raws {
+		field := fmt.Sprintf("order_by[%d]", i)
+		var pair []string
+		if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
+			return fieldErr(field, `must be [metric or dimension, "asc"|"desc"]`)
+		}
+		o := order{metric: -1, dim: -1}
+		switch pair[1] {
+		case "asc":
+		case "desc":
+			o.desc = true
+		default:
+			return fieldErr(field+"[1]", `must be "asc" or "desc"`)
+		}
+		if j := slices.IndexFunc(q.metrics, func(m metric) bool { return m.name == pair[0] }); j >= 0 {
+			o.metric = j
+		} else if j := slices.IndexFunc(q.dims, func(d dimension) bool { return d.name == pair[0] }); j >= 0 {
+			o.dim = j
+		} else {
+			return fieldErr(field+"[0]", "%q is not one of the request's metrics or dimensions", pair[0])
+		}
+		q.order = append(q.order, o)
+	}
+	if len(q.order) == 0 {
+		for j, d := range q.dims {
+			if d.kind == dimTime {
+				q.order = append(q.order, order{metric: -1, dim: j})
+			}
+		}
+		q.order = append(q.order, order{metric: 0, dim: -1, desc: true})
+	}
+	return nil
+}
+
+// Engine runs queries against ClickHouse.
+type Engine struct {
+	db  *chdb.DB
+	cfg Config
+}
+
+// NewEngine returns an engine over db.
+func NewEngine(db *chdb.DB, cfg Config) *Engine {
+	cfg.withDefaults()
+	return &Engine{db: db, cfg: cfg}
+}
+
+// ctx adds the per-query ClickHouse limits.
+func (e *Engine) ctx(ctx context.Context) context.Context {
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time": int(e.cfg.QueryTimeout / time.Second),
+		"max_memory_usage":   int(e.cfg.QueryMemory),
+		// result_overflow_mode is "throw" by default (and a string setting
+		// cannot be sent to ClickHouse 18.16 over the native protocol).
+		"max_result_rows": MaxGroups,
+	}))
+}
+
+// firstDay is the first UTC day with visits of the site, zero when none.
+func (e *Engine) firstDay(ctx context.Context, s scope) (time.Time, error) {
+	b := &sqlBuilder{scope: s, loc: time.UTC}
+	var day time.Time
+	var n uint64
+	q := "SELECT min(day), count() FROM sessions WHERE " + b.tenantSite()
+	if err := e.db.QueryRow(e.ctx(ctx), q, b.args...).Scan(&day, &n); err != nil {
+		return time.Time{}, queryError(err)
+	}
+	if n == 0 {
+		return time.Time{}, nil
+	}
+	return day, nil
+}
+
+// groups is the rows of a query keyed by their dimension values.
+type groups struct {
+	keys []string
+	rows map[string]*Row
+}
+
+func newGroups() *groups { return &groups{rows: map[string]*Row{}} }
+
+func (g *groups) row(dims []string, nMetrics int) *Row {
+	k := strings.Join(dims, "\x00")
+	r, ok := g.rows[k]
+	if !ok {
+		r = &Row{Dimensions: dims, Metrics: make([]float64, nMetrics)}
+		g.rows[k] = r
+		g.keys = append(g.keys, k)
+	}
+	return r
+}
+
+// run executes one part and adds its metrics at the given positions.
+func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, pos []int) error {
+	b := &sqlBuilder{scope: q.scope, loc: q.loc}
+	sql := b.build(p)
+	rows, err := e.db.Query(e.ctx(ctx), sql, b.args...)
+	if err != nil {
+		return queryError(err)
+	}
+	defer rows.Close()
+	dims := make([]string, len(p.dims))
+	vals := make([]float64, len(p.metrics))
+	dest := make([]any, 0, len(dims)+len(vals))
+	for i := range dims {
+		dest = append(dest, &dims[i])
+	}
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return queryError(err)
+		}
+		r := into.row(slices.Clone(dims), len(q.metrics))
+		for i, v := range vals {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				v = 0
+			}
+			r.Metrics[pos[i]] = v
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return queryError(err)
+	}
+	return nil
+}
+
+// plan splits the query's metrics into parts by the table that answers them.
+func (q *Query) plan(r timeRange, dims []dimension) (parts []partQuery, pos [][]int) {
+	eventFilters := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.refersTo(dimEvent) })
+	eventDims := slices.ContainsFunc(dims, func(d dimension) bool { return d.kind == dimEvent })
+	visitAttrs := len(visitCols(dims, q.filters, false)) > 0
+	hasVisitOnly := slices.ContainsFunc(q.metrics, metric.visitOnly)
+	var ev, se partQuery
+	var evPos, sePos []int
+	for i, m := range q.metrics {
+		var onEvents bool
+		switch {
+		case m.visitOnly():
+			onEvents = false
+		case m.eventOnly():
+			onEvents = true
+		case eventFilters || eventDims:
+			onEvents = true
+		case hasVisitOnly || visitAttrs:
+			onEvents = false
+		default:
+			onEvents = true
+		}
+		if onEvents {
+			ev.metrics = append(ev.metrics, m)
+			evPos = append(evPos, i)
+		} else {
+			se.metrics = append(se.metrics, m)
+			sePos = append(sePos, i)
+		}
+	}
+	if len(ev.metrics) > 0 {
+		ev.table, ev.dims, ev.filters, ev.r = tableEvents, dims, q.filters, r
+		parts, pos = append(parts, ev), append(pos, evPos)
+	}
+	if len(se.metrics) > 0 {
+		se.table, se.dims, se.filters, se.r = tableSessions, dims, q.filters, r
+		parts, pos = append(parts, se), append(pos, sePos)
+	}
+	return parts, pos
+}
+
+// Run answers q.
+func (e *Engine) Run(ctx context.Context, q *Query) (*Result, error) {
+	res := &Result{Meta: ResultMeta{TimeZone: q.loc.String(), DateRange: rangeLabels(q.r)}}
+	for _, m := range q.metrics {
+		res.Meta.Metrics = append(res.Meta.Metrics, m.name)
+	}
+	res.Meta.Dimensions = []string{}
+	for _, d := range q.dims {
+		res.Meta.Dimensions = append(res.Meta.Dimensions, d.name)
+	}
+	rows, total, err := e.rows(ctx, q, q.r, q.dims, true)
+	if err != nil {
+		return nil, err
+	}
+	if q.include.TotalRows {
+		res.Meta.TotalRows = &total
+	}
+	var cmpR timeRange
+	if q.include.Comparison != "" {
+		cmpR = compareRange(q.r, q.include.Comparison)
+		labels := rangeLabels(cmpR)
+		res.Meta.ComparisonDateRange = &labels
+		prev, _, err := e.rows(ctx, q, cmpR, q.dims, false)
+		if err != nil {
+			return nil, err
+		}
+		if err := q.attachComparison(rows, prev, cmpR); err != nil {
+			return nil, err
+		}
+	}
+	if q.include.Totals {
+		tot, _, err := e.rows(ctx, q, q.r, nil, false)
+		if err != nil {
+			return nil, err
+		}
+		res.Totals = &Totals{Metrics: tot[0].Metrics}
+		if q.include.Comparison != "" {
+			prev, _, err := e.rows(ctx, q, cmpR, nil, false)
+			if err != nil {
+				return nil, err
+			}
+			res.Totals.Comparison = q.compare(tot[0].Metrics, prev[0].Metrics)
+		}
+	}
+	q.label(rows)
+	for _, r := range rows {
+		q.round(r.Metrics)
+		if r.Comparison != nil {
+			q.round(r.Comparison.Metrics)
+		}
+	}
+	if res.Totals != nil {
+		q.round(res.Totals.Metrics)
+		if res.Totals.Comparison != nil {
+			q.round(res.Totals.Comparison.Metrics)
+		}
+	}
+	res.Results = make([]Row, len(rows))
+	for i, r := range rows {
+		res.Results[i] = *r
+	}
+	return res, nil
+}
+
+// rows answers q's metrics over r grouped by dims. With page set, the rows
+// are ordered, filled with empty time buckets when asked, and paged; total
+// is the number of rows before paging.
+func (e *Engine) rows(ctx context.Context, q *Query, r timeRange, dims []dimension, page bool) ([]*Row, int, error) {
+	parts, pos := q.plan(r, dims)
+	conv := slices.IndexFunc(q.metrics, func(m metric) bool { return m.kind == mConversionRate })
+	single := len(parts) == 1 && conv < 0 && page && !q.include.TimeLabels && !q.include.TotalRows && len(dims) > 0
+	g := newGroups()
+	for i, p := range parts {
+		if single {
+			p.order, p.limit, p.offset = q.order, q.limit, q.offset
+		}
+		if err := e.run(ctx, q, p, g, pos[i]); err != nil {
+			return nil, 0, err
+		}
+	}
+	if conv >= 0 {
+		if err := e.conversionRates(ctx, q, r, dims, g, conv); err != nil {
+			return nil, 0, err
+		}
+	}
+	if len(dims) == 0 && len(g.keys) == 0 {
+		g.row([]string{}, len(q.metrics))
+	}
+	if page && q.include.TimeLabels && len(dims) == 1 {
+		all, _ := buckets(r, dims[0].grain)
+		for _, b := range all {
+			g.row([]string{rawBucket(b, dims[0].grain)}, len(q.metrics))
+		}
+	}
+	out := make([]*Row, len(g.keys))
+	for i, k := range g.keys {
+		out[i] = g.rows[k]
+	}
+	if single {
+		return out, len(out), nil
+	}
+	if page {
+		q.sort(out, dims)
+	}
+	total := len(out)
+	if page && !q.include.TimeLabels {
+		lo := min(q.offset, len(out))
+		out = out[lo:min(lo+q.limit, len(out))]
+	}
+	return out, total, nil
+}
+
+// conversionRates turns the visitors of the goal (already in column conv)
+// into a percent of all visitors that match the query's other filters,
+// grouped by the dimensions that are not event dimensions.
+func (e *Engine) conversionRates(ctx context.Context, q *Query, r timeRange, dims []dimension, g *groups, conv int) error {
+	var (
+		baseDims []dimension
+		keep     []int
+	)
+	for i, d := range dims {
+		if d.kind != dimEvent {
+			baseDims = append(baseDims, d)
+			keep = append(keep, i)
+		}
+	}
+	var baseFilters []*filter
+	for _, f := range q.filters {
+		if !f.refersTo(dimEvent) {
+			baseFilters = append(baseFilters, f)
+		}
+	}
+	base := newGroups()
+	p := partQuery{table: tableEvents, metrics: []metric{{name: "visitors", kind: mVisitors}}, dims: baseDims, filters: baseFilters, r: r}
+	if len(visitCols(baseDims, baseFilters, false)) > 0 {
+		p.table = tableSessions
+	}
+	bq := *q
+	bq.metrics = p.metrics
+	if err := e.run(ctx, &bq, p, base, []int{0}); err != nil {
+		return err
+	}
+	for _, k := range g.keys {
+		row := g.rows[k]
+		var bk []string
+		for _, i := range keep {
+			bk = append(bk, row.Dimensions[i])
+		}
+		den := 0.0
+		if br, ok := base.rows[strings.Join(bk, "\x00")]; ok {
+			den = br.Metrics[0]
+		}
+		if den > 0 {
+			row.Metrics[conv] = 100 * row.Metrics[conv] / den
+		} else {
+			row.Metrics[conv] = 0
+		}
+	}
+	return nil
+}
+
+// sort orders rows by the query's order, then by dimension values.
+func (q *Query) sort(rows []*Row, dims []dimension) {
+	slices.SortStableFunc(rows, func(a, b *Row) int {
+		for _, o := range q.order {
+			var c int
+			if o.metric >= 0 {
+				c = cmpFloat(a.Metrics[o.metric], b.Metrics[o.metric])
+			} else {
+				c = strings.Compare(a.Dimensions[o.dim], b.Dimensions[o.dim])
+			}
+			if o.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		for i := range dims {
+			if c := strings.Compare(a.Dimensions[i], b.Dimensions[i]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// rawBucket is a bucket as the SQL returns it (see bucketExpr).
+func rawBucket(b time.Time, grain string) string {
+	if grain == "minute" || grain == "hour" {
+		return strconv.FormatInt(b.Unix(), 10)
+	}
+	return b.Format(time.DateOnly)
+}
+
+// parseBucket reads a raw bucket back into the bucket's start in loc.
+func parseBucket(s, grain string, loc *time.Location) (time.Time, bool) {
+	if grain == "minute" || grain == "hour" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		return time.Unix(n, 0).In(loc), err == nil
+	}
+	t, err := time.ParseInLocation(time.DateOnly, s, loc)
+	return t, err == nil
+}
+
+// label turns raw time buckets into their labels.
+func (q *Query) label(rows []*Row) {
+	for j, d := range q.dims {
+		if d.kind != dimTime {
+			continue
+		}
+		for _, r := range rows {
+			if t, ok := parseBucket(r.Dimensions[j], d.grain, q.loc); ok {
+				r.Dimensions[j] = bucketLabel(t, d.grain, q.loc)
+			}
+		}
+	}
+}
+
+// attachComparison gives each row the metrics of the same group in prev. A
+// time bucket is matched with the bucket at the same position in cmpR.
+func (q *Query) attachComparison(rows, prev []*Row, cmpR timeRange) error {
+	timeDim := slices.IndexFunc(q.dims, func(d dimension) bool { return d.kind == dimTime })
+	byKey := map[string]*Row{}
+	for _, p := range prev {
+		byKey[strings.Join(p.Dimensions, "\x00")] = p
+	}
+	var cur, old []time.Time
+	if timeDim >= 0 {
+		var err error
+		grain := q.dims[timeDim].grain
+		if cur, err = buckets(q.r, grain); err != nil {
+			return err
+		}
+		if old, err = buckets(cmpR, grain); err != nil {
+			return err
+		}
+	}
+	for _, r := range rows {
+		key := slices.Clone(r.Dimensions)
+		if timeDim >= 0 {
+			grain := q.dims[timeDim].grain
+			t, _ := parseBucket(key[timeDim], grain, q.loc)
+			i := slices.IndexFunc(cur, func(b time.Time) bool { return b.Equal(t) })
+			if i < 0 || i >= len(old) {
+				r.Comparison = q.compare(r.Metrics, make([]float64, len(r.Metrics)))
+				continue
+			}
+			key[timeDim] = rawBucket(old[i], grain)
+		}
+		pm := make([]float64, len(r.Metrics))
+		if p, ok := byKey[strings.Join(key, "\x00")]; ok {
+			pm = p.Metrics
+		}
+		r.Comparison = q.compare(r.Metrics, pm)
+	}
+	return nil
+}
+
+// compare is prev with the change from prev to cur of each metric.
+func (q *Query) compare(cur, prev []float64) *Comparison {
+	c := &Comparison{Metrics: slices.Clone(prev), Change: make([]*float64, len(cur))}
+	for i, m := range q.metrics {
+		cr, pr := roundMetric(m, cur[i]), roundMetric(m, prev[i])
+		var ch float64
+		switch {
+		case m.points():
+			ch = cr - pr
+		case pr == 0:
+			continue
+		default:
+			ch = (cr - pr) / pr * 100
+		}
+		ch = math.Round(ch*10) / 10
+		c.Change[i] = &ch
+	}
+	return c
+}
+
+func (q *Query) round(ms []float64) {
+	for i, m := range q.metrics {
+		ms[i] = roundMetric(m, ms[i])
+	}
+}
+
+func roundMetric(m metric, v float64) float64 {
+	switch m.kind {
+	case mBounceRate, mConversionRate:
+		return math.Round(v*10) / 10
+	case mViewsPerVisit, mSum:
+		return math.Round(v*100) / 100
+	}
+	return math.Round(v)
+}
+
+// rangeLabels names a range for meta: RFC 3339 with the site's offset.
+func rangeLabels(r timeRange) [2]string {
+	return [2]string{r.From.In(r.Loc).Format(time.RFC3339), r.To.In(r.Loc).Format(time.RFC3339)}
+}
+
+// Query errors a caller can act on.
+var (
+	ErrQueryTimeout  = errors.New("query took too long: narrow the date range or the filters")
+	ErrQueryMemory   = errors.New("query needs too much memory: narrow the date range or the filters")
+	ErrQueryTooLarge = errors.New("query has too many groups: add filters or use fewer dimensions")
+)
+
+// ClickHouse error codes the query API translates.
+const (
+	codeTimeoutExceeded     = 159
+	codeMemoryLimitExceeded = 241
+	codeTooManyRows         = 158
+	codeTooManyRowsOrBytes  = 396
+)
+
+func queryError(err error) error {
+	switch {
+	case chdb.IsCode(err, codeTimeoutExceeded):
+		return fmt.Errorf("%w (%v)", ErrQueryTimeout, err)
+	case chdb.IsCode(err, codeMemoryLimitExceeded):
+		return fmt.Errorf("%w (%v)", ErrQueryMemory, err)
+	case chdb.IsCode(err, codeTooManyRows, codeTooManyRowsOrBytes):
+		return fmt.Errorf("%w (%v)", ErrQueryTooLarge, err)
+	}
+	return fmt.Errorf("dashboard: query: %w", err)
+}
