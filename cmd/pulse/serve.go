@@ -68,6 +68,9 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 
 	hub := stream.New(stream.Config{Tick: o.liveTick, PresenceTimeout: o.livePresence, Logger: log}, store, reg)
 	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots, Publisher: livePublisher{hub}, Presence: hub}
+	if o.demo {
+		hooks.Enricher = withDemoPlaces(hooks.Enricher) // demo visitors' places from their loopback addresses
+	}
 	ws := ingest.NewServer(hooks, store, batcher, log, ingestMetrics)
 	tracker, err := sdkjs.New(sdkjs.Dist())
 	if err != nil {
@@ -87,6 +90,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	})
 	lifecycle := dashboard.NewLifecycle(db, store, dashboard.LifecycleConfig{MaxRetentionDays: uint32(o.maxRetention), Logger: log})
 	lifecycle.Register(app) // after the auth API, whose middleware authenticates /api/v1
+	dashboard.NewAPI(dashboard.NewEngine(db, dashboard.Config{}), store, log).Register(app)
 	ui, err := web.New(web.Dist())
 	if err != nil {
 		return fmt.Errorf("dashboard: read the web build: %w", err)
@@ -100,6 +104,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	}
 	base := "http://" + ln.Addr().String()
 	log.Info("pulse listening", "url", base, "version", version)
+	stopDemo := func() {}
 	if dev {
 		demo, err := ensureDemo(startCtx, store, o.data, base)
 		if err != nil {
@@ -107,6 +112,10 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 			return err
 		}
 		demo.print(stdout, base)
+		if o.demo {
+			stopDemo = startDemoTraffic(ctx, db, demo, base, log)
+			defer stopDemo()
+		}
 	}
 
 	// Batching and the auth store outlive the signal: the batcher stops only once
@@ -132,6 +141,8 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		<-gctx.Done()
 		stopSignals()
 		log.Info("shutting down", "reason", context.Cause(gctx))
+		// 0. Stop the demo's visitors (dev --demo); they close their ingest sockets themselves.
+		stopDemo()
 		// 1. Refuse new ingest sockets and close open ones with the going-away
 		// code (the tracker resends what was not acknowledged); Fiber does not
 		// close hijacked WebSocket connections itself.
