@@ -35,8 +35,8 @@ const (
 	// DefaultDeletionWait is how long an erasure or deletion request waits for
 	// ClickHouse to finish before answering 202.
 	DefaultDeletionWait = 10 * time.Second
-	// MaxDeletionWait is the longest wait a request may ask for; it stays
-	// below the HTTP server's write timeout.
+	// MaxDeletionWait is the longest wait a request may ask for, well within
+	// the 30 to 60 seconds after which proxies commonly give up.
 	MaxDeletionWait = 25 * time.Second
 	// mutationPoll is how often a waiting request reads system.mutations.
 	mutationPoll = 200 * time.Millisecond
@@ -200,7 +200,7 @@ func (l *Lifecycle) Enforce(ctx context.Context, now time.Time) (LifecycleReport
 			}
 			if found {
 				preds = append(preds, p)
-				if t.name == "events" || !slices.Contains(rep.Expired, s.ID) {
+				if !slices.Contains(rep.Expired, s.ID) {
 					rep.Expired = append(rep.Expired, s.ID)
 				}
 			}
@@ -222,7 +222,7 @@ func (l *Lifecycle) Enforce(ctx context.Context, now time.Time) (LifecycleReport
 			}
 		}
 		for chunk := range slices.Chunk(preds, maxPredicatesPerMutation) {
-			if err := l.deleteWhere(ctx, t.name, or(chunk)); err != nil {
+			if err := l.deleteWhere(ctx, t.name, anyOf(chunk)); err != nil {
 				return rep, err
 			}
 		}
@@ -337,8 +337,8 @@ func (p predicate) and(sql string, args ...any) predicate {
 	return predicate{p.sql + " AND " + sql, append(slices.Clone(p.args), args...)}
 }
 
-// or joins predicates into one.
-func or(ps []predicate) predicate {
+// anyOf joins predicates with OR.
+func anyOf(ps []predicate) predicate {
 	var out predicate
 	parts := make([]string, len(ps))
 	for i, p := range ps {

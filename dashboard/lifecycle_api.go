@@ -71,11 +71,11 @@ func (l *Lifecycle) eraseHandler(c *fiber.Ctx) error {
 	}
 	var req eraseRequest
 	if err := json.Unmarshal(c.Body(), &req); err != nil {
-		return l.fail(c, badRequest("request body must be a JSON object: %v", err))
+		return l.fail(c, invalidDeletion("request body must be a JSON object: %v", err))
 	}
 	who, err := req.subject()
 	if err != nil {
-		return l.fail(c, badRequest("%v", err))
+		return l.fail(c, invalidDeletion("%v", err))
 	}
 	wait, err := deletionWait(c)
 	if err != nil {
@@ -176,12 +176,12 @@ func deletionWait(c *fiber.Ctx) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 || d > MaxDeletionWait {
-		return 0, badRequest("wait must be a duration from 0s to %s, such as 5s", MaxDeletionWait)
+		return 0, invalidDeletion("wait must be a duration from 0s to %s, such as 5s", MaxDeletionWait)
 	}
 	return d, nil
 }
 
-func badRequest(format string, args ...any) error {
+func invalidDeletion(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{auth.ErrInvalid}, args...)...)
 }
 
