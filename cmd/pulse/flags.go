@@ -34,6 +34,7 @@ type options struct {
 	liveTick        time.Duration
 	livePresence    time.Duration
 	maxRetention    retentionDays
+	demo            bool
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -84,6 +85,9 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.BoolVar(&o.dropBots, "drop-bots", false, "discard events from bots and crawlers instead of storing them flagged (is_bot = 1)")
 		fs.StringVar(&o.geoIPDB, "geoip-db", "", "MaxMind-format database (.mmdb) for country, region and city; empty leaves them empty")
 		fs.Var(&o.maxRetention, "max-retention-days", "longest any site keeps events and visits, in days; sites that keep them forever or longer keep them this long; 0: no limit")
+	}
+	if cmd == "dev" {
+		fs.BoolVar(&o.demo, "demo", false, "generate realistic traffic for the demo site: live visitors through the ingest WebSocket and 30 days of history (docs/demo.md)")
 	}
 	if cmd != "version" {
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
