@@ -15,15 +15,16 @@ import (
 // base's /v1/ingest like trackers in browser tabs (docs/demo.md). stop ends
 // the traffic and waits until every visitor has closed its connection; call
 // it before the ingest server shuts down. It is safe to call more than once.
-func startDemoTraffic(ctx context.Context, db *chdb.DB, login demoLogin, base string, log *slog.Logger) (stop func()) {
+func startDemoTraffic(ctx context.Context, db *chdb.DB, login demoLogin, base string, visitsPerDay int, log *slog.Logger) (stop func()) {
 	site := ingest.SiteOf(login.site)
 	d, err := demo.New(demo.Config{
-		Tenant:   site.TenantID,
-		Site:     site.ID,
-		SiteKey:  site.PublicKey,
-		Hostname: login.site.Domain,
-		Server:   base,
-		Logger:   log,
+		Tenant:       site.TenantID,
+		Site:         site.ID,
+		SiteKey:      site.PublicKey,
+		Hostname:     login.site.Domain,
+		Server:       base,
+		VisitsPerDay: float64(visitsPerDay),
+		Logger:       log,
 	}, db, ingest.NewWriter(db))
 	if err != nil {
 		log.Error("demo traffic not started", "err", err)

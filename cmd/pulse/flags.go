@@ -10,6 +10,7 @@ import (
 
 	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
+	"github.com/pulse-analytics/pulse/internal/demo"
 	"github.com/pulse-analytics/pulse/stream"
 )
 
@@ -35,6 +36,7 @@ type options struct {
 	livePresence    time.Duration
 	maxRetention    retentionDays
 	demo            bool
+	demoVisits      int
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -88,6 +90,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 	}
 	if cmd == "dev" {
 		fs.BoolVar(&o.demo, "demo", false, "generate realistic traffic for the demo site: live visitors through the ingest WebSocket and 30 days of history (docs/demo.md)")
+		fs.IntVar(&o.demoVisits, "demo-visits", demo.DefaultVisitsPerDay, "visits a day of --demo's traffic, live and in its history")
 	}
 	if cmd != "version" {
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
