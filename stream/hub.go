@@ -215,17 +215,17 @@ func (h *Hub) housekeep(ctx context.Context) {
 		h.mu.Unlock()
 		now := time.Now()
 		for _, s := range subs {
-			switch {
-			case !s.expires.IsZero() && !now.Before(s.expires):
+			switch t := now.UnixNano(); {
+			case s.expires != 0 && t >= s.expires:
 				s.end(CloseTokenExpired, "token expired")
 			case s.peer != nil && peerClosed(s.peer):
 				s.stop(CloseGoingAway, "connection lost", true, 0)
-			case s.nextPing.IsZero():
-				s.nextPing = now.Add(h.cfg.PingInterval)
-			case !now.Before(s.nextPing):
-				s.nextPing = now.Add(h.cfg.PingInterval)
-				if s.check != nil {
-					if code, reason, ok := s.check(); !ok {
+			case s.nextPing == 0:
+				s.nextPing = t + int64(h.cfg.PingInterval)
+			case t >= s.nextPing:
+				s.nextPing = t + int64(h.cfg.PingInterval)
+				if s.cred.raw != "" {
+					if code, reason, ok := h.checkAccess(s); !ok {
 						s.end(code, reason)
 						continue
 					}
@@ -496,24 +496,25 @@ func (h *Hub) buildCatchUp(s *site, from uint64, views View) *frame {
 }
 
 // acquire takes one of the tenant's live subscriber slots.
-func (h *Hub) acquire(tenant uuid.UUID) (release func(), ok bool) {
+func (h *Hub) acquire(tenant uuid.UUID) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing || h.tenants[tenant] >= h.cfg.MaxSubscribersPerTenant {
-		return func() {}, false
+		return false
 	}
 	h.tenants[tenant]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			h.mu.Lock()
-			h.tenants[tenant]--
-			if h.tenants[tenant] == 0 {
-				delete(h.tenants, tenant)
-			}
-			h.mu.Unlock()
-		})
-	}, true
+	return true
+}
+
+// release gives back the slots admit took for sub (call it once).
+func (h *Hub) release(sub *subscriber) {
+	h.mu.Lock()
+	h.tenants[sub.tenant]--
+	if h.tenants[sub.tenant] == 0 {
+		delete(h.tenants, sub.tenant)
+	}
+	h.mu.Unlock()
+	sub.releaseConn()
 }
 
 // track registers a running subscriber for Shutdown; false when shutting down.

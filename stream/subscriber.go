@@ -30,20 +30,20 @@ type subscriber struct {
 	// wake, when set, is how a flusher is asked for: the SSE stream's own
 	// goroutine writes. Without it (WebSockets) a flusher goroutine is started.
 	wake chan struct{}
-	// interrupt wakes the connection's reader when the subscriber ends; abort
-	// also fails a write in progress (Shutdown's last resort).
-	interrupt, abort func()
 	// peer, when set, is checked for a client that has gone: an SSE stream
 	// is never read, so nothing else would notice before a write fails.
 	peer syscall.RawConn
 
-	// check re-validates the subscriber's access at every ping; it returns
-	// a close code and reason when access ended.
-	check func() (int, string, bool)
-	// expires is when the credential expires (zero: never).
-	expires time.Time
-	// nextPing is when the housekeeper pings next (its goroutine only).
-	nextPing time.Time
+	// cred is re-validated at every ping (Hub.checkAccess); it expires at
+	// expires (Unix ns; 0: never).
+	cred    credential
+	expires int64
+	// tenant's live slot and the connection slot (releaseConn) are given
+	// back by Hub.release.
+	tenant      uuid.UUID
+	releaseConn func()
+	// nextPing is when the housekeeper pings next (Unix ns; its goroutine only).
+	nextPing int64
 
 	mu       sync.Mutex
 	busy     bool // a writer holds the output
@@ -58,17 +58,18 @@ type subscriber struct {
 	ctrl     []byte // a control frame to send (the answer to a WebSocket ping)
 	ending   bool   // end was called: write the close, then nothing more
 	gone     bool   // the connection is lost or stalled: write nothing more
-	finished bool   // done is closed
+	finished bool   // fin is done
 	code     int
 	reason   string
-	echo     int // the client's close code, echoed in the close frame
-	done     chan struct{}
+	echo     int            // the client's close code, echoed in the close frame
+	fin      sync.WaitGroup // done when finished
 	flushers sync.WaitGroup
 }
 
 func newSubscriber(h *Hub, site uuid.UUID, views View, out sink) *subscriber {
-	return &subscriber{hub: h, siteID: site, views: views, out: out, done: make(chan struct{}),
-		interrupt: func() {}, abort: func() {}}
+	s := &subscriber{hub: h, siteID: site, views: views, out: out}
+	s.fin.Add(1)
+	return s
 }
 
 // sink is where a subscriber's bytes go: a WebSocket or an SSE stream.
@@ -85,6 +86,10 @@ type sink interface {
 	tryWrite(b []byte) (int, error)
 	// write writes b, failing when it blocks past deadline.
 	write(b []byte, deadline time.Time) error
+	// interrupt wakes the connection's reader (the subscriber ends); abort
+	// also fails a write in progress (Shutdown's last resort).
+	interrupt()
+	abort()
 }
 
 // closeWriteTimeout bounds writing the close frame of a subscriber that ends.
@@ -273,7 +278,7 @@ func (s *subscriber) finishLocked() bool {
 	code := s.code
 	s.mu.Unlock()
 	if first {
-		close(s.done)
+		s.fin.Done()
 		s.hub.m.closed(code)
 	}
 	return true
@@ -336,8 +341,8 @@ func (s *subscriber) stop(code int, reason string, gone bool, echo int) {
 	s.ending = true
 	s.gone = s.gone || gone
 	s.kickLocked() // a flusher writes the close (or finishes at once when gone)
-	if first {
-		s.interrupt()
+	if first && s.out != nil {
+		s.out.interrupt()
 	}
 }
 
@@ -356,12 +361,14 @@ func (s *subscriber) isEnding() bool {
 // kill drops the connection without a close handshake (Shutdown's last resort).
 func (s *subscriber) kill() {
 	s.stop(CloseGoingAway, "server shutting down", true, 0)
-	s.abort()
+	if s.out != nil {
+		s.out.abort()
+	}
 }
 
 // wait returns when the subscriber has finished and its flushers have returned.
 func (s *subscriber) wait() {
-	<-s.done
+	s.fin.Wait()
 	s.flushers.Wait()
 }
 

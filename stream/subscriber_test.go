@@ -43,6 +43,8 @@ func (timeoutErr) Timeout() bool { return true }
 func (n *fakeNet) encode(f *frame) []byte { return f.data }
 func (n *fakeNet) ping() []byte           { return nil }
 func (n *fakeNet) pong() []byte           { return nil }
+func (n *fakeNet) interrupt()             {}
+func (n *fakeNet) abort()                 {}
 func (n *fakeNet) closing(code int, _ string) []byte {
 	n.mu.Lock()
 	n.closedAt, n.code = time.Now(), code

@@ -172,43 +172,49 @@ func expiry(raw string) time.Time {
 	return claims.ExpiresAt.Time
 }
 
-// admit checks a subscription request and takes its quota slots. It returns
-// the subscriber, a release func, or a close code and reason.
-func (h *Hub) admit(cr credential, siteID uuid.UUID, views View) (*subscriber, func(), int, string) {
+// admit checks a subscription request and takes its quota slots, which
+// h.release(sub) gives back. It returns the subscriber, or a close code and
+// reason.
+func (h *Hub) admit(cr credential, siteID uuid.UUID, views View) (*subscriber, int, string) {
 	p, err := h.authenticate(cr)
 	if err != nil {
-		return nil, nil, CloseAuthFailed, "invalid or expired credentials"
+		return nil, CloseAuthFailed, "invalid or expired credentials"
 	}
 	st, err := h.tenancy.VisibleSite(p, siteID)
 	if err != nil {
-		return nil, nil, CloseForbidden, "no such site for these credentials"
+		return nil, CloseForbidden, "no such site for these credentials"
 	}
 	release, d := h.tenancy.AcquireConnection(st.OrgID)
 	if !d.Allowed {
 		code, reason := d.CloseFrame()
-		return nil, nil, code, reason
+		return nil, code, reason
 	}
-	releaseLive, ok := h.acquire(st.OrgID)
-	if !ok {
+	if !h.acquire(st.OrgID) {
 		release()
-		return nil, nil, CloseQuotaExceeded, ReasonLiveSubscribers + " retry_after=" + strconv.Itoa(quotaRetryAfter)
+		return nil, CloseQuotaExceeded, ReasonLiveSubscribers + " retry_after=" + strconv.Itoa(quotaRetryAfter)
 	}
 	sub := newSubscriber(h, siteID, views, nil)
-	sub.expires = expiry(cr.raw)
-	sub.check = func() (int, string, bool) {
-		if !sub.expires.IsZero() && !time.Now().Before(sub.expires) {
-			return CloseTokenExpired, "token expired", false
-		}
-		p, err := h.authenticate(cr)
-		if err != nil {
-			return CloseAccessRevoked, "credentials revoked", false
-		}
-		if _, err := h.tenancy.VisibleSite(p, siteID); err != nil {
-			return CloseAccessRevoked, "site no longer visible", false
-		}
-		return 0, "", true
+	sub.cred, sub.tenant, sub.releaseConn = cr, st.OrgID, release
+	if exp := expiry(cr.raw); !exp.IsZero() {
+		sub.expires = exp.UnixNano()
 	}
-	return sub, func() { releaseLive(); release() }, 0, ""
+	return sub, 0, ""
+}
+
+// checkAccess re-validates a subscriber's credential and its right to the
+// site; it returns a close code and reason when access ended.
+func (h *Hub) checkAccess(sub *subscriber) (int, string, bool) {
+	if sub.expires != 0 && time.Now().UnixNano() >= sub.expires {
+		return CloseTokenExpired, "token expired", false
+	}
+	p, err := h.authenticate(sub.cred)
+	if err != nil {
+		return CloseAccessRevoked, "credentials revoked", false
+	}
+	if _, err := h.tenancy.VisibleSite(p, sub.siteID); err != nil {
+		return CloseAccessRevoked, "site no longer visible", false
+	}
+	return 0, "", true
 }
 
 // quotaRetryAfter is the retry_after of a live subscriber quota refusal, in seconds.
@@ -217,10 +223,50 @@ const quotaRetryAfter = 10
 // serveWS runs one live socket: auth and subscribe, then frames until it ends.
 func (h *Hub) serveWS(c *websocket.Conn) {
 	ws := c.Conn
+	cookie, _ := c.Locals(localCookie).(string)
+	// Authentication, admission and the first snapshot run on a goroutine of
+	// their own: the deep stacks of JSON and signature checks would otherwise
+	// stay with this goroutine, which reads the socket for its whole life
+	// (docs/benchmarks.md, "live": memory per idle subscriber).
+	var o wsOpen
+	var panicked any
+	done := make(chan struct{})
+	go func() { // owned: waited on just below
+		defer close(done)
+		defer func() { panicked = recover() }()
+		h.open(ws, cookie, &o)
+	}()
+	<-done
+	if o.sub != nil {
+		defer h.release(o.sub)
+	}
+	if o.tracked {
+		defer h.untrack(o.sub)
+	}
+	if o.subscribed {
+		defer h.unsubscribe(o.sub)
+	}
+	if panicked != nil {
+		panic(panicked) // to the RecoverHandler, which closes with CloseInternalError
+	}
+	if o.subscribed {
+		h.read(ws, o.sub)
+	}
+}
+
+// wsOpen is what open has set up (and serveWS must undo).
+type wsOpen struct {
+	sub                 *subscriber // admitted: its slots are taken
+	tracked, subscribed bool
+}
+
+// open reads auth and subscribe, admits the subscriber, and writes its
+// snapshot; on a refusal it closes the socket.
+func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 	ws.SetReadLimit(MaxFrameBytes)
 	var cr credential
-	if ck, _ := c.Locals(localCookie).(string); ck != "" {
-		cr = credential{raw: ck, cookie: true}
+	if cookie != "" {
+		cr = credential{raw: cookie, cookie: true}
 	}
 	_ = ws.SetReadDeadline(time.Now().Add(h.cfg.AuthTimeout))
 	var sf clientFrame
@@ -259,18 +305,18 @@ func (h *Hub) serveWS(c *websocket.Conn) {
 	}
 	siteID, _ := uuid.Parse(sf.Site)
 	views, _ := ParseViews(sf.Views)
-	sub, release, code, reason := h.admit(cr, siteID, views)
+	sub, code, reason := h.admit(cr, siteID, views)
 	if sub == nil {
 		h.m.closed(code)
 		closeWS(ws, code, reason)
 		return
 	}
-	defer release()
+	o.sub = sub
 	if !h.track(sub) {
 		closeWS(ws, CloseGoingAway, "server shutting down")
 		return
 	}
-	defer h.untrack(sub)
+	o.tracked = true
 
 	// From here on the hub writes this socket's frames itself (frames
 	// encoded once for every subscriber); the library only reads.
@@ -282,8 +328,6 @@ func (h *Hub) serveWS(c *websocket.Conn) {
 		}
 	}
 	sub.out = out
-	sub.interrupt = func() { _ = conn.SetReadDeadline(time.Now()) }
-	sub.abort = func() { _ = conn.SetDeadline(time.Now()) }
 	ws.SetPingHandler(func(data string) error {
 		sub.answer(wsMessage(wsPong, []byte(data)))
 		return nil
@@ -292,21 +336,21 @@ func (h *Hub) serveWS(c *websocket.Conn) {
 		sub.stop(CloseGoingAway, "client closed", false, code) // echoed by the close frame
 		return nil
 	})
-	// Wake the reader when the subscriber ends: set a read deadline, then
-	// check whether it ended meanwhile (end sets the flag before the deadline).
-	extend := func() {
-		_ = conn.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
-		if sub.isEnding() {
-			_ = conn.SetReadDeadline(time.Now())
-		}
-	}
-	ws.SetPongHandler(func(string) error { extend(); return nil })
-
+	ws.SetPongHandler(func(string) error { out.extend(sub, h.cfg.ReadTimeout); return nil })
 	h.subscribe(sub)
-	defer h.unsubscribe(sub)
-	finished := sub.drain() // the snapshot
-	for !finished {
-		extend()
+	o.subscribed = true
+	sub.drain() // the snapshot
+}
+
+// read reads the client's frames (pings) until the subscriber ends, and
+// waits until its close is written.
+func (h *Hub) read(ws *fws.Conn, sub *subscriber) {
+	out := sub.out.(*wsSink)
+	for {
+		out.extend(sub, h.cfg.ReadTimeout)
+		if sub.isEnding() {
+			break
+		}
 		f, code, reason := readFrame(ws)
 		if sub.isEnding() {
 			break
@@ -369,6 +413,19 @@ type wsSink struct {
 	raw  syscall.RawConn // conn's descriptor, for writes that must not block; nil: none
 }
 
+// extend moves the read deadline timeout ahead, unless the subscriber is
+// ending: then the reader must wake now (interrupt sets the flag, then the
+// deadline; this sets the deadline, then reads the flag).
+func (w *wsSink) extend(sub *subscriber, timeout time.Duration) {
+	_ = w.conn.SetReadDeadline(time.Now().Add(timeout))
+	if sub.isEnding() {
+		w.interrupt()
+	}
+}
+
+func (w *wsSink) interrupt() { _ = w.conn.SetReadDeadline(time.Now()) }
+func (w *wsSink) abort()     { _ = w.conn.SetDeadline(time.Now()) }
+
 func (w *wsSink) encode(f *frame) []byte { return f.wire }
 func (w *wsSink) ping() []byte           { return wsPingMessage }
 func (w *wsSink) pong() []byte           { return wsPongMessage }
@@ -411,7 +468,7 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 	if err != nil {
 		return fail(c, fiber.StatusBadRequest, err.Error())
 	}
-	sub, release, code, reason := h.admit(credential{raw: tok}, siteID, views)
+	sub, code, reason := h.admit(credential{raw: tok}, siteID, views)
 	switch {
 	case sub != nil:
 	case code == CloseAuthFailed:
@@ -423,7 +480,7 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 		return fail(c, fiber.StatusTooManyRequests, reason)
 	}
 	if !h.track(sub) {
-		release()
+		h.release(sub)
 		c.Set(fiber.HeaderRetryAfter, "2")
 		return fail(c, fiber.StatusServiceUnavailable, "the server is shutting down; retry later")
 	}
@@ -434,7 +491,6 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 	out := &sseSink{conn: conn}
 	sub.out = out
 	sub.wake = make(chan struct{}, 1)
-	sub.abort = func() { _ = conn.SetDeadline(time.Now()) }
 	if sc, ok := conn.(syscall.Conn); ok {
 		// Nothing reads an SSE request's connection while the stream runs:
 		// the housekeeper peeks at it to notice a client that left.
@@ -443,7 +499,7 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 	h.subscribe(sub)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.untrack(sub)
-		defer release()
+		defer h.release(sub)
 		defer h.unsubscribe(sub)
 		out.w = w
 		for !sub.drain() {
@@ -459,7 +515,7 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 // fasthttp writes them.
 type sseSink struct {
 	w    *bufio.Writer
-	conn interface{ SetWriteDeadline(time.Time) error }
+	conn net.Conn
 }
 
 var ssePing = []byte(": ping\n\n")
@@ -468,6 +524,12 @@ func (s *sseSink) encode(f *frame) []byte       { return f.sse() }
 func (s *sseSink) ping() []byte                 { return ssePing }
 func (s *sseSink) pong() []byte                 { return nil }
 func (s *sseSink) tryWrite([]byte) (int, error) { return 0, nil }
+func (s *sseSink) interrupt()                   {}
+func (s *sseSink) abort() {
+	if s.conn != nil {
+		_ = s.conn.SetDeadline(time.Now())
+	}
+}
 
 func (s *sseSink) closing(code int, reason string) []byte {
 	b, _ := json.Marshal(map[string]any{"type": "close", "code": code, "reason": reason})
