@@ -15,16 +15,19 @@ TEST_TIMEOUT ?= 10m
 run: clickhouse build
 	./$(BIN) dev
 
-## build: the tracker (embedded in the binary), then bin/pulse
+## build: the tracker and the dashboard (embedded in the binary), then bin/pulse
 build: node_modules/.package-lock.json
 	node sdk-js/build.mjs
+	node dashboard/web/build.mjs
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pulse
 
 ## test: vet and every test, including the ones against a real ClickHouse
 test: clickhouse chromium node_modules/.package-lock.json vet
 	node --test sdk-js/test/unit/
+	node dashboard/web/build.mjs --check
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 	node --test --test-concurrency=1 sdk-js/test/browser/
+	node --test --test-concurrency=1 dashboard/web/test/dashboard.test.mjs
 
 ## node_modules: npm packages of the lockfile (test fixtures, later the tracker and dashboard builds)
 node_modules/.package-lock.json: package.json package-lock.json

@@ -9,7 +9,14 @@ import (
 	"github.com/google/uuid"
 )
 
-// This file is the one place that writes query SQL. Identifiers come only
+// This file is the one place that writes query SQL.
+//
+// Events are read without FINAL: a resent event may be stored twice until
+// ReplacingMergeTree merges its copies, so every event metric is one that a
+// second copy cannot change (uniq of visitors, uniqExact of event ids, sums
+// over distinct (event id, value) pairs). FINAL would do the same but costs
+// time in proportion to the number of unmerged parts, which is large right
+// after a burst of inserts. Identifiers come only
 // from the allow-lists in spec.go; every value (tenant, site, times, filter
 // values, property keys, time zone) is a bound parameter; and every read of
 // events or sessions goes through eventsWhere or sessionsInner, which always
@@ -19,7 +26,7 @@ import (
 type table int
 
 const (
-	tableEvents   table = iota // one row per event (events FINAL)
+	tableEvents   table = iota // one row per stored copy of an event
 	tableSessions              // one row per visit (sessions, merged per session_id)
 )
 
@@ -233,7 +240,7 @@ func (b *sqlBuilder) build(p partQuery) string {
 // filters, with the visit attributes dims and filters need joined from the
 // visits (source, entry page… differ between a visit's events).
 func (b *sqlBuilder) eventsSource(r timeRange, dims []dimension, filters []*filter) (from, where string) {
-	from = "events FINAL"
+	from = "events"
 	if cols := visitCols(dims, filters, false); len(cols) > 0 {
 		from += " ANY LEFT JOIN (" + b.sessionsInner(widen(r), cols, "v_") + ") USING session_id"
 	}
@@ -274,11 +281,13 @@ func (b *sqlBuilder) eventMetricExpr(m metric) string {
 	case mVisitors, mConversionRate:
 		return "toFloat64(uniqIf(visitor_id, visitor_id != 0))"
 	case mPageviews:
-		return "toFloat64(countIf(type = 'page'))"
+		return "toFloat64(uniqExactIf(event_id, type = 'page'))"
 	case mEvents:
-		return "toFloat64(count())"
+		return "toFloat64(uniqExact(event_id))"
 	case mSum:
-		return "toFloat64(sum(toFloat64OrZero(prop_values[indexOf(prop_keys, " + b.bind(m.prop) + ")])))"
+		// Each event's value once, however many copies of it are stored.
+		v := "toFloat64OrZero(prop_values[indexOf(prop_keys, " + b.bind(m.prop) + ")])"
+		return "arraySum(arrayMap(x -> tupleElement(x, 2), groupUniqArrayIf((event_id, " + v + "), has(prop_keys, " + b.bind(m.prop) + "))))"
 	}
 	panic("dashboard: not an event metric: " + m.name)
 }

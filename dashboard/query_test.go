@@ -92,7 +92,7 @@ type queryFixture struct {
 //	   → 3 pageviews, 4 events, 660 s, entry /, exit /signup
 //	S2 visitor 2, (direct)/FR/Mobile, Oct 25 09:00: / → a bounce
 //	S3 visitor 3, user u2, Google/DE/Mobile, Oct 25 23:30 (local Oct 26 00:30):
-//	   /blog/a 23:30, /pricing 23:50 (sent twice) → 2 pageviews, 1200 s
+//	   /blog/a 23:30, /pricing 23:50 (sent twice; S1's Signup is sent twice too) → 2 pageviews, 1200 s
 //	S4 visitor 1, user u1, Twitter/DE/Desktop, Oct 26: /pricing 10:00 and
 //	   Signup{revenue=10} 10:05 stored first, then /docs 09:58 arrives late
 //	   → entry /docs, exit /pricing, 2 pageviews, 3 events, 420 s
@@ -131,11 +131,13 @@ func newQueryFixture(t *testing.T) *queryFixture {
 	page := func(at, path string, visitor, session uint64, source, channel, country, device, user string) qEvent {
 		return qEvent{at: at, typ: "page", page: path, visitor: visitor, session: session, source: source, channel: channel, country: country, device: device, user: user}
 	}
+	s1Signup := signup("2026-10-24 22:40", 1, 101, "(direct)", "Direct", "Desktop", "u1", []string{"plan", "revenue"}, []string{"pro", "49.5"})
+	s1Signup.id = uuid.New()
 	insertEvents(t, f.db, f.a.Site,
 		page("2026-10-23 10:00", "/", 5, 100, "(direct)", "Direct", "US", "Desktop", ""),
 		page("2026-10-24 22:30", "/", 1, 101, "Google", "Organic Search", "DE", "Desktop", "u1"),
 		page("2026-10-24 22:35", "/pricing", 1, 101, "(direct)", "Direct", "DE", "Desktop", "u1"),
-		signup("2026-10-24 22:40", 1, 101, "(direct)", "Direct", "Desktop", "u1", []string{"plan", "revenue"}, []string{"pro", "49.5"}),
+		s1Signup,
 		page("2026-10-24 22:41", "/signup", 1, 101, "(direct)", "Direct", "DE", "Desktop", "u1"),
 		page("2026-10-25 09:00", "/", 2, 102, "(direct)", "Direct", "FR", "Mobile", ""),
 		page("2026-10-25 23:30", "/blog/a", 3, 103, "Google", "Organic Search", "DE", "Mobile", "u2"),
@@ -144,8 +146,9 @@ func newQueryFixture(t *testing.T) *queryFixture {
 		signup("2026-10-26 10:05", 1, 104, "(direct)", "Direct", "Desktop", "u1", []string{"revenue"}, []string{"10"}),
 		qEvent{at: "2026-10-26 12:00", typ: "page", page: "/", visitor: 9, session: 109, source: "(direct)", country: "DE", device: "Desktop", bot: true},
 	)
-	// The resend of S3's second pageview, and S4's late first pageview.
-	insertEvents(t, f.db, f.a.Site,
+	// The resends of S3's second pageview and S1's sign-up, and S4's late
+	// first pageview.
+	insertEvents(t, f.db, f.a.Site, s1Signup,
 		qEvent{id: dup, at: "2026-10-25 23:50", typ: "page", page: "/pricing", visitor: 3, session: 103, source: "(direct)", channel: "Direct", country: "DE", device: "Mobile", user: "u2"},
 	)
 	insertEvents(t, f.db, f.a.Site,

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, onUnauthorized, type Site } from './api'
 import { Link, match, navigate, useLocation } from './router'
 import { clearSession, canAdmin, useSession } from './session'
-import { choice, setChoice, type ThemeChoice, useTheme } from './theme'
+import { setChoice, type ThemeChoice, useChoice } from './theme'
 import { Spinner } from './components/ui'
 import { Login, AcceptInvite } from './pages/login'
 import { Sites } from './pages/sites'
@@ -165,8 +165,7 @@ function UserMenu() {
 }
 
 export function ThemeToggle() {
-  useTheme()
-  const c = choice()
+  const c = useChoice()
   const next: Record<ThemeChoice, ThemeChoice> = { system: 'light', light: 'dark', dark: 'system' }
   const names: Record<ThemeChoice, string> = { system: 'System theme', light: 'Light theme', dark: 'Dark theme' }
   const icon = c === 'light'

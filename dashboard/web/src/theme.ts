@@ -46,5 +46,16 @@ export function useTheme(): 'light' | 'dark' {
   return t
 }
 
+/** useChoice re-renders on a change of the person's choice and returns it. */
+export function useChoice(): ThemeChoice {
+  const [c, setC] = useState(choice)
+  useEffect(() => {
+    const f = () => setC(choice())
+    listeners.add(f)
+    return () => { listeners.delete(f) }
+  }, [])
+  return c
+}
+
 /** cssVar reads a colour of the current theme. */
 export const cssVar = (name: string) => getComputedStyle(document.documentElement).getPropertyValue(name).trim()

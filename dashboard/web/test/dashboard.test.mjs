@@ -1,0 +1,296 @@
+// The dashboard in headless Chromium against a real Pulse (`pulse dev`) and its ClickHouse
+// (issue 9). Screenshots go to test/screenshots/ (gitignored): look at them.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { Pulse, launch, login, shot } from './pulse.mjs'
+
+const pulse = new Pulse()
+let browser, signedIn // storage state of a signed-in browser
+
+const DESKTOP = { viewport: { width: 1360, height: 900 } }
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
+
+// Visitors of the seeded history: a user agent each (the visitor id hashes IP and user agent).
+const UA = i => `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${120 + i}.0.0.0 Safari/537.36`
+const SEED = [
+  { ref: 'https://www.google.com/', pages: ['/', '/pricing', '/signup'] },
+  { ref: 'https://www.google.com/', pages: ['/', '/docs'] },
+  { ref: 'https://www.google.com/', pages: ['/blog/launch'] },
+  { ref: 'https://news.ycombinator.com/', pages: ['/', '/pricing'] },
+  { ref: 'https://news.ycombinator.com/', pages: ['/blog/launch', '/'] },
+  { ref: '', pages: ['/', '/docs', '/docs/api'] },
+  { ref: '', pages: ['/pricing'] },
+  { ref: 'https://duckduckgo.com/', pages: ['/'] },
+]
+
+before(async () => {
+  await pulse.start()
+  browser = await launch()
+  for (const [i, v] of SEED.entries()) {
+    let referrer = v.ref
+    for (const p of v.pages) {
+      await pulse.send({ type: 'page', url: 'https://demo.localhost' + p, referrer }, { 'User-Agent': UA(i) })
+      referrer = 'https://demo.localhost' + p
+    }
+    if (v.pages.includes('/signup')) await pulse.send({ type: 'track', name: 'Signup', url: 'https://demo.localhost/signup', props: { plan: 'pro' } }, { 'User-Agent': UA(i) })
+  }
+}, { timeout: 240000 })
+
+after(async () => {
+  await browser?.close()
+  await pulse.stop()
+})
+
+async function page(t, opts = DESKTOP, { signedIn: withSession = true, dark = false } = {}) {
+  if (withSession && !signedIn) { // this test runs alone: sign in once through the form
+    const ctx = await browser.newContext()
+    await login(await ctx.newPage(), pulse)
+    signedIn = await ctx.storageState()
+    await ctx.close()
+  }
+  const ctx = await browser.newContext({ ...opts, storageState: withSession ? signedIn : undefined, colorScheme: dark ? 'dark' : 'light' })
+  t.after(() => ctx.close())
+  const p = await ctx.newPage()
+  p.on('pageerror', e => console.log('  [pageerror]', e.message))
+  return p
+}
+
+/** noHorizontalScroll asserts the page is no wider than the viewport. */
+async function noHorizontalScroll(p, what) {
+  const [scroll, width] = await p.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth])
+  assert.ok(scroll <= width, `${what}: the page is ${scroll}px wide in a ${width}px viewport`)
+}
+
+test('log in, see the site list, log out', async t => {
+  const p = await page(t, DESKTOP, { signedIn: false })
+  await p.goto(pulse.base + '/')
+  await p.waitForURL(/\/login/)
+  await p.getByLabel('Email').fill(pulse.email)
+  await p.getByLabel('Password').fill('not-the-password')
+  await p.getByRole('button', { name: 'Log in' }).click()
+  await p.getByText('Wrong email or password.').waitFor()
+
+  await login(p, pulse)
+  assert.equal(new URL(p.url()).pathname, '/')
+  await p.getByRole('link', { name: /demo\.localhost/ }).waitFor()
+  signedIn = await p.context().storageState()
+  await shot(p, 'sites-light')
+
+  await p.getByRole('button', { name: 'Account' }).click()
+  await p.getByRole('button', { name: 'Log out' }).click()
+  await p.waitForURL(/\/login/)
+  await p.goto(pulse.base + `/sites/${pulse.site}/live`)
+  await p.waitForURL(/\/login\?next=/, { timeout: 5000 })
+  await login(p, pulse) // the session of the other tests stays valid: logout ends only this one
+  signedIn = await p.context().storageState()
+})
+
+/**
+ * trackerPage opens a visitor's page with the real tracker (/js/pulse.js) on Pulse's own
+ * origin, which the demo site allows. The page comes from the real server (the dashboard's
+ * HTML with its scripts kept out), because Chromium refuses a WebSocket to 127.0.0.1 from a
+ * page that a test route made up (local network access checks).
+ */
+async function trackerPage(t) {
+  // A person's browser: headless Chromium's user agent would be counted as a bot and kept out of the live view.
+  const ctx = await browser.newContext({ userAgent: UA(40) })
+  t.after(() => ctx.close())
+  // A real visitor, not automation: the tracker declines to run when navigator.webdriver is true.
+  await ctx.addInitScript(() => Object.defineProperty(Navigator.prototype, 'webdriver', { get: () => false }))
+  await ctx.route(`${pulse.base}/assets/**`, route => route.abort())
+  const p = await ctx.newPage()
+  await p.goto(`${pulse.base}/__visitor/checkout`)
+  await p.evaluate(key => {
+    const s = document.createElement('script')
+    s.src = '/js/pulse.js'
+    s.dataset.site = key
+    s.dataset.local = 'true'
+    document.head.append(s)
+  }, pulse.key)
+  await p.waitForFunction(() => window.pulse && window.pulse.track)
+  return p
+}
+
+test('the live view shows an event of the real tracker within a second', async t => {
+  const p = await page(t)
+  await p.goto(`${pulse.base}/sites/${pulse.site}/live`)
+  await p.getByRole('status').filter({ hasText: 'Live' }).waitFor()
+  const visitor = await trackerPage(t)
+  await p.locator('.feed-item', { hasText: '/__visitor/checkout' }).first().waitFor({ timeout: 5000 }) // its pageview
+
+  const feed = p.locator('.feed-item', { hasText: 'Purchase' })
+  const start = Date.now()
+  await visitor.evaluate(() => pulse.track('Purchase', { plan: 'pro' }))
+  await feed.first().waitFor({ timeout: 5000 })
+  const took = Date.now() - start
+  assert.ok(took < 1000, `the event reached the live feed after ${took} ms`)
+  await p.locator('.top', { hasText: 'Custom events' }).getByText('Purchase').waitFor()
+  const online = Number(await p.getByTestId('online-now').locator('.stat-value').innerText())
+  assert.ok(online >= 1, `online now counts the tracker's visitor (${online})`)
+
+  await p.waitForTimeout(1700) // let the highlight of changed rows fade for the picture
+  await shot(p, 'live-light', { fullPage: true })
+  const dark = await page(t, DESKTOP, { dark: true })
+  await dark.goto(`${pulse.base}/sites/${pulse.site}/live`)
+  await dark.locator('.feed-item', { hasText: 'Purchase' }).first().waitFor()
+  await shot(dark, 'live-dark', { fullPage: true })
+})
+
+test('killing the live socket shows Reconnecting… and the view recovers by itself', async t => {
+  const p = await page(t)
+  let block = false, sockets = []
+  await p.context().routeWebSocket(/\/v1\/live$/, ws => {
+    if (block) { ws.close({ code: 1006, reason: 'test: network down' }); return }
+    ws.connectToServer()
+    sockets.push(ws)
+  })
+  await p.goto(`${pulse.base}/sites/${pulse.site}/live`)
+  const status = p.locator('.live-status')
+  await status.filter({ hasText: 'Live' }).waitFor()
+
+  block = true
+  for (const ws of sockets) await ws.close({ code: 1006, reason: 'test: killed' })
+  await status.filter({ hasText: 'Reconnecting…' }).waitFor({ timeout: 3000 })
+  await shot(p, 'live-reconnecting-light')
+  await p.waitForTimeout(1500)
+  assert.match(await status.innerText(), /Reconnecting…/, 'still reconnecting while the network is down')
+
+  block = false
+  await status.filter({ hasText: 'Live' }).waitFor({ timeout: 15000 })
+  await pulse.send({ type: 'track', name: 'AfterReconnect', url: 'https://demo.localhost/back' })
+  await p.locator('.feed-item', { hasText: 'AfterReconnect' }).waitFor({ timeout: 3000 })
+})
+
+test('the report renders with data; a row click adds a filter chip, changes the data and the URL', async t => {
+  const p = await page(t)
+  if (!await pulse.queryAPI()) {
+    await p.goto(`${pulse.base}/sites/${pulse.site}/report`)
+    await p.getByText('Historical reports are not available on this server yet.').waitFor()
+    t.skip('POST /api/v1/query answers 404 on this build: the report waits for the query API (it shows a notice meanwhile)')
+    return
+  }
+  await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=today&sources=visit:source`)
+  const visitors = p.getByRole('tab', { name: /Unique visitors/ }).locator('.stat-value')
+  // Events reach ClickHouse within the batch interval: wait for all seeded visitors (and the tracker's).
+  await assert.doesNotReject(p.waitForFunction(el => Number(el.textContent) >= 8, await visitors.elementHandle(), { timeout: 15000 }))
+  const before = Number(await visitors.innerText())
+  const sources = p.locator('#panel-sources')
+  await sources.getByRole('button', { name: /Google/ }).waitFor()
+  await p.locator('.main-chart canvas').waitFor()
+  await shot(p, 'report-light', { fullPage: true })
+
+  await sources.getByRole('button', { name: /Google/ }).click()
+  await p.waitForURL(/f=is%2Cvisit%3Asource%2CGoogle/)
+  const chip = p.locator('.chip', { hasText: 'Google' })
+  await chip.waitFor()
+  assert.match(await chip.innerText(), /Source\s+is\s+Google/)
+  await p.waitForFunction(([el, n]) => Number(el.textContent) < n, [await visitors.elementHandle(), before])
+  assert.equal(Number(await visitors.innerText()), 3, 'three seeded visitors came from Google')
+
+  // The URL reproduces the view.
+  const url = p.url()
+  const again = await page(t)
+  await again.goto(url)
+  await again.locator('.chip', { hasText: 'Google' }).waitFor()
+  await again.waitForFunction(el => el.textContent === '3', await again.getByRole('tab', { name: /Unique visitors/ }).locator('.stat-value').elementHandle())
+
+  await chip.getByRole('button', { name: /Remove filter/ }).click()
+  await p.waitForURL(u => !u.search.includes('f='))
+  await p.waitForFunction(([el, n]) => Number(el.textContent) === n, [await visitors.elementHandle(), before])
+
+  const dark = await page(t, DESKTOP, { dark: true })
+  await dark.goto(`${pulse.base}/sites/${pulse.site}/report?range=today&compare=previous_period`)
+  await dark.locator('#panel-sources .barrow').first().waitFor()
+  await dark.locator('.main-chart canvas').waitFor()
+  await shot(dark, 'report-dark', { fullPage: true })
+})
+
+test('site settings create a share link that opens without login and shows only its site', async t => {
+  const other = await pulse.api('POST', `/orgs/${pulse.org}/sites`, { domain: 'other-shop.example', time_zone: 'UTC' })
+  const p = await page(t)
+  await p.goto(`${pulse.base}/sites/${pulse.site}/settings`)
+  await p.getByRole('heading', { name: 'Tracking snippet' }).waitFor()
+  assert.match(await p.getByLabel('tracking snippet', { exact: true }).innerText(), new RegExp(`data-site="${pulse.key}"`))
+  await p.getByText(/Receiving events/).waitFor()
+  await p.getByLabel('Share link name').fill('Investors')
+  await p.getByRole('button', { name: 'Create link' }).click()
+  const link = await p.getByLabel('share link', { exact: true }).innerText()
+  assert.match(link, new RegExp(`^${pulse.base}/share/${pulse.site}#.+`))
+  await p.locator('.list-row', { hasText: 'Investors' }).waitFor()
+  await p.evaluate(() => window.scrollTo(0, 0))
+  await shot(p, 'settings-light', { fullPage: true })
+  const dark = await page(t, DESKTOP, { dark: true })
+  await dark.goto(`${pulse.base}/sites/${pulse.site}/settings`)
+  await dark.locator('.list-row', { hasText: 'Investors' }).waitFor()
+  await shot(dark, 'settings-dark', { fullPage: true })
+
+  const anon = await page(t, DESKTOP, { signedIn: false })
+  await anon.goto(link)
+  await anon.locator('.site-title', { hasText: 'demo.localhost' }).waitFor()
+  await anon.locator('.live-status', { hasText: 'Live' }).waitFor()
+  await anon.getByText('Shared · read-only').waitFor()
+  const html = await anon.content()
+  assert.ok(!html.includes('other-shop.example'), 'the other site of the org is not shown')
+  assert.equal(await anon.getByRole('button', { name: 'Account' }).count(), 0, 'no account menu')
+  assert.equal(await anon.getByRole('link', { name: 'Settings' }).count(), 0, 'no settings')
+  await anon.getByRole('link', { name: 'Report' }).click()
+  await anon.waitForURL(new RegExp(`/share/${pulse.site}/report#`))
+  await shot(anon, 'share-report-light', { fullPage: true })
+
+  // The same token reads nothing else: not the other site, not the org.
+  const token = link.split('#')[1]
+  const res = await anon.evaluate(async ([other, org, token]) => {
+    const h = { Authorization: 'Bearer ' + token }
+    return [(await fetch(`/api/v1/sites/${other}`, { headers: h })).status, (await fetch(`/api/v1/orgs/${org}/sites`, { headers: h })).status]
+  }, [other.id, pulse.org, token])
+  assert.deepEqual(res.map(s => s >= 400), [true, true], `other site and org answered ${res}`)
+  await anon.goto(`${pulse.base}/share/${other.id}#${token}`)
+  await anon.getByText('This share link is not valid').waitFor()
+})
+
+test('organization settings list the members with their emails and the usage', async t => {
+  const p = await page(t)
+  await p.goto(`${pulse.base}/orgs/${pulse.org}/settings`)
+  await p.locator('.member', { hasText: pulse.email }).waitFor()
+  await p.getByText('Events this month').waitFor()
+  await shot(p, 'org-light', { fullPage: true })
+})
+
+test('phone-sized screens have no horizontal scroll', async t => {
+  const p = await page(t, PHONE)
+  const paths = ['/', `/sites/${pulse.site}/live`, `/sites/${pulse.site}/report`, `/sites/${pulse.site}/funnels`,
+    `/sites/${pulse.site}/retention`, `/sites/${pulse.site}/settings`, `/orgs/${pulse.org}/settings`]
+  for (const path of paths) {
+    await p.goto(pulse.base + path)
+    await p.locator('.container').first().waitFor()
+    await p.waitForTimeout(700)
+    await noHorizontalScroll(p, path)
+  }
+  await p.goto(`${pulse.base}/sites/${pulse.site}/live`)
+  await p.locator('.feed-item').first().waitFor()
+  await shot(p, 'live-phone-light', { fullPage: true })
+  const d = await page(t, PHONE, { dark: true })
+  await d.goto(`${pulse.base}/sites/${pulse.site}/report?range=today`)
+  await d.locator('.report-stats').waitFor()
+  await d.waitForTimeout(1000)
+  await noHorizontalScroll(d, 'report (dark)')
+  await shot(d, 'report-phone-dark', { fullPage: true })
+  const login = await page(t, PHONE, { signedIn: false })
+  await login.goto(pulse.base + '/login')
+  await noHorizontalScroll(login, '/login')
+})
+
+test('the theme toggle switches between system, light and dark and is kept', async t => {
+  const p = await page(t)
+  await p.goto(pulse.base + '/')
+  const theme = () => p.evaluate(() => document.documentElement.dataset.theme)
+  assert.equal(await theme(), 'light')
+  await p.getByRole('button', { name: /System theme/ }).click()
+  assert.equal(await theme(), 'light')
+  await p.getByRole('button', { name: /Light theme/ }).click()
+  assert.equal(await theme(), 'dark')
+  await p.reload()
+  assert.equal(await theme(), 'dark', 'the choice survives a reload')
+  await p.getByRole('button', { name: /Dark theme/ }).click()
+  assert.equal(await theme(), 'light', 'back to the system preference')
+})
