@@ -80,9 +80,11 @@ FROM events
 WHERE session_id != 0 AND is_bot = 0
 GROUP BY tenant_id, site_id, day, session_id;
 
--- Visits of the events stored before this migration. Running it twice (two
--- nodes migrating at once, or events inserted between the view's creation
--- and this statement) changes nothing, because every state is idempotent.
+-- Visits of the events stored before this migration. Grouping spills to disk
+-- beyond 1 GB, so a large existing table (10 million events need about 4 GB
+-- in memory) migrates within the server's default memory limit. Running it
+-- twice (two nodes migrating at once, or events inserted between the view's
+-- creation and this statement) changes nothing: every state is idempotent.
 INSERT INTO sessions (
     tenant_id, site_id, day, session_id,
     visitor_id, user_id, started_at, ended_at,
@@ -120,4 +122,5 @@ SELECT
     argMinState(os_version, ts)
 FROM events
 WHERE session_id != 0 AND is_bot = 0
-GROUP BY tenant_id, site_id, day, session_id;
+GROUP BY tenant_id, site_id, day, session_id
+SETTINGS max_bytes_before_external_group_by = 1000000000;
