@@ -15,9 +15,9 @@ import (
 	"time"
 
 	fws "github.com/fasthttp/websocket"
-	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 
 	"github.com/pulse-analytics/pulse/auth"
 )
@@ -220,7 +220,7 @@ type Server struct {
 	m        *Metrics
 	dedup    *dedup
 	sessions *sessions
-	upgrade  fiber.Handler
+	upgrader fws.FastHTTPUpgrader
 	now      func() time.Time
 	hooks    hooks
 	connIDs  atomic.Uint64
@@ -241,39 +241,29 @@ func NewServer(cfg Config, t Tenancy, b *Batcher, log *slog.Logger, m *Metrics) 
 	s := &Server{cfg: cfg, tenancy: t, batcher: b, log: log, m: m,
 		dedup: newDedup(cfg.DedupEntries), sessions: newSessions(cfg.MaxSessions, cfg.SessionLifetime),
 		now: time.Now, conns: make(map[*wsConn]struct{}), hooks: cfg.hooks(m)}
-	s.upgrade = websocket.New(s.serve, websocket.Config{
-		// Origins stays empty: preflight has checked the Origin against the
-		// site's own list, which this middleware cannot know.
+	s.upgrader = fws.FastHTTPUpgrader{
 		HandshakeTimeout: cfg.HelloTimeout,
 		ReadBufferSize:   1 << 10,
 		WriteBufferSize:  1 << 10,
 		WriteBufferPool:  &sync.Pool{},
-		RecoverHandler: func(c *websocket.Conn) {
-			if r := recover(); r != nil {
-				log.Error("ingest connection panicked", "panic", fmt.Sprint(r))
-				closeConn(c.Conn, CloseInternalError, "internal error", cfg.WriteTimeout)
-			}
-		},
-	})
+		// handle has checked the Origin against the site's own list.
+		CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+	}
 	return s
 }
 
 // Register adds GET /v1/ingest to r.
 func (s *Server) Register(r fiber.Router) {
-	r.Get("/v1/ingest", s.preflight, s.upgrade)
+	r.Get("/v1/ingest", s.handle)
 }
 
-// Locals keys of an upgrading request.
-const (
-	localSite   = "pulse_ingest_site"
-	localClient = "pulse_ingest_client"
-)
-
-// preflight refuses, before any upgrade, what must never become a WebSocket:
+// handle refuses, before any upgrade, what must never become a WebSocket:
 // not an upgrade (426), shutting down (503), an unknown site key or a foreign
-// Origin (403).
-func (s *Server) preflight(c *fiber.Ctx) error {
-	if !websocket.IsWebSocketUpgrade(c) {
+// Origin (403); then it upgrades. The connection holds only what serve needs
+// (not the request's headers, query and cookies, as Fiber's websocket
+// middleware keeps them).
+func (s *Server) handle(c *fiber.Ctx) error {
+	if !fws.FastHTTPIsWebSocketUpgrade(c.Context()) {
 		return fail(c, fiber.StatusUpgradeRequired, "GET /v1/ingest is a WebSocket endpoint (docs/protocol.md)")
 	}
 	s.mu.Lock()
@@ -291,9 +281,22 @@ func (s *Server) preflight(c *fiber.Ctx) error {
 		return fail(c, fiber.StatusForbidden, "origin not allowed for this site")
 	}
 	ip, _ := netip.ParseAddr(c.IP())
-	c.Locals(localSite, site)
-	c.Locals(localClient, Client{IP: ip, UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 512)})
-	return c.Next()
+	// The user agent points into the request's buffer, which the server
+	// keeps until the upgraded connection's handler returns.
+	client := Client{IP: ip, UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 512)}
+	err = s.upgrader.Upgrade(c.Context(), func(ws *fws.Conn) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("ingest connection panicked", "panic", fmt.Sprint(r))
+				closeConn(ws, CloseInternalError, "internal error", s.cfg.WriteTimeout)
+			}
+		}()
+		s.serve(ws, site, client)
+	})
+	if err != nil {
+		return fiber.ErrUpgradeRequired // the upgrader has answered the request
+	}
+	return nil
 }
 
 // Shutdown stops accepting connections, closes every open one with
@@ -347,15 +350,19 @@ type wsConn struct {
 	lifeMu   sync.Mutex
 	finished bool // serve has returned: ws belongs to the library again
 	acks     ackTracker
+	pinger   *time.Timer
+
+	// bg counts the goroutines of the connection besides serve's own (an
+	// ack writer, a ping); serve waits for them. bgStopped: start no more.
+	bgMu      sync.Mutex
+	bgStopped bool
+	bg        sync.WaitGroup
 
 	bucket tokenBucket
 }
 
 // serve runs one connection: hello, then frames until it ends.
-func (s *Server) serve(c *websocket.Conn) {
-	site, _ := c.Locals(localSite).(auth.Site)
-	client, _ := c.Locals(localClient).(Client)
-	ws := c.Conn
+func (s *Server) serve(ws *fws.Conn, site auth.Site, client Client) {
 	ws.SetReadLimit(MaxFrameBytes)
 
 	s.mu.Lock()
@@ -368,7 +375,7 @@ func (s *Server) serve(c *websocket.Conn) {
 	conn := &wsConn{id: s.connIDs.Add(1), s: s, ws: ws, site: site, client: client, ctx: ctx, cancel: cancel,
 		isite:  SiteOf(site),
 		bucket: tokenBucket{rate: float64(s.cfg.FramesPerSecond), burst: float64(s.cfg.FrameBurst)}}
-	conn.acks.signal = make(chan struct{}, 1)
+	conn.acks.start = conn.startAckWriter
 	s.conns[conn] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -397,14 +404,13 @@ func (s *Server) serve(c *websocket.Conn) {
 	}
 	s.hooks.presence.Connected(site.ID, conn.id)
 	defer s.hooks.presence.Disconnected(site.ID, conn.id)
-	writerDone := make(chan struct{})
-	go func() { // owned: serve waits on writerDone
-		defer close(writerDone)
-		conn.writeLoop()
-	}()
+	// No goroutine waits for acks or pings while a connection is idle: acks
+	// start a writer when there are some to send, pings come from a timer.
+	conn.pinger = time.AfterFunc(s.cfg.PingInterval, conn.ping)
 	conn.readLoop()
 	cancel()
-	<-writerDone
+	conn.stopBackground()
+	conn.pinger.Stop()
 }
 
 // hello reads and answers the hello frame; false ends the connection.
@@ -579,6 +585,11 @@ func (c *wsConn) readFailed(err error, timeoutCode int, reason string) {
 		c.end(timeoutCode, reason)
 	case errors.Is(err, fws.ErrReadLimit):
 		c.s.m.closes.WithLabelValues("1009").Inc()
+		// The rest of the frame is unread: read it away for closeDrain, so
+		// that the close frame reaches the client instead of a reset.
+		nc := c.ws.NetConn()
+		_ = nc.SetReadDeadline(time.Now().Add(closeDrain))
+		_, _ = io.Copy(io.Discard, nc)
 	}
 }
 
@@ -687,33 +698,68 @@ func (c *wsConn) add(events []Event, done func(error)) bool {
 	return false
 }
 
-// writeLoop sends acks as commits arrive and pings every PingInterval.
-func (c *wsConn) writeLoop() {
-	s := c.s
-	ping := time.NewTicker(s.cfg.PingInterval)
-	defer ping.Stop()
-	var buf []byte
-	for {
-		select {
-		case <-c.ctx.Done():
+// startBackground counts a goroutine of the connection about to start;
+// false once the connection has ended.
+func (c *wsConn) startBackground() bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.bgStopped {
+		return false
+	}
+	c.bg.Add(1)
+	return true
+}
+
+// stopBackground starts no more goroutines and waits for those running.
+func (c *wsConn) stopBackground() {
+	c.bgMu.Lock()
+	c.bgStopped = true
+	c.bgMu.Unlock()
+	c.bg.Wait()
+}
+
+// startAckWriter starts a goroutine that sends acks until none is left to
+// send (ackTracker calls it with its lock held); false if it did not start.
+func (c *wsConn) startAckWriter() bool {
+	if !c.startBackground() {
+		return false
+	}
+	go func() { // owned: serve waits in stopBackground
+		defer c.bg.Done()
+		c.writeAcks()
+	}()
+	return true
+}
+
+// writeAcks sends the acks of committed frames as they come.
+func (c *wsConn) writeAcks() {
+	var buf [48]byte
+	for c.ctx.Err() == nil {
+		seq, n := c.acks.takeOrStop()
+		if n == 0 {
 			return
-		case <-c.acks.signal:
-			seq, n := c.acks.take()
-			if n == 0 {
-				continue
-			}
-			s.m.acksPending.Sub(float64(n))
-			buf = appendAck(buf[:0], seq)
-			if c.write(buf) != nil {
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(fws.PingMessage, nil, s.now().Add(s.cfg.WriteTimeout)); err != nil {
-				c.fail()
-				return
-			}
+		}
+		c.s.m.acksPending.Sub(float64(n))
+		if c.write(appendAck(buf[:0], seq)) != nil {
+			return
 		}
 	}
+}
+
+// ping sends a WebSocket ping and sets the next one (the pinger's func).
+func (c *wsConn) ping() {
+	if !c.startBackground() {
+		return
+	}
+	defer c.bg.Done()
+	if c.ctx.Err() != nil {
+		return
+	}
+	if err := c.ws.WriteControl(fws.PingMessage, nil, c.s.now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		c.fail()
+		return
+	}
+	c.pinger.Reset(c.s.cfg.PingInterval)
 }
 
 // write sends one text frame; a failure ends the connection.
@@ -786,11 +832,15 @@ func closeConn(ws *fws.Conn, code int, reason string, timeout time.Duration) {
 // ackTracker turns commits of frames (in any order) into cumulative acks.
 type ackTracker struct {
 	mu      sync.Mutex
-	pending []ackFrame // in seq order
-	acked   int64      // highest seq whose frames up to it are all answered
-	sent    int64      // highest seq handed to the writer
-	unsent  int        // frames answered since the last take
-	signal  chan struct{}
+	pending []ackFrame    // in seq order
+	acked   int64         // highest seq whose frames up to it are all answered
+	sent    int64         // highest seq handed to the writer
+	unsent  int           // frames answered since the last take
+	signal  chan struct{} // if not nil, told of frames to answer
+	// start, if not nil, starts a writer when there are frames to answer
+	// and none is running (writing); false if it did not.
+	start   func() bool
+	writing bool
 }
 
 type ackFrame struct {
@@ -830,9 +880,14 @@ func (a *ackTracker) advance() {
 	}
 	a.pending = append(a.pending[:0], a.pending[n:]...)
 	a.unsent += n
-	select {
-	case a.signal <- struct{}{}:
-	default:
+	if a.signal != nil {
+		select {
+		case a.signal <- struct{}{}:
+		default:
+		}
+	}
+	if a.start != nil && !a.writing {
+		a.writing = a.start()
 	}
 }
 
@@ -840,6 +895,10 @@ func (a *ackTracker) advance() {
 func (a *ackTracker) take() (int64, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.takeLocked()
+}
+
+func (a *ackTracker) takeLocked() (int64, int) {
 	n := a.unsent
 	a.unsent = 0
 	if a.acked <= a.sent {
@@ -847,6 +906,18 @@ func (a *ackTracker) take() (int64, int) {
 	}
 	a.sent = a.acked
 	return a.acked, n
+}
+
+// takeOrStop is take for the writer: with nothing to answer, the writer
+// stops (and the next answered frame starts another).
+func (a *ackTracker) takeOrStop() (int64, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seq, n := a.takeLocked()
+	if n == 0 {
+		a.writing = false
+	}
+	return seq, n
 }
 
 func (a *ackTracker) pendingCount() int {

@@ -121,14 +121,18 @@ func BenchmarkIngest(b *testing.B) {
 	b.Run("conn_mem_kib", func(b *testing.B) {
 		var perConn float64
 		for b.Loop() {
-			before := metric(b, p.base, "go_memstats_heap_inuse_bytes") + metric(b, p.base, "go_memstats_stack_inuse_bytes")
+			heap0, stack0 := metric(b, p.base, "go_memstats_heap_inuse_bytes"), metric(b, p.base, "go_memstats_stack_inuse_bytes")
+			goroutines0 := metric(b, p.base, "go_goroutines")
 			conns := make([]*fws.Conn, 0, serverBenchIdle)
 			for range serverBenchIdle {
 				conns = append(conns, dial())
 			}
 			time.Sleep(time.Second)
-			after := metric(b, p.base, "go_memstats_heap_inuse_bytes") + metric(b, p.base, "go_memstats_stack_inuse_bytes")
-			perConn = (after - before) / serverBenchIdle / 1024
+			heap, stack := metric(b, p.base, "go_memstats_heap_inuse_bytes")-heap0, metric(b, p.base, "go_memstats_stack_inuse_bytes")-stack0
+			goroutines := metric(b, p.base, "go_goroutines") - goroutines0
+			perConn = (heap + stack) / serverBenchIdle / 1024
+			b.Logf("per idle connection: heap %.1f KiB, goroutine stacks %.1f KiB, %.2f goroutines",
+				heap/serverBenchIdle/1024, stack/serverBenchIdle/1024, goroutines/serverBenchIdle)
 			for _, c := range conns {
 				c.Close()
 			}

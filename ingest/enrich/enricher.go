@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,6 +135,10 @@ func (e *Enricher) agent(header string) Agent {
 	if ok {
 		return a
 	}
+	// The header may point into a request buffer the HTTP server reuses
+	// (Fiber's strings are not immutable): the cache keeps a copy, and the
+	// agent's strings are parsed from that copy.
+	header = strings.Clone(header)
 	a = ParseUserAgent(header)
 	e.agentsMu.Lock()
 	if len(e.agents) >= e.maxAgents {
