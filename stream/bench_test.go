@@ -57,11 +57,12 @@ func newRawServer(b testing.TB) (*rawServer, func()) {
 	return r, stop
 }
 
-// rawFanout measures the same-run limit of fan-out: one goroutine writing a
-// prepared message of size bytes to n plain fasthttp WebSocket connections,
-// for d; deliveries per second counted by the clients (the same client
-// process as the live subscribers').
-func rawFanout(b *testing.B, n, size int, d time.Duration) float64 {
+// rawFanout measures the same-run limit of fan-out: w goroutines (as many
+// as the hub's fan-out writers) writing a prepared message of size bytes to
+// their share of n plain fasthttp WebSocket connections, for d; deliveries
+// per second counted by the clients (the same client process as the live
+// subscribers').
+func rawFanout(b *testing.B, n, w, size int, d time.Duration) float64 {
 	r, stop := newRawServer(b)
 	defer stop()
 	f := startFleet(b, fleetSpec{Addr: r.addr, Path: "/raw", N: n})
@@ -78,12 +79,20 @@ func rawFanout(b *testing.B, n, size int, d time.Duration) float64 {
 	pm, _ := fws.NewPreparedMessage(fws.TextMessage, bytes.Repeat([]byte("x"), size))
 	f.reset(b)
 	start := time.Now()
-	for time.Since(start) < d {
-		for _, c := range r.conns {
-			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			_ = c.WritePreparedMessage(pm)
-		}
+	var wg sync.WaitGroup
+	share := (n + w - 1) / w
+	for i := 0; i < n; i += share {
+		conns := r.conns[i:min(i+share, n)]
+		wg.Go(func() {
+			for time.Since(start) < d {
+				for _, c := range conns {
+					_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+					_ = c.WritePreparedMessage(pm)
+				}
+			}
+		})
 	}
+	wg.Wait()
 	time.Sleep(200 * time.Millisecond) // let the clients read what is in flight
 	return float64(f.report(b).Frames) / time.Since(start).Seconds()
 }
@@ -147,8 +156,9 @@ func benchTenant(b testing.TB, e *liveEnv, n int) tenant {
 //
 //   - FanoutDeliveriesPerS: deltas delivered per second to N subscribers of
 //     one busy site with a 5 ms tick (so the hub, not the tick, is the bound),
-//     against one goroutine writing a prepared message of the same size to N
-//     plain WebSocket connections (the same clients).
+//     against as many goroutines as the hub's fan-out writers (GOMAXPROCS)
+//     writing a prepared message of the same size to N plain WebSocket
+//     connections (the same clients).
 //   - FanoutDeliveryP99Ms: N subscribers, the default 250 ms tick and 1,000
 //     events/s published, the 99th percentile of the time from a delta's
 //     state time (the tick) to its arrival at a subscriber (every 10th
@@ -190,39 +200,10 @@ func BenchmarkLive(b *testing.B) {
 		s.mu.Unlock()
 		f.close()
 	}
-	rawDeliveries = rawFanout(b, n, frameBytes, window)
+	rawDeliveries = rawFanout(b, n, runtime.GOMAXPROCS(0), frameBytes, window)
 
 	// Delivery latency at the default tick while events arrive.
-	var p50Fanout, p99Fanout time.Duration
-	var samples int
-	{
-		e := newLiveEnv(b, Config{MaxSubscribersPerTenant: 4 * n})
-		a := benchTenant(b, e, n)
-		f := startFleet(b, fleetSpec{Addr: e.addr, Path: "/v1/live", Token: a.readKey, Site: a.site.ID.String(), Views: views,
-			N: n, RecordEvery: 10})
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			publishLoop(ctx, e.hub, a.site, 1000, func(i int) string { return "/p/" + strconv.Itoa(i%50) })
-		})
-		time.Sleep(time.Second)
-		f.reset(b)
-		time.Sleep(2 * window)
-		cancel()
-		wg.Wait()
-		time.Sleep(500 * time.Millisecond)
-		r := f.report(b)
-		f.close()
-		delays := make([]time.Duration, len(r.DelaysUS))
-		for i, us := range r.DelaysUS {
-			delays[i] = time.Duration(us) * time.Microsecond
-		}
-		samples = len(delays)
-		p50Fanout, p99Fanout = percentile(delays, 0.50), percentile(delays, 0.99)
-		if samples < n/10 {
-			b.Fatalf("only %d delivery samples", samples)
-		}
-	}
+	p50Fanout, p99Fanout, samples := fanoutLatency(b, n, 0, 2*window)
 
 	// Memory per idle subscriber, against a plain connection.
 	mem, rawMem := connMemory(b, n)
@@ -243,6 +224,42 @@ func BenchmarkLive(b *testing.B) {
 		n, frameBytes, deliveries, rawDeliveries, p50Fanout, p99Fanout, samples)
 	b.Logf("server memory per idle subscriber: %.1f KiB (heap %.1f, of which live objects %.1f; stacks %.1f; %.2f goroutines); plain connection %.1f KiB (heap %.1f, objects %.1f; stacks %.1f; %.2f goroutines)",
 		mem.perConn, mem.heap, mem.objects, mem.stack, mem.goroutines, rawMem.perConn, rawMem.heap, rawMem.objects, rawMem.stack, rawMem.goroutines)
+}
+
+// fanoutLatency runs a hub with the default tick and n subscribers (every
+// 10th records) while 1,000 events/s are published for d, and returns the
+// median and 99th percentile of the delay from a delta's state time to its
+// arrival, and the number of samples. writers > 0 sets the hub's fan-out
+// writers.
+func fanoutLatency(b *testing.B, n, writers int, d time.Duration) (p50, p99 time.Duration, samples int) {
+	e := newLiveEnv(b, Config{MaxSubscribersPerTenant: 4 * n})
+	if writers > 0 {
+		e.hub.fanoutWriters = writers
+	}
+	a := benchTenant(b, e, n)
+	f := startFleet(b, fleetSpec{Addr: e.addr, Path: "/v1/live", Token: a.readKey, Site: a.site.ID.String(),
+		Views: []string{"online", "rates", "pages", "countries"}, N: n, RecordEvery: 10})
+	defer f.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		publishLoop(ctx, e.hub, a.site, 1000, func(i int) string { return "/p/" + strconv.Itoa(i%50) })
+	})
+	time.Sleep(time.Second)
+	f.reset(b)
+	time.Sleep(d)
+	cancel()
+	wg.Wait()
+	time.Sleep(500 * time.Millisecond)
+	r := f.report(b)
+	delays := make([]time.Duration, len(r.DelaysUS))
+	for i, us := range r.DelaysUS {
+		delays[i] = time.Duration(us) * time.Microsecond
+	}
+	if len(delays) < n/10 {
+		b.Fatalf("only %d delivery samples", len(delays))
+	}
+	return percentile(delays, 0.50), percentile(delays, 0.99), len(delays)
 }
 
 // connMem is a server process's memory per connection, in KiB.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -31,6 +33,8 @@ type Hub struct {
 	wg      sync.WaitGroup // one per subscriber
 
 	fan []*subscriber // the tick goroutine's fan-out list, reused
+	// fanoutWriters is how many goroutines write one fan-out (GOMAXPROCS).
+	fanoutWriters int
 }
 
 // New returns a hub reading events from cfg.Bus, authorizing subscribers
@@ -38,7 +42,7 @@ type Hub struct {
 func New(cfg Config, t Tenancy, reg prometheus.Registerer) *Hub {
 	cfg.withDefaults()
 	h := &Hub{cfg: cfg, tenancy: t, m: newMetrics(reg), sites: make(map[uuid.UUID]*site),
-		tenants: make(map[uuid.UUID]int), subs: make(map[*subscriber]struct{})}
+		tenants: make(map[uuid.UUID]int), subs: make(map[*subscriber]struct{}), fanoutWriters: runtime.GOMAXPROCS(0)}
 	h.unsub = cfg.Bus.Subscribe(uuid.Nil, h.receive)
 	h.upgrade = h.newUpgrader()
 	if t != nil {
@@ -180,17 +184,44 @@ func (h *Hub) publish(s *site, now time.Time, buf []*subscriber) []*subscriber {
 	return buf
 }
 
-// deliver offers each subscriber the frame of its views. It never blocks.
+// deliver offers each subscriber the frame of its views, split over
+// fanoutWriters goroutines when there are many. It never blocks on a
+// subscriber; it returns when every subscriber has been offered its frame,
+// so frames of consecutive ticks reach a subscriber in order.
 func (h *Hub) deliver(subs []*subscriber, frames viewFrames) {
+	if len(frames) == 0 {
+		return
+	}
+	w := min(h.fanoutWriters, len(subs)/minFanoutShare)
+	if w <= 1 {
+		h.m.sent(frames[0].f, offerAll(subs, frames))
+		return
+	}
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	share := (len(subs) + w - 1) / w
+	for i := share; i < len(subs); i += share {
+		part := subs[i:min(i+share, len(subs))]
+		wg.Go(func() { n.Add(int64(offerAll(part, frames))) })
+	}
+	n.Add(int64(offerAll(subs[:share], frames)))
+	wg.Wait()
+	h.m.sent(frames[0].f, int(n.Load()))
+}
+
+// minFanoutShare is the fewest subscribers worth a writer goroutine of
+// their own in a fan-out (each write is a system call of a few µs).
+const minFanoutShare = 256
+
+// offerAll offers each subscriber its frame and returns how many took it.
+func offerAll(subs []*subscriber, frames viewFrames) int {
 	n := 0
 	for _, sub := range subs {
 		if sub.offer(frames.of(sub.views)) {
 			n++
 		}
 	}
-	if len(frames) > 0 {
-		h.m.sent(frames[0].f, n)
-	}
+	return n
 }
 
 // housekeep pings every subscriber every PingInterval, re-checks its access
@@ -406,9 +437,10 @@ func (h *Hub) encodeSnapshot(site uuid.UUID, seq, missed uint64, snap *Snapshot)
 		TickMS: h.cfg.Tick.Milliseconds(), State: snap})
 }
 
-// subscribe adds sub to its site and queues its first snapshot. The caller
-// then holds sub's output and must drain it (it writes the snapshot).
-func (h *Hub) subscribe(sub *subscriber) {
+// subscribe adds sub to its site and queues its first snapshot. It reports
+// whether the caller then holds sub's output and must drain it (to write the
+// snapshot); it does not when sub has already ended (a flusher closes it).
+func (h *Hub) subscribe(sub *subscriber) bool {
 	s := h.lockedSite(sub.siteID)
 	defer s.mu.Unlock()
 	if cap(s.history) != h.cfg.History {
@@ -426,10 +458,14 @@ func (h *Hub) subscribe(sub *subscriber) {
 	snap := s.base.Filter(sub.views)
 	f := h.encodeSnapshot(s.id, s.seq, 0, &snap)
 	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.busy { // ended already: its flusher holds the output
+		return false
+	}
 	sub.busy = true
 	sub.queue = append(sub.queue, f) // the first frame, whatever the queue bound
 	sub.queued += len(f.data)
-	sub.mu.Unlock()
+	return true
 }
 
 func (h *Hub) unsubscribe(sub *subscriber) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -330,4 +331,43 @@ func TestOverflowBeforeFirstSnapshot(t *testing.T) {
 	}
 	sub.end(CloseGoingAway, "test over")
 	sub.wait()
+}
+
+// TestFanoutWriters: a fan-out split over several writers still hands every
+// subscriber every delta, in order, each one chaining from the frame before.
+func TestFanoutWriters(t *testing.T) {
+	h := newTestHub(t, Config{})
+	h.fanoutWriters = 3
+	site := uuid.New()
+	const n = 3*minFanoutShare + 7
+	nets := make([]*fakeNet, n)
+	subs := make([]*subscriber, n)
+	for i := range nets {
+		nets[i] = &fakeNet{reading: true}
+		subs[i] = newSubscriber(h, site, ViewPages, nets[i])
+		h.subscribe(subs[i])
+		subs[i].drain() // the snapshot
+	}
+	s := subs[0].site
+	const ticks = 5
+	for i := range ticks {
+		h.Publish(site, []Event{page("/p/"+strconv.Itoa(i), uint64(i), uint64(i))})
+		h.publish(s, time.Now(), nil)
+	}
+	for i, net := range nets {
+		net.mu.Lock()
+		got := slices.Clone(net.frames)
+		net.mu.Unlock()
+		if len(got) != ticks+1 || !got[0].snap {
+			t.Fatalf("subscriber %d got %d frames (first %+v), want a snapshot and %d deltas", i, len(got), got[0], ticks)
+		}
+		for k := 1; k < len(got); k++ {
+			if got[k].snap || got[k].seq != got[k-1].seq+1 {
+				t.Fatalf("subscriber %d: frame %d is seq %d after %d", i, k, got[k].seq, got[k-1].seq)
+			}
+		}
+	}
+	if c := counter(t, h.m.deltas); c != n*ticks {
+		t.Errorf("deltas sent = %v, want %d", c, n*ticks)
+	}
 }

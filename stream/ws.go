@@ -312,13 +312,7 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 		return
 	}
 	o.sub = sub
-	if !h.track(sub) {
-		closeWS(ws, CloseGoingAway, "server shutting down")
-		return
-	}
-	o.tracked = true
-
-	// From here on the hub writes this socket's frames itself (frames
+	// Once tracked, the hub writes this socket's frames itself (frames
 	// encoded once for every subscriber); the library only reads.
 	conn := ws.NetConn()
 	out := &wsSink{conn: conn}
@@ -328,6 +322,11 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 		}
 	}
 	sub.out = out
+	if !h.track(sub) {
+		closeWS(ws, CloseGoingAway, "server shutting down")
+		return
+	}
+	o.tracked = true
 	ws.SetPingHandler(func(data string) error {
 		sub.answer(wsMessage(wsPong, []byte(data)))
 		return nil
@@ -337,9 +336,11 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 		return nil
 	})
 	ws.SetPongHandler(func(string) error { out.extend(sub, h.cfg.ReadTimeout); return nil })
-	h.subscribe(sub)
+	own := h.subscribe(sub)
 	o.subscribed = true
-	sub.drain() // the snapshot
+	if own {
+		sub.drain() // the snapshot
+	}
 }
 
 // read reads the client's frames (pings) until the subscriber ends, and
@@ -479,6 +480,15 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(quotaRetryAfter))
 		return fail(c, fiber.StatusTooManyRequests, reason)
 	}
+	conn := c.Context().Conn()
+	out := &sseSink{conn: conn}
+	sub.out = out
+	sub.wake = make(chan struct{}, 1) // this stream's goroutine is its only writer
+	if sc, ok := conn.(syscall.Conn); ok {
+		// Nothing reads an SSE request's connection while the stream runs:
+		// the housekeeper peeks at it to notice a client that left.
+		sub.peer, _ = sc.SyscallConn()
+	}
 	if !h.track(sub) {
 		h.release(sub)
 		c.Set(fiber.HeaderRetryAfter, "2")
@@ -487,16 +497,7 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
-	conn := c.Context().Conn()
-	out := &sseSink{conn: conn}
-	sub.out = out
-	sub.wake = make(chan struct{}, 1)
-	if sc, ok := conn.(syscall.Conn); ok {
-		// Nothing reads an SSE request's connection while the stream runs:
-		// the housekeeper peeks at it to notice a client that left.
-		sub.peer, _ = sc.SyscallConn()
-	}
-	h.subscribe(sub)
+	h.subscribe(sub) // whoever holds the output, this stream's goroutine writes
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.untrack(sub)
 		defer h.release(sub)
