@@ -1,8 +1,9 @@
 // The tracker: events, the WebSocket transport of docs/protocol.md (v1) and its HTTP fallback.
-// FULL (defined by the build) adds hash mode, excluded paths, cross-tab adoption and the
-// automatic captures.
+// FULL (defined by the build) adds what issue 6 does not ask of the 2 KiB default build:
+// hash mode, DNT/GPC, excluded paths, cross-tab adoption (queue.js), busy pauses, the
+// retry_after of close 4429, the flush when the page is hidden and the automatic captures.
 import { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER, OPT_OUT } from './limits.js'
-import { backoff, uuid, decline, str } from './util.js'
+import { backoff, uuid, str } from './util.js'
 import { createQueue } from './queue.js'
 
 export { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER }
@@ -28,8 +29,24 @@ export function start(w, o, plug) {
   const postURL = url('/v1/events')
   const q = createQueue(w, 'pulse:' + o.site, uuid())
   const body = list => str(list.map(x => x.e))
-  // lost counts the connections closed since the last welcome; busy is the timer of a busy pause.
-  let why = decline(w, o), ws, ready, seq = 0, resume, identity, lost = 0, retryT, flushT, deadT, busy, posting, httpOnly, prev, last, before
+  // decline says why the tracker must not track this page, or '' when it may.
+  const decline = () => {
+    let s
+    try { s = w.localStorage[OPT_OUT] } catch (e) {}
+    return !o.site ? 'no data-site'
+      : s ? 'opted out'
+      : !o.local && /^(localhost|127\.|\[::1\]$|$)/.test(loc.hostname) ? 'localhost'
+      : nav.webdriver ? 'webdriver'
+      // The default build has neither option: it fails closed rather than track against them.
+      : !FULL ? (o.dnt || o.exclude ? 'data-dnt and data-exclude need pulse.full.js' : '')
+      : o.dnt && (nav.doNotTrack == 1 || nav.globalPrivacyControl) ? 'DNT/GPC'
+      : o.exclude && o.exclude.test(loc.pathname) ? 'excluded path'
+      : ''
+  }
+  const auto = o.auto !== false
+  // lost counts the connections closed since the last welcome; busy (full build) is the
+  // time before which no frame goes.
+  let why = decline(), ws, ready, seq = 0, resume, identity, lost = 0, retryT, flushT, deadT, busy, posting, httpOnly, prev, last, before
 
   // send queues one event (fields of docs/protocol.md); it goes out within FRAME_DELAY ms.
   const send = (type, e) => {
@@ -43,7 +60,7 @@ export function start(w, o, plug) {
 
   function flush() {
     flushT = 0
-    if (busy) return // busy is set only while ready
+    if (FULL && busy > Date.now()) return schedule(FRAME_DELAY) // look again soon: an ack ends busy
     if (!ready) return lost < FALLBACK_AFTER && !httpOnly ? connect() : post()
     const list = q.q.filter(x => !x.s), c = chunk(list)
     c[0] && frame(++seq, c)
@@ -58,7 +75,8 @@ export function start(w, o, plug) {
       return httpOnly = 1, post()
     }
     deadT = later(dead, CONNECT_TIMEOUT)
-    ws.onopen = safe(() => write({ type: 'hello', v: 1, sdk: 'pulse-js', sdk_version: VERSION, resume, identity }))
+    // Not wrapped in safe: an open socket's send does not throw.
+    ws.onopen = () => write({ type: 'hello', v: 1, sdk: 'pulse-js', sdk_version: VERSION, resume, identity })
     ws.onmessage = safe(m => {
       const f = JSON.parse(m.data), t = f.type
       stop(deadT)
@@ -73,8 +91,8 @@ export function start(w, o, plug) {
         else seq = 0, q.q.map(x => x.s = 0)
         flush()
       }
-      if (t == 'ack') q.ack(f.seq), busy && (busy = stop(busy), flush())
-      if (t == 'busy') busy = busy || later(() => { busy = 0; flush() }, f.retry_after_ms)
+      if (t == 'ack') q.ack(f.seq), FULL && (busy = 0)
+      if (FULL && t == 'busy') busy = Date.now() + f.retry_after_ms
     })
     ws.onclose = safe(closed)
   }
@@ -87,11 +105,11 @@ export function start(w, o, plug) {
   function closed(c) {
     const code = c.code
     stop(deadT)
-    stop(busy)
-    ws = ready = busy = 0
+    ws = ready = 0
+    if (FULL) busy = 0
     if (code == 4001) identity = void 0 // refused identity token: go on without it
     if (code > 4001 && code < 4004) httpOnly = 1 // protocol error, unsupported version
-    retryT = later(() => { retryT = 0; connect() }, code == 4429 ? 1e3 * c.reason.split('=')[1] : backoff(lost++))
+    retryT = later(() => { retryT = 0; connect() }, FULL && code == 4429 ? 1e3 * c.reason.split('=')[1] : backoff(lost++))
     flush()
   }
 
@@ -102,7 +120,7 @@ export function start(w, o, plug) {
       posting = 0
       if (r.ok || r.status == 400) q.drop(list), schedule(0)
     }
-    if (posting || !nav.onLine || !list[0]) return
+    if (posting || !list[0]) return // offline, fetch fails at once
     posting = 1
     w.fetch(postURL, { method: 'POST', body: body(list), keepalive: true }).then(done, done)
   }
@@ -114,8 +132,8 @@ export function start(w, o, plug) {
     last = key()
     prev = loc.href
   }
-  const key = () => loc.pathname + (FULL && o.hash ? loc.hash : '')
-  const spa = safe(() => key() != last && o.auto !== false && page())
+  const key = () => FULL && o.hash ? loc.pathname + loc.hash : loc.pathname
+  const spa = safe(() => key() != last && auto && page())
 
   const api = {
     track: (name, props) => send('track', { name, props }),
@@ -129,29 +147,30 @@ export function start(w, o, plug) {
       why = 'opted out'
       q.drop(q.q)
       dead()
-      w.localStorage.setItem(OPT_OUT, 1)
+      w.localStorage[OPT_OUT] = 1
     },
     optIn: () => {
-      w.localStorage.removeItem(OPT_OUT)
-      why = decline(w, o)
+      delete w.localStorage[OPT_OUT]
+      why = decline()
     },
   }
   for (const k in api) api[k] = safe(api[k])
   if (why) return con.info('Pulse: not tracking: ' + why), api
 
+  // before runs before each pageview (the full build's engagement of the page being left).
   if (FULL && plug) before = plug(w, o, send, on)
   // Single-page apps: a pageview whenever the path (and in the full build with o.hash the hash) changes.
   const h = w.history
   for (const m of ['pushState', 'replaceState']) {
     const f = h[m]
-    h[m] = (...a) => {
-      try { return f.apply(h, a) } finally { spa() }
-    }
+    h[m] = (...a) => (a = f.apply(h, a), spa(), a)
   }
   on('popstate', spa)
   FULL && o.hash && on('hashchange', spa)
   on('online', () => (retryT = stop(retryT), connect(), flush()))
-  on('visibilitychange', () => doc.visibilityState == 'hidden' && flush())
+  // Full build: the engagement event queued when the page is hidden (by plug's listener,
+  // registered before this one) leaves at once.
+  FULL && on('visibilitychange', () => doc.visibilityState == 'hidden' && flush())
   // Leaving: unacknowledged events go by sendBeacon and stay queued (the full build releases
   // them to the next page of the origin) until an ack proves them stored.
   on('pagehide', () => {
@@ -161,6 +180,6 @@ export function start(w, o, plug) {
   })
   setInterval(safe(() => ready && (write({ type: 'ping' }), deadT = later(dead, PONG_WAIT))), PING_EVERY)
   q.sync()
-  o.auto !== false && page()
+  auto && page()
   return api
 }

@@ -5,9 +5,9 @@ import { str } from './util.js'
 export { MAX_EVENTS, MAX_BYTES, MAX_AGE, ORPHAN }
 
 /**
- * createQueue keeps this page's unacknowledged events in memory (q: [{e: event, t: time,
- * s: seq of the frame that carried it, unset before}]) and mirrors them to
- * localStorage[key] = {q: [{o: page, t, e}], d: dropped}, so that events of a closed or
+ * createQueue keeps this page's unacknowledged events (each with its time ts) in memory
+ * (q: [{e: event, s: seq of the frame that carried it, unset before}]) and mirrors them to
+ * localStorage[key] = {q: [{o: page, e}], d: dropped}, so that events of a closed or
  * crashed page are sent by a later page of the origin:
  * - default build: the first sync adopts every stored event of other pages;
  * - full build: each sync adopts the stored events that their page released (o = 0,
@@ -22,19 +22,19 @@ export function createQueue(w, key, me) {
     q: [],
     sync(own = me) {
       let s, now = Date.now(), all
-      try { s = JSON.parse(w.localStorage.getItem(key)) } catch (e) {}
+      try { s = JSON.parse(w.localStorage[key]) } catch (e) {} // none yet, damaged, or no storage
       s = s || {}
-      // Stored events of other pages: adopted, or kept for them.
+      // Stored events of other pages: adopted, or kept for them. Times are the events' ts.
       all = (s.q || []).filter(x => x.o != me && !Q.q.some(y => y.e.id == x.e.id) &&
-        !((FULL ? own && (!x.o || x.t < now - ORPHAN) : !synced) && Q.q.push({ e: x.e, t: x.t })))
-      all = all.concat(Q.q.map(x => ({ o: own, t: x.t, e: x.e }))).filter(x => x.t > now - MAX_AGE).sort((a, b) => a.t - b.t)
+        !((FULL ? own && (!x.o || x.e.ts < now - ORPHAN) : !synced) && Q.q.push(x)))
+      all = all.concat(Q.q.map(x => ({ o: own, e: x.e }))).filter(x => x.e.ts > now - MAX_AGE).sort((a, b) => a.e.ts - b.e.ts)
       s.d |= 0
       while (all.length > MAX_EVENTS || str(all).length > MAX_BYTES) s.d++, all.shift()
       Q.q = Q.q.filter(x => all.some(y => y.e == x.e))
       synced = 1
-      try { w.localStorage.setItem(key, str({ q: all, d: s.d })) } catch (e) {}
+      try { w.localStorage[key] = str({ q: all, d: s.d }) } catch (e) {} // full, or no storage
     },
-    add(e) { Q.q.push({ e, t: Date.now() }); Q.sync() },
+    add(e) { Q.q.push({ e }); Q.sync() },
     /** ack drops the events of every frame with 0 < seq ≤ n. */
     ack(n) { Q.q = Q.q.filter(x => !x.s || x.s > n); Q.sync() },
     /** drop drops the given entries. */

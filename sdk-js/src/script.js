@@ -5,9 +5,10 @@ import { matcher } from './util.js'
 import { auto } from './auto.js'
 
 try {
-  const w = window, s = document.currentScript, d = s ? s.dataset : {}, o = {}
-  for (const k in d) o[k] = d[k] == 'true' || (d[k] != 'false' && d[k])
-  o.host = o.host || (s && new URL(s.src).origin)
+  const w = window, s = document.currentScript, d = s.dataset, o = {}
+  // "false" turns an option off; any other value ("true" too) is kept as given.
+  for (const k in d) o[k] = d[k] != 'false' && d[k]
+  o.host = o.host || new URL(s.src).origin
   if (FULL) o.exclude = matcher(o.exclude)
   const api = start(w, o, FULL && auto), stub = w.pulse
   // pulse('track', 'signup', {plan: 'pro'}) and pulse.track('signup', {plan: 'pro'}) both work.

@@ -1,7 +1,7 @@
 // Small pure helpers of the tracker, exported for the unit tests.
-import { BACKOFF_BASE, BACKOFF_MAX, OPT_OUT } from './limits.js'
+import { BACKOFF_BASE, BACKOFF_MAX } from './limits.js'
 
-export { BACKOFF_BASE, BACKOFF_MAX, OPT_OUT }
+export { BACKOFF_BASE, BACKOFF_MAX }
 
 export const str = JSON.stringify
 
@@ -12,10 +12,14 @@ export const str = JSON.stringify
  */
 export const backoff = (n, rnd = Math.random) => rnd() * Math.min(BACKOFF_MAX, BACKOFF_BASE * 2 ** n)
 
-/** uuid returns a random (version 4) UUID; crypto.randomUUID needs a secure context, this does not. */
+/**
+ * uuid returns a random (version 4) UUID. Event ids must be unique, not secret (a client may
+ * send any id it likes), and every engine seeds Math.random per page from the system's
+ * random source; crypto.randomUUID needs a secure context, and crypto.getRandomValues costs
+ * 25 bytes more gzipped.
+ */
 export const uuid = () =>
-  ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g, c =>
-    (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16))
+  ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g, c => (c ^ Math.random() * 16 >> c / 4).toString(16))
 
 /**
  * matcher (full build) turns "/admin/*, /preview" into a RegExp matching whole paths;
@@ -23,21 +27,3 @@ export const uuid = () =>
  */
 export const matcher = list =>
   list && RegExp('^(' + list.replace(/[.+?^${}()[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/ *, */g, '|') + ')$')
-
-/**
- * decline says why the tracker must not track this page, or '' when it may.
- * o.local allows localhost; o.dnt honours Do Not Track and Global Privacy Control;
- * in the full build o.exclude (a matcher) names paths not to track.
- */
-export const decline = (w, o) => {
-  const n = w.navigator, l = w.location
-  let s
-  try { s = w.localStorage.getItem(OPT_OUT) } catch (e) {}
-  return !o.site ? 'no data-site'
-    : s ? 'opted out'
-    : !o.local && /^(localhost|127\.|\[::1\]$|$)/.test(l.hostname) ? 'localhost'
-    : n.webdriver ? 'webdriver'
-    : o.dnt && (n.doNotTrack == 1 || n.globalPrivacyControl) ? 'DNT/GPC'
-    : FULL && o.exclude && o.exclude.test(l.pathname) ? 'excluded path'
-    : ''
-}

@@ -7,7 +7,8 @@ const full = await load(true)
 const { createQueue, MAX_EVENTS, MAX_BYTES, MAX_AGE, ORPHAN } = await load(false)
 
 afterEach(restore)
-const ev = (i, extra = {}) => ({ id: 'id-' + i, type: 'track', name: 'e' + i, ...extra })
+// Events as the tracker queues them: the queue ages them by their ts.
+const ev = (i, extra = {}) => ({ id: 'id-' + i, type: 'track', name: 'e' + i, ts: Date.now(), ...extra })
 const stored = w => JSON.parse(w.localStorage.getItem('k'))
 
 test('queue: capped by count, oldest dropped first and counted', t => {

@@ -159,8 +159,8 @@ test('connect timeout: no welcome within the timeout counts as a failed attempt'
   assert.equal(p.sockets.length, 2)
 })
 
-test('busy: no new frames until an ack or retry_after_ms', t => {
-  const { api, tick, ws } = run(t)
+test('busy (full build): no new frames until an ack or retry_after_ms', t => {
+  const { api, tick, ws } = run(t, { full: true })
   tick(FRAME_DELAY)
   ws().welcome()
   ws().recv({ type: 'busy', retry_after_ms: 2000 })
@@ -256,17 +256,42 @@ test('decline: localhost, webdriver, opt-out, DNT/GPC when configured, excluded 
   assert.equal(p.sockets.length, 1, 'data-local tracks localhost')
 })
 
-test('decline: DNT and GPC only when configured', t => {
+test('decline (full build): DNT and GPC only when configured', t => {
   for (const [k, v] of [['doNotTrack', '1'], ['globalPrivacyControl', true]]) {
     for (const dnt of [false, true]) {
       const tick = timers(), p = page()
       Object.defineProperty(p.w.navigator, k, { value: v, configurable: true })
-      start(p.w, opts({ dnt }))
+      full.start(p.w, opts({ dnt }))
       tick(FRAME_DELAY)
       assert.equal(p.sockets.length, dnt ? 0 : 1, `${k} with dnt=${dnt}`)
       p.close()
       restore()
     }
+  }
+})
+
+test('decline (default build): data-dnt and data-exclude, options of the full build, stop tracking instead of being ignored', t => {
+  for (const o of [{ dnt: 'true' }, { exclude: '/admin/*' }]) {
+    const { p, api, tick } = run(t, o, 'https://shop.example/')
+    api.track('x')
+    tick(FRAME_DELAY * 10)
+    assert.equal(p.sockets.length + p.posts.length, 0, JSON.stringify(o))
+    assert.deepEqual(p.logs, ['Pulse: not tracking: data-dnt and data-exclude need pulse.full.js'])
+    restore()
+  }
+})
+
+test('quota (close 4429): the full build waits retry_after, the default build its backoff', t => {
+  for (const build of ['default', 'full']) {
+    const { p, tick, ws } = run(t, { full: build == 'full' })
+    tick(FRAME_DELAY)
+    ws().welcome()
+    ws().drop(4429, 'events_per_second retry_after=3')
+    tick(500)
+    assert.equal(p.sockets.length, build == 'full' ? 1 : 2, `${build}: within the first backoff window`)
+    tick(2500)
+    assert.equal(p.sockets.length, 2, `${build}: after 3 s`)
+    restore()
   }
 })
 
@@ -357,4 +382,27 @@ test('full build: outbound links, downloads, data-pulse-event and engagement', t
   const eng = ev.find(e => e.name == 'engagement')
   assert.ok(eng && eng.props.ms >= 4000 && eng.props.ms < 5000, JSON.stringify(eng))
   assert.equal(typeof eng.props.scroll, 'number')
+})
+
+test('full build: the engagement event of a page being hidden leaves at once, not after the frame delay', t => {
+  const { p, tick, ws } = run(t, { full: true })
+  tick(FRAME_DELAY)
+  ws().welcome()
+  tick(3000)
+  Object.defineProperty(p.w.document, 'visibilityState', { value: 'hidden', configurable: true })
+  p.w.document.dispatchEvent(new p.w.Event('visibilitychange'))
+  const last = ws().frames().at(-1).events
+  assert.deepEqual(last.map(e => e.name), ['engagement'])
+  assert.ok(last[0].props.ms >= 3000, JSON.stringify(last[0]))
+})
+
+test('full build: a page that starts opted out and opts in records pageviews', t => {
+  const { p } = run(t)
+  p.w.localStorage.pulse_optout = '1'
+  const api = full.start(p.w, opts({ auto: false }), full.auto)
+  assert.equal(p.logs.at(-1), 'Pulse: not tracking: opted out')
+  api.optIn()
+  api.page()
+  assert.ok(!p.logs.some(l => /Error/.test(l)), p.logs.join('\n'))
+  assert.deepEqual(JSON.parse(p.w.localStorage.getItem('pulse:pk_test')).q.map(x => x.e.type), ['page', 'page'])
 })
