@@ -39,7 +39,10 @@ type scope struct {
 type sqlBuilder struct {
 	scope scope
 	loc   *time.Location
-	args  []any
+	// watermark is the Finalizer's: visits that started before it are read
+	// from sessions_final (zero: none are).
+	watermark time.Time
+	args      []any
 }
 
 // bind adds v as a named parameter and returns its placeholder.
@@ -95,22 +98,50 @@ func sessionMerge(col string) string {
 }
 
 // sessionsInner reads whole visits that start in r, one row per session_id,
-// with the given columns as s_<col> (s_started_at is always there). Visits
-// are merged here, at query time, so unmerged parts never count twice.
+// with the given columns as <prefix><col> (<prefix>started_at is always
+// there). Visits that started before the finalizer's watermark come from
+// sessions_final, plain rows; later ones from sessions, merged here per
+// session_id so that unmerged parts never count twice.
 func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) string {
-	var sb strings.Builder
-	sb.WriteString("SELECT session_id, minMerge(started_at) AS " + prefix + "started_at")
-	seen := map[string]bool{"started_at": true}
+	cols = append([]string{"started_at"}, cols...)
+	var uniq []string
+	seen := map[string]bool{}
 	for _, c := range cols {
-		if seen[c] {
-			continue
+		if !seen[c] {
+			seen[c] = true
+			uniq = append(uniq, c)
 		}
-		seen[c] = true
-		sb.WriteString(", " + sessionMerge(c) + " AS " + prefix + c)
 	}
-	sb.WriteString(" FROM sessions WHERE " + b.tenantSite() + " AND " + b.sessionsDays(r))
-	sb.WriteString(" GROUP BY session_id HAVING " + prefix + "started_at >= " + b.bindTime(r.From) + " AND " + prefix + "started_at < " + b.bindTime(r.To))
-	return sb.String()
+	var parts []string
+	if b.watermark.After(r.From) {
+		end := r.To
+		if b.watermark.Before(end) {
+			end = b.watermark
+		}
+		sel := []string{"session_id"}
+		for _, c := range uniq {
+			e := c
+			if c == "pageviews" || c == "events" {
+				e = "toUInt64(" + c + ")" // as uniqExactMerge gives it
+			}
+			sel = append(sel, e+" AS "+prefix+c)
+		}
+		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions_final WHERE "+b.tenantSite()+
+			" AND started_at >= "+b.bindTime(r.From)+" AND started_at < "+b.bindTime(end))
+	}
+	if b.watermark.Before(r.To) {
+		live := r
+		if b.watermark.After(live.From) {
+			live.From = b.watermark
+		}
+		sel := []string{"session_id"}
+		for _, c := range uniq {
+			sel = append(sel, sessionMerge(c)+" AS "+prefix+c)
+		}
+		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions WHERE "+b.tenantSite()+" AND "+b.sessionsDays(live)+
+			" GROUP BY session_id HAVING "+prefix+"started_at >= "+b.bindTime(live.From)+" AND "+prefix+"started_at < "+b.bindTime(live.To))
+	}
+	return strings.Join(parts, " UNION ALL ")
 }
 
 // bucketExpr is the time bucket of a DateTime expression t, as a string

@@ -72,7 +72,7 @@ func (c *LifecycleConfig) withDefaults() {
 // each site's retention and deletes the data of deleted sites, and its HTTP
 // API (Register) erases one visitor's or user's data and deletes a site's.
 //
-// `events` and `sessions` are partitioned by calendar month (UTC) and shared
+// `events`, `sessions` and `sessions_final` are partitioned by calendar month (UTC) and shared
 // by every tenant. A month is dropped whole when no live site keeps data that
 // old; otherwise each site's older rows are deleted with a mutation (ALTER
 // TABLE … DELETE), which ClickHouse applies in the background by rewriting
@@ -141,6 +141,7 @@ func (r LifecycleReport) empty() bool {
 var lifecycleTables = []struct{ name, dayColumn string }{
 	{"events", "ts"},
 	{"sessions", "day"},
+	{"sessions_final", "started_at"},
 }
 
 // Enforce runs one pass of the job as of now:
@@ -187,9 +188,12 @@ func (l *Lifecycle) Enforce(ctx context.Context, now time.Time) (LifecycleReport
 				continue
 			}
 			p := sitePredicate(s)
-			if t.name == "events" {
+			switch t.name {
+			case "events":
 				p = p.and("ts < ?", cut.UTC())
-			} else {
+			case "sessions_final":
+				p = p.and("started_at < ?", cut.UTC())
+			default:
 				// A visit row holds one UTC day; the day the cutoff falls in
 				// also holds kept events, so it stays.
 				p = p.and("day < toDate(?)", cut.UTC().Format(time.DateOnly))

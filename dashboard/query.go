@@ -28,6 +28,8 @@ type Query struct {
 	limit   int
 	offset  int
 	include Include
+	// watermark is when sessions_final stops (see Finalizer).
+	watermark time.Time
 }
 
 // Result is the answer to a query (docs/query-api.md).
@@ -128,6 +130,9 @@ func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, no
 		return nil, err
 	}
 	if q.r, err = parseDateRange(req.DateRange, loc, now, func() (time.Time, error) { return e.firstDay(ctx, q.scope) }); err != nil {
+		return nil, err
+	}
+	if q.watermark, err = e.watermark(e.ctx(ctx)); err != nil {
 		return nil, err
 	}
 	if err := q.parseOrder(req.OrderBy); err != nil {
@@ -290,7 +295,7 @@ func (g *groups) row(dims []string, nMetrics int) *Row {
 
 // run executes one part and adds its metrics at the given positions.
 func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, pos []int) error {
-	b := &sqlBuilder{scope: q.scope, loc: q.loc}
+	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark}
 	sql := b.build(p)
 	rows, err := e.db.Query(e.ctx(ctx), sql, b.args...)
 	if err != nil {

@@ -77,6 +77,11 @@ func BenchmarkQuery(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("loaded %d events, %d visits in %s (%.0f events/s)", stats.Events, stats.Visits, stats.Elapsed.Round(time.Second), stats.EventsPerSecond())
+	began := time.Now()
+	if _, err := NewFinalizer(db, FinalizerConfig{}).Pass(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("finalized the visits before yesterday in %s", time.Since(began).Round(time.Millisecond))
 	e := NewEngine(db, Config{})
 	report := defaultReport(tn.Site.ID.String())
 	parsed := map[string]*Query{}

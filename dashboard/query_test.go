@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -299,13 +300,23 @@ func TestQueryAnswersWorkedOutByHand(t *testing.T) {
 			map[string]any{"metrics": []string{"visits", "sum:revenue"}, "dimensions": []string{"visit:device"}, "date_range": days2526},
 			[]row{{[]string{"Desktop"}, []float64{2, 59.5}}, {[]string{"Mobile"}, []float64{2, 0}}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := rowsOf(f.query(t, tt.body))
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got  %v\nwant %v", got, tt.want)
+	// The same answers from visits merged at query time, and from
+	// sessions_final once the Finalizer has written them.
+	for _, phase := range []string{"merged", "finalized"} {
+		if phase == "finalized" {
+			months, err := NewFinalizer(f.db, FinalizerConfig{}).Pass(context.Background())
+			if err != nil || !slices.Contains(months, 202610) {
+				t.Fatalf("finalizer wrote %v, %v; want October 2026", months, err)
 			}
-		})
+		}
+		for _, tt := range tests {
+			t.Run(phase+"/"+tt.name, func(t *testing.T) {
+				got := rowsOf(f.query(t, tt.body))
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("got  %v\nwant %v", got, tt.want)
+				}
+			})
+		}
 	}
 }
 

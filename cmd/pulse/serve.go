@@ -131,6 +131,8 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	g.Go(func() error { return enr.Run(gctx) })
 	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error { return lifecycle.Run(gctx) })
+	finalizer := dashboard.NewFinalizer(db, dashboard.FinalizerConfig{Logger: log})
+	g.Go(func() error { return finalizer.Run(gctx) })
 	g.Go(func() error {
 		if err := app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("http server: %w", err)
