@@ -22,24 +22,25 @@ export class Pulse {
   async start({ args = [] } = {}) {
     await buildDashboard()
     this.dir = mkdtempSync(join(tmpdir(), 'pulse-web-'))
-    this.bin = join(this.dir, 'pulse')
-    execFileSync('go', ['build', '-o', this.bin, './cmd/pulse'], { cwd: repo, stdio: 'inherit' })
+    // PULSE_BIN: a pulse binary built elsewhere (with this dashboard build embedded).
+    this.bin = process.env.PULSE_BIN || join(this.dir, 'pulse')
+    if (!process.env.PULSE_BIN) execFileSync('go', ['build', '-o', this.bin, './cmd/pulse'], { cwd: repo, stdio: 'inherit' })
     this.port = await freePort()
     this.base = `http://127.0.0.1:${this.port}`
     const data = join(this.dir, 'data')
     this.proc = spawn(this.bin, ['dev', '--data', data, '--listen', `127.0.0.1:${this.port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
+    this.out = ''
     const seen = new Promise((res, rej) => {
       const read = d => {
-        out += d
+        const out = (this.out += d)
         const key = out.match(/site key: (pk_[\w-]+)/), pw = out.match(/log in:\s+(\S+) \/ (\S+)/)
         if (key && pw) res([key[1], pw[1], pw[2]])
       }
       this.proc.stdout.on('data', read)
       this.proc.stderr.on('data', read)
-      this.proc.on('exit', code => rej(new Error(`pulse dev exited (${code}):\n${out}`)))
+      this.proc.on('exit', code => rej(new Error(`pulse dev exited (${code}):\n${this.out}`)))
     })
-    const timeout = new Promise((_, rej) => setTimeout(() => rej(new Error('pulse dev did not start in 90 s:\n' + out)), 90000))
+    const timeout = new Promise((_, rej) => setTimeout(() => rej(new Error('pulse dev did not start in 90 s:\n' + this.out)), 90000))
     ;[this.key, this.email, this.password] = await Promise.race([seen, timeout])
     for (let i = 0; i < 100; i++) {
       try { if ((await fetch(this.base + '/readyz')).ok) break } catch (e) {}
@@ -51,6 +52,14 @@ export class Pulse {
     const orgs = await this.api('GET', '/orgs')
     this.org = orgs[0].id
     this.site = (await this.api('GET', `/orgs/${this.org}/sites`)).find(s => s.public_key === this.key).id
+  }
+
+  /** waitLog waits until Pulse's output matches re (e.g. the demo's history is written). */
+  async waitLog(re, ms = 180000) {
+    for (const end = Date.now() + ms; Date.now() < end; await new Promise(r => setTimeout(r, 250))) {
+      if (re.test(this.out)) return
+    }
+    throw new Error(`pulse never logged ${re} in ${ms} ms`)
   }
 
   /** api calls /api/v1 as the demo user (Bearer session token). */

@@ -39,18 +39,18 @@ export function Segmented<T extends string>(props: { value: T; options: [T, stri
 export interface Row { key: string; label: ComponentChildren; n: number; title?: string; extra?: ComponentChildren }
 
 /**
- * BarList is a ranked list with proportional bars. Rows whose number changed since the last
- * render flash briefly; the list always has `slots` rows of fixed height, so live updates
+ * BarList is a ranked list with proportional bars. With flash, rows whose number changed
+ * since the last render are highlighted briefly (live lists); the list always has `slots` rows of fixed height, so live updates
  * never move the page.
  */
-export function BarList(props: { rows: Row[]; slots?: number; onPick?: (key: string) => void; empty?: string; unit?: string; max?: number; fmt?: (n: number) => string }) {
-  const { rows, slots = rows.length, onPick, fmt = num } = props
+export function BarList(props: { rows: Row[]; slots?: number; onPick?: (key: string) => void; empty?: string; max?: number; fmt?: (n: number) => string; flash?: boolean }) {
+  const { rows, slots = rows.length, onPick, fmt = num, flash: highlight = false } = props
   const prev = useRef(new Map<string, { n: number; gen: number }>())
   const mounted = useRef(false)
   const max = props.max ?? Math.max(1, ...rows.map(r => r.n))
   const gens = rows.map(r => {
     const p = prev.current.get(r.key)
-    const changed = mounted.current && (!p || p.n !== r.n)
+    const changed = highlight && mounted.current && (!p || p.n !== r.n)
     const gen = (p?.gen || 0) + (changed ? 1 : 0)
     return gen
   })

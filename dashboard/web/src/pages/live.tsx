@@ -110,7 +110,7 @@ function TopCard(props: { title: string; win: Win; views: [string, string, Top |
         : undefined
     }>
       <div class="list-head"><span>{cur[1]}</span><span>{view === 'pages' || view === 'entries' ? 'Views' : 'Pageviews'}</span></div>
-      <BarList rows={rows} slots={SLOTS} empty="Nothing in this window yet" />
+      <BarList rows={rows} slots={SLOTS} flash empty="Nothing in this window yet" />
     </Card>
   )
 }
@@ -120,7 +120,7 @@ function EventsCard(props: { s: LiveState; win: Win }) {
   return (
     <Card title="Custom events" class="top">
       <div class="list-head"><span>Event</span><span>Count</span></div>
-      <BarList rows={rows} slots={SLOTS} empty="No custom events in this window" />
+      <BarList rows={rows} slots={SLOTS} flash empty="No custom events in this window" />
     </Card>
   )
 }

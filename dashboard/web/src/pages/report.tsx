@@ -45,11 +45,12 @@ export function Report(props: { site: Site; base?: string }) {
       <TopStats res={top.data} st={st} onMetric={m => navigate(withQuery(loc, { metric: m === 'visitors' ? null : m }), { replace: true })} />
       <MainChart site={site} st={st} />
       <div class="grid2">
-        <Panel site={site} st={st} loc={loc} name="sources" onPick={addFilter} tabs={[['visit:channel', 'Channels'], ['visit:source', 'Sources'], ['visit:utm_campaign', 'Campaigns']]} />
-        <Panel site={site} st={st} loc={loc} name="pages" onPick={addFilter} tabs={[['event:page', 'Top pages'], ['visit:entry_page', 'Entry pages'], ['visit:exit_page', 'Exit pages']]} />
-        <Panel site={site} st={st} loc={loc} name="locations" onPick={addFilter} tabs={[['visit:country', 'Countries'], ['visit:region', 'Regions'], ['visit:city', 'Cities']]} />
-        <Panel site={site} st={st} loc={loc} name="devices" onPick={addFilter} tabs={[['visit:device', 'Devices'], ['visit:browser', 'Browsers'], ['visit:os', 'OS']]} />
-        <Panel site={site} st={st} loc={loc} name="events" onPick={addFilter} tabs={[['event:name', 'Custom events']]} />
+        <Panel site={site} st={st} loc={loc} title="Top sources" name="sources" onPick={addFilter} tabs={[['visit:channel', 'Channels'], ['visit:source', 'Sources'], ['visit:referrer', 'Referrers']]} />
+        <Panel site={site} st={st} loc={loc} title="Top pages" name="pages" onPick={addFilter} tabs={[['event:page', 'Pages'], ['visit:entry_page', 'Entry'], ['visit:exit_page', 'Exit']]} />
+        <Panel site={site} st={st} loc={loc} title="Locations" name="locations" onPick={addFilter} tabs={[['visit:country', 'Countries'], ['visit:region', 'Regions'], ['visit:city', 'Cities']]} />
+        <Panel site={site} st={st} loc={loc} title="Devices" name="devices" onPick={addFilter} tabs={[['visit:device', 'Devices'], ['visit:browser', 'Browsers'], ['visit:os', 'OS']]} />
+        <Panel site={site} st={st} loc={loc} title="Campaigns" name="campaigns" onPick={addFilter} tabs={[['visit:utm_source', 'Source'], ['visit:utm_medium', 'Medium'], ['visit:utm_campaign', 'Campaign']]} />
+        <Panel site={site} st={st} loc={loc} title="Custom events" name="events" onPick={addFilter} tabs={[['event:name', 'Events']]} />
       </div>
     </div>
   )
@@ -146,7 +147,7 @@ function TopStats(props: { res?: QueryResult; st: ReportState; onMetric: (m: str
         return (
           <button type="button" role="tab" aria-selected={on} class={'stat' + (on ? ' on' : '')} onClick={() => props.onMetric(m)}>
             <span class="stat-label">{def.label}</span>
-            <span class="stat-value num">{v == null ? '–' : def.fmt(v)}</span>
+            <span class="stat-value num" data-value={v ?? undefined} title={v == null ? undefined : String(v)}>{v == null ? "–" : def.fmt(v)}</span>
             {t?.comparison
               ? <span class="stat-sub"><Change value={t.comparison.change[i]} points={def.points} lowerIsBetter={def.lowerIsBetter} /> <span class="muted">vs {def.fmt(t.comparison.metrics[i] ?? 0)}</span></span>
               : <span class="stat-sub" />}
@@ -180,7 +181,7 @@ function MainChart(props: { site: Site; st: ReportState }) {
   )
 }
 
-function Panel(props: { site: Site; st: ReportState; loc: Loc; name: string; tabs: [string, string][]; onPick: (dim: string, value: string) => void }) {
+function Panel(props: { site: Site; st: ReportState; loc: Loc; title: string; name: string; tabs: [string, string][]; onPick: (dim: string, value: string) => void }) {
   const { site, st, loc, name, tabs } = props
   const chosen = loc.query.get(name)
   const dim = tabs.find(t => t[0] === chosen)?.[0] || tabs[0][0]
@@ -191,7 +192,9 @@ function Panel(props: { site: Site; st: ReportState; loc: Loc; name: string; tab
     site_id: site.id, metrics, date_range: st.range, filters, dimensions: [dim], limit: PANEL_ROWS,
     order_by: [['visitors', 'desc']],
   }, signal), [site.id, dim, JSON.stringify(st.range), JSON.stringify(st.filters)])
-  const rows = (res.data?.results || []).map(r => ({
+  // Campaign panels list campaigns: visits without the parameter are left out.
+  const utm = dim.startsWith('visit:utm_')
+  const rows = (res.data?.results || []).filter(r => !utm || (r.dimensions[0] !== '' && r.dimensions[0] !== '(none)')).map(r => ({
     key: r.dimensions[0],
     n: r.metrics[0],
     title: r.dimensions[0],
@@ -199,9 +202,8 @@ function Panel(props: { site: Site; st: ReportState; loc: Loc; name: string; tab
     extra: metrics[1] ? <span class="bar-n2 num muted">{num(r.metrics[1])}</span> : undefined,
   }))
   const filtered = st.filters.some(f => f[1] === dim && f[0] === 'is')
-  const title = tabs.length === 1 ? tabs[0][1] : undefined
   return (
-    <Card title={title} class="top panel" id={`panel-${name}`} actions={tabs.length > 1
+    <Card title={props.title} class="top panel" id={`panel-${name}`} actions={tabs.length > 1
       ? <Segmented small label={name} value={dim} onChange={v => navigate(withQuery(loc, { [name]: v === tabs[0][0] ? null : v }), { replace: true })} options={tabs} />
       : undefined}>
       <div class="list-head">
