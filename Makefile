@@ -11,9 +11,9 @@ TEST_TIMEOUT ?= 10m
 
 .PHONY: run build test vet bench clickhouse chromium clean
 
-## run: install ClickHouse when missing, build, start `pulse dev` (Ctrl-C stops everything)
+## run: install ClickHouse when missing, build, start `pulse dev --demo` (Ctrl-C stops everything)
 run: clickhouse build
-	./$(BIN) dev
+	./$(BIN) dev --demo
 
 ## build: the tracker and the dashboard (embedded in the binary), then bin/pulse
 build: node_modules/.package-lock.json

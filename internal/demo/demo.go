@@ -107,6 +107,8 @@ type Demo struct {
 	online                        atomic.Int64
 	failures                      atomic.Int64
 	lastFailLog                   atomic.Int64 // unix nanoseconds
+	// noBind is set once binding a visitor's own loopback address failed.
+	noBind atomic.Bool
 }
 
 // New returns the demo of one site. db answers which hours already hold

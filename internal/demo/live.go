@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	fws "github.com/fasthttp/websocket"
@@ -70,10 +71,18 @@ func (d *Demo) live(ctx context.Context) error {
 			defer d.online.Add(-1)
 			d.visit(ctx, g.site, v, &fws.Dialer{
 				NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-					var nd net.Dialer
-					if bind {
-						nd.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+					if bind && !d.noBind.Load() {
+						nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+						conn, err := nd.DialContext(ctx, "tcp", target)
+						if !errors.Is(err, syscall.EADDRNOTAVAIL) {
+							return conn, err
+						}
+						// Only 127.0.0.1 is configured (macOS): visitors share it.
+						if !d.noBind.Swap(true) {
+							d.log.Warn("demo visitors cannot use their own loopback addresses; they share 127.0.0.1, so they count as few visitors and have no place", "err", err)
+						}
 					}
+					var nd net.Dialer
 					return nd.DialContext(ctx, "tcp", target)
 				},
 				HandshakeTimeout: helloWait,

@@ -80,6 +80,7 @@ func TestLoadWritesTrafficWithTheShapeOfARealSite(t *testing.T) {
 	}
 	var visitors uint64
 	queryOne(t, db, "SELECT uniqExact(visitor_id) FROM events WHERE is_bot = 0", &visitors)
+	t.Logf("%d visitors: %.1f%% of the visits are returns", visitors, 100-100*float64(visitors)/float64(visits))
 	if visitors >= visits || visitors < visits*7/10 {
 		t.Errorf("%d visitors for %d visits: want some to return within a day, not most", visitors, visits)
 	}
