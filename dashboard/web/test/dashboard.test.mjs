@@ -134,7 +134,17 @@ test('the live view shows an event of the real tracker within a second', async t
   const online = Number(await p.getByTestId('online-now').locator('.stat-value').innerText())
   assert.ok(online >= 1, `online now counts the tracker's visitor (${online})`)
 
-  await p.waitForTimeout(1700) // let the highlight of changed rows fade for the picture
+  // Live numbers change, the layout does not: every card keeps its place and size.
+  const boxes = () => p.locator('.live .card, .live .stat').evaluateAll(els => els.map(e => {
+    const r = e.getBoundingClientRect()
+    return [Math.round(r.x), Math.round(r.y), Math.round(r.width), Math.round(r.height)].join(',')
+  }))
+  const layout = await boxes()
+  const seq = await p.locator('.feed-item').first().innerText()
+  for (let n = 0; n < 5; n++) await visitor.evaluate(n => pulse.track('Layout check', { n: String(n) }), n)
+  await p.waitForFunction(s => document.querySelector('.feed-item')?.innerText !== s, seq)
+  await p.waitForTimeout(1700) // several ticks; and the highlight of changed rows fades for the picture
+  assert.deepEqual(await boxes(), layout, 'cards and stats kept their positions and sizes while live numbers updated')
   await shot(p, 'live-light', { fullPage: true })
   const dark = await page(t, DESKTOP, { dark: true })
   await dark.goto(`${pulse.base}/sites/${pulse.site}/live`)
@@ -256,6 +266,8 @@ test('site settings create a share link that opens without login and shows only 
   assert.equal(await anon.getByRole('link', { name: 'Settings' }).count(), 0, 'no settings')
   await anon.getByRole('link', { name: 'Report' }).click()
   await anon.waitForURL(new RegExp(`/share/${pulse.site}/report#`))
+  await anon.locator('.report-stats .stat-value[data-value]').first().waitFor()
+  await anon.locator('#panel-sources .barrow').first().waitFor()
   await shot(anon, 'share-report-light', { fullPage: true })
 
   // The same token reads nothing else: not the other site, not the org.
@@ -267,6 +279,46 @@ test('site settings create a share link that opens without login and shows only 
   assert.deepEqual(res.map(s => s >= 400), [true, true], `other site and org answered ${res}`)
   await anon.goto(`${pulse.base}/share/${other.id}#${token}`)
   await anon.getByText('This share link is not valid').waitFor()
+})
+
+test('funnels and retention render from the query API', async t => {
+  const p = await page(t)
+  if (!await pulse.queryAPI()) { t.skip('the query API is not on this build'); return }
+  await p.goto(`${pulse.base}/sites/${pulse.site}/funnels?range=7d&step=page:/&step=page:/pricing&step=page:/signup`)
+  const steps = p.locator('.funnel-step')
+  await steps.nth(2).waitFor({ timeout: 15000 })
+  const visitors = await steps.locator('.funnel-head .strong').allInnerTexts()
+  const n = visitors.map(v => Number(v.replace(/,/g, '')))
+  assert.equal(n.length, 3)
+  assert.ok(n[0] >= n[1] && n[1] >= n[2] && n[0] > 0, `each step has at most the visitors of the one before: ${visitors}`)
+  await shot(p, 'funnels-light', { fullPage: true })
+
+  await p.goto(`${pulse.base}/sites/${pulse.site}/retention?period=day&range=30d`)
+  await p.locator('.cohorts, .retention p.muted').first().waitFor({ timeout: 15000 })
+  await shot(p, 'retention-light', { fullPage: true })
+})
+
+test('keyboard: a report row is reachable with Tab and filters with Enter; menus open and close from the keyboard', async t => {
+  const p = await page(t)
+  if (!await pulse.queryAPI()) { t.skip('the query API is not on this build'); return }
+  await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=today&f=is,visit:utm_source,seedtest`)
+  await p.locator('#panel-pages .barrow-btn').first().waitFor()
+  let found = ''
+  for (let i = 0; i < 80 && !found; i++) {
+    await p.keyboard.press('Tab')
+    found = await p.evaluate(() => document.activeElement?.closest('#panel-pages') && document.activeElement.classList.contains('barrow-btn') ? document.activeElement.textContent : '')
+  }
+  assert.ok(found, 'Tab reaches the rows of the pages panel')
+  await p.keyboard.press('Enter')
+  await p.waitForFunction(() => document.querySelectorAll('.chip').length === 2)
+  assert.match(decodeURIComponent(p.url()), /f=is,event:page,\//)
+
+  await p.getByRole('button', { name: 'Switch site' }).focus()
+  await p.keyboard.press('Enter')
+  await p.getByRole('menu').waitFor()
+  assert.ok(await p.evaluate(() => !!document.activeElement?.closest('.menu-list')), 'focus moves into the open menu')
+  await p.keyboard.press('Escape')
+  await p.getByRole('menu').waitFor({ state: 'detached' })
 })
 
 test('organization settings list the members with their emails and the usage', async t => {
