@@ -333,8 +333,6 @@ func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, p
 func (q *Query) plan(r timeRange, dims []dimension) (parts []partQuery, pos [][]int) {
 	eventFilters := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.refersTo(dimEvent) })
 	eventDims := slices.ContainsFunc(dims, func(d dimension) bool { return d.kind == dimEvent })
-	visitAttrs := len(visitCols(dims, q.filters, false)) > 0
-	hasVisitOnly := slices.ContainsFunc(q.metrics, metric.visitOnly)
 	var ev, se partQuery
 	var evPos, sePos []int
 	for i, m := range q.metrics {
@@ -344,12 +342,11 @@ func (q *Query) plan(r timeRange, dims []dimension) (parts []partQuery, pos [][]
 			onEvents = false
 		case m.eventOnly():
 			onEvents = true
-		case eventFilters || eventDims:
-			onEvents = true
-		case hasVisitOnly || visitAttrs:
-			onEvents = false
 		default:
-			onEvents = true
+			// Visitors, pageviews and events of visits, unless events are
+			// filtered or broken down: finished visits are plain rows of
+			// sessions_final, about a third as many as events.
+			onEvents = eventFilters || eventDims
 		}
 		if onEvents {
 			ev.metrics = append(ev.metrics, m)
@@ -503,10 +500,7 @@ func (e *Engine) conversionRates(ctx context.Context, q *Query, r timeRange, dim
 		}
 	}
 	base := newGroups()
-	p := partQuery{table: tableEvents, metrics: []metric{{name: "visitors", kind: mVisitors}}, dims: baseDims, filters: baseFilters, r: r}
-	if len(visitCols(baseDims, baseFilters, false)) > 0 {
-		p.table = tableSessions
-	}
+	p := partQuery{table: tableSessions, metrics: []metric{{name: "visitors", kind: mVisitors}}, dims: baseDims, filters: baseFilters, r: r}
 	bq := *q
 	bq.metrics = p.metrics
 	if err := e.run(ctx, &bq, p, base, []int{0}); err != nil {
