@@ -60,12 +60,13 @@ export function TimeChart(props: { labels: string[]; long: string[]; series: Tim
   const tip = useRef<HTMLDivElement>(null)
   const cur = useRef(props)
   cur.current = props
-  const data: uPlot.AlignedData = [labels.map((_, i) => i), ...series.map(s => s.values)]
+  // Bars of zero are left out (uPlot would draw a hairline for each).
+  const data: uPlot.AlignedData = [labels.map((_, i) => i), ...series.map(s => bars ? s.values.map(v => v === 0 ? null : v) : s.values)]
   const el = useUplot(width => {
     const accent = cssVar('--chart'), muted = cssVar('--chart-compare'), text = cssVar('--text-3'), grid = cssVar('--grid')
     return {
       width, height,
-      padding: [12, 8, 0, 0],
+      padding: [12, 20, 0, 0],
       legend: { show: false },
       scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, niceMax(max)] } },
       cursor: { points: { size: 8, width: 2 }, drag: { x: false, y: false } },
@@ -137,7 +138,7 @@ export function LiveChart(props: { end: number; events: number[]; pageviews: num
     const bars = uPlot.paths.bars!({ size: [0.7, 12], gap: 1 })
     return {
       width, height,
-      padding: [8, 8, 0, 0],
+      padding: [8, 28, 0, 0],
       legend: { show: false },
       cursor: { show: false },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, niceMax(Math.max(max, 3))] } },

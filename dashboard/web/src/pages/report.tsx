@@ -170,7 +170,9 @@ function MainChart(props: { site: Site; st: ReportState }) {
   const labels = rows.map(r => bucket(r.dimensions[0], dim))
   const long = rows.map(r => bucket(r.dimensions[0], dim, true))
   const def = METRICS[metric]
-  const series = [{ label: def.label, values: rows.map(r => r.metrics[0]) }]
+  // Buckets that have not begun yet (the rest of today) have no value rather than a zero.
+  const future = futureBucket(dim, res.data?.meta.time_zone || site.time_zone)
+  const series = [{ label: def.label, values: rows.map(r => future(r.dimensions[0]) ? null : r.metrics[0]) as number[] }]
   if (st.compare && rows.some(r => r.comparison)) series.push({ label: st.compare === 'year_over_year' ? 'A year earlier' : 'Previous period', values: rows.map(r => r.comparison?.metrics[0] ?? null) as number[], compare: true } as any)
   return (
     <Card class="main-chart" title={def.label} actions={<span class="muted small">{dim === 'time:hour' ? 'by hour' : dim === 'time:day' ? 'by day' : 'by month'}{res.data ? ` · ${res.data.meta.time_zone}` : ''}</span>}>
@@ -179,6 +181,15 @@ function MainChart(props: { site: Site; st: ReportState }) {
         : <TimeChart labels={labels} long={long} series={series} fmt={def.fmt} />}
     </Card>
   )
+}
+
+/** futureBucket tells whether a time bucket of dim starts after now, in the site's time zone. */
+function futureBucket(dim: string, tz: string): (v: string) => boolean {
+  const now = Date.now()
+  if (dim === 'time:hour' || dim === 'time:minute') return v => Date.parse(v) > now
+  let today = ''
+  try { today = new Intl.DateTimeFormat('en-CA', { timeZone: tz }).format(now) } catch { today = ymd(new Date()) }
+  return v => v > today
 }
 
 function Panel(props: { site: Site; st: ReportState; loc: Loc; title: string; name: string; tabs: [string, string][]; onPick: (dim: string, value: string) => void }) {
