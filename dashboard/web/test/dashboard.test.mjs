@@ -207,6 +207,12 @@ test('the report renders with data; a row click adds a filter chip, changes the 
   await p.waitForTimeout(500)
   await shot(p, 'report-light', { fullPage: true })
 
+  // The range picker changes the range and the URL.
+  await p.getByRole('button', { name: /Last 30 days/ }).click()
+  await p.getByRole('button', { name: 'Last 7 days' }).click()
+  await p.waitForURL(/range=7d/)
+  await p.getByRole('button', { name: /Last 7 days/ }).waitFor()
+
   // Narrowed to the seeded visitors (their events reach ClickHouse within the batch interval).
   await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=today&f=is,visit:utm_source,seedtest`)
   await p.locator('.chip', { hasText: 'seedtest' }).waitFor()
@@ -322,6 +328,31 @@ test('keyboard: a report row is reachable with Tab and filters with Enter; menus
     .catch(() => assert.fail('focus moves into the open menu'))
   await p.keyboard.press('Escape')
   await p.getByRole('menu').waitFor({ state: 'detached' })
+})
+
+test('an invitation made in organization settings lets a new member in', async t => {
+  const p = await page(t)
+  await p.goto(`${pulse.base}/orgs/${pulse.org}/settings`)
+  await p.getByLabel('Email to invite').fill('new.colleague@example.com')
+  await p.getByRole('button', { name: 'Invite', exact: true }).click()
+  const link = await p.getByLabel('invitation link', { exact: true }).innerText()
+  assert.match(link, new RegExp(`^${pulse.base}/invite#inv_`))
+
+  const anon = await page(t, DESKTOP, { signedIn: false })
+  await anon.goto(link)
+  await anon.getByLabel('Name').fill('New Colleague')
+  await anon.getByLabel('Password').fill('a-long-enough-password')
+  await anon.getByRole('button', { name: 'Accept invitation' }).click()
+  await anon.getByRole('heading', { name: "You're in" }).waitFor()
+  await anon.getByRole('button', { name: 'Log in' }).click()
+  await anon.getByLabel('Email').fill('new.colleague@example.com')
+  await anon.getByLabel('Password').fill('a-long-enough-password')
+  await anon.getByRole('button', { name: 'Log in' }).click()
+  await anon.getByRole('link', { name: /demo\.localhost/ }).waitFor()
+  assert.equal(await anon.getByRole('button', { name: '+ Add a site' }).count(), 0, 'a viewer cannot add sites')
+
+  await p.reload()
+  await p.locator('.member', { hasText: 'new.colleague@example.com' }).waitFor()
 })
 
 test('organization settings list the members with their emails and the usage', async t => {
