@@ -82,6 +82,18 @@ func siteLocation(s auth.Site) (*time.Location, error) {
 
 // ParseQuery validates req for site at now.
 func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, now time.Time) (*Query, error) {
+	q, err := parseQuery(req, site, now, func(s scope) (time.Time, error) { return e.firstDay(ctx, s) })
+	if err != nil {
+		return nil, err
+	}
+	if q.watermark, err = e.watermark(e.ctx(ctx)); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// parseQuery validates req for site at now; firstDay answers the preset "all".
+func parseQuery(req Request, site auth.Site, now time.Time, firstDay func(scope) (time.Time, error)) (*Query, error) {
 	loc, err := siteLocation(site)
 	if err != nil {
 		return nil, err
@@ -129,10 +141,7 @@ func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, no
 	if err := q.checkMetrics(); err != nil {
 		return nil, err
 	}
-	if q.r, err = parseDateRange(req.DateRange, loc, now, func() (time.Time, error) { return e.firstDay(ctx, q.scope) }); err != nil {
-		return nil, err
-	}
-	if q.watermark, err = e.watermark(e.ctx(ctx)); err != nil {
+	if q.r, err = parseDateRange(req.DateRange, loc, now, func() (time.Time, error) { return firstDay(q.scope) }); err != nil {
 		return nil, err
 	}
 	if err := q.parseOrder(req.OrderBy); err != nil {
