@@ -181,7 +181,11 @@ func ClassifySource(query url.Values, referrer, pageHost string) Source {
 			break
 		}
 	}
-	return ClassifyCampaign(c, referrerHostname(referrer), pageHost)
+	host := ""
+	if strings.TrimSpace(c.Source) == "" && c.ClickID == "" { // else the referrer is not looked at
+		host = referrerHostname(referrer)
+	}
+	return ClassifyCampaign(c, host, pageHost)
 }
 
 // ClassifyCampaign is ClassifySource for a query already read into c (see
