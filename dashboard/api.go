@@ -76,18 +76,31 @@ func (a *API) site(c *fiber.Ctx, raw string) (auth.Site, error) {
 
 var errSiteNotFound = errors.New("site not found")
 
-func (a *API) query(c *fiber.Ctx) error {
-	var req Request
-	if err := decodeStrict(c.Body(), &req); err != nil {
-		return a.fail(c, err)
+// prepare decodes the body into body, then parses the query of the site it
+// names, if the caller may read it. fields picks the query from the body.
+func (a *API) prepare(ctx context.Context, c *fiber.Ctx, body any, fields func() Request) (*Query, auth.Site, error) {
+	if err := decodeStrict(c.Body(), body); err != nil {
+		return nil, auth.Site{}, err
 	}
+	req := fields()
 	site, err := a.site(c, req.SiteID)
 	if err != nil {
-		return a.fail(c, err)
+		return nil, auth.Site{}, err
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), a.e.cfg.QueryTimeout+2*time.Second)
-	defer cancel()
 	q, err := a.e.ParseQuery(ctx, req, site, a.now())
+	return q, site, err
+}
+
+// requestContext bounds one request's queries.
+func (a *API) requestContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), a.e.cfg.QueryTimeout+2*time.Second)
+}
+
+func (a *API) query(c *fiber.Ctx) error {
+	ctx, cancel := a.requestContext(c)
+	defer cancel()
+	var req Request
+	q, site, err := a.prepare(ctx, c, &req, func() Request { return req })
 	if err != nil {
 		return a.fail(c, err)
 	}

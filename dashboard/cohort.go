@@ -43,17 +43,12 @@ type CohortMeta struct {
 }
 
 func (a *API) cohorts(c *fiber.Ctx) error {
-	var req CohortRequest
-	if err := decodeStrict(c.Body(), &req); err != nil {
-		return a.fail(c, err)
-	}
-	site, err := a.site(c, req.SiteID)
-	if err != nil {
-		return a.fail(c, err)
-	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), a.e.cfg.QueryTimeout+2*time.Second)
+	ctx, cancel := a.requestContext(c)
 	defer cancel()
-	q, err := a.e.ParseQuery(ctx, Request{Metrics: []string{"visitors"}, DateRange: req.DateRange, Filters: req.Filters}, site, a.now())
+	var req CohortRequest
+	q, _, err := a.prepare(ctx, c, &req, func() Request {
+		return Request{SiteID: req.SiteID, Metrics: []string{"visitors"}, DateRange: req.DateRange, Filters: req.Filters}
+	})
 	if err != nil {
 		return a.fail(c, err)
 	}
