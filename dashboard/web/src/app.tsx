@@ -3,9 +3,9 @@ import type { ComponentChildren } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, onUnauthorized, type Site } from './api'
 import { Link, match, navigate, useLocation } from './router'
-import { clearSession, canAdmin, useSession } from './session'
+import { clearSession, canAdmin, loadSession, sessionFailure, useSession } from './session'
 import { setChoice, type ThemeChoice, useChoice } from './theme'
-import { Spinner } from './components/ui'
+import { Notice, Spinner } from './components/ui'
 import { Login, AcceptInvite } from './pages/login'
 import { Sites } from './pages/sites'
 import { LiveView } from './pages/live'
@@ -50,14 +50,23 @@ function Shell() {
   const session = useSession()
   const siteMatch = match('/sites/:site/:tab', loc.path) || match('/sites/:site', loc.path)
   const orgMatch = match('/orgs/:org/settings', loc.path)
-  if (!session) return <div class="page-loading"><Spinner /></div>
+  if (!session) {
+    const failed = sessionFailure()
+    return (
+      <div class="page-loading">
+        {failed
+          ? <div class="container"><Notice kind="error">{failed.message}</Notice><button class="btn" onClick={() => loadSession(true).catch(() => {})}>Try again</button></div>
+          : <Spinner />}
+      </div>
+    )
+  }
   const site = siteMatch ? session.sites.find(s => s.id === siteMatch.site) : undefined
   let body: ComponentChildren
   let tab = siteMatch?.tab || 'live'
   if (loc.path === '/' || loc.path === '/sites') body = <Sites />
   else if (siteMatch && !site) body = <NotFound what="site" />
   else if (site) {
-    if (!siteMatch!.tab) { navigate(`/sites/${site.id}/live`, { replace: true }); return null }
+    if (!siteMatch!.tab) return <Redirect to={`/sites/${site.id}/live`} />
     body = tab === 'live' ? <LiveView site={site} />
       : tab === 'report' ? <Report site={site} />
       : tab === 'funnels' ? <Funnels site={site} />
@@ -177,6 +186,11 @@ export function ThemeToggle() {
       <svg viewBox="0 0 24 24" width="18" height="18" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">{icon}</svg>
     </button>
   )
+}
+
+function Redirect(props: { to: string }) {
+  useEffect(() => navigate(props.to, { replace: true }), [props.to])
+  return null
 }
 
 export function NotFound(props: { what: string }) {

@@ -1,11 +1,13 @@
 // Who is signed in, their organizations and the sites they can see: loaded once, reloaded
 // after a change that affects them.
 import { useEffect, useState } from 'preact/hooks'
-import { api, type Me, type Org, type Role, type Site } from './api'
+import { api, ApiError, type Me, type Org, type Role, type Site } from './api'
 
 export interface Session { me: Me; orgs: Org[]; sites: Site[] }
 
 let current: Session | null = null
+/** failure is why the session could not be loaded (other than a 401, which goes to the login page). */
+let failure: Error | null = null
 let loading: Promise<Session> | null = null
 const listeners = new Set<() => void>()
 
@@ -13,6 +15,7 @@ export async function loadSession(force = false): Promise<Session> {
   if (current && !force) return current
   if (loading && !force) return loading
   loading = (async () => {
+    failure = null
     const me = await api.me()
     const orgs = await api.orgs()
     const sites = (await Promise.all(orgs.map(o => api.sites(o.id)))).flat()
@@ -21,8 +24,17 @@ export async function loadSession(force = false): Promise<Session> {
     listeners.forEach(f => f())
     return current
   })()
-  try { return await loading } finally { loading = null }
+  try {
+    return await loading
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) { failure = e as Error; listeners.forEach(f => f()) }
+    throw e
+  } finally {
+    loading = null
+  }
 }
+
+export const sessionFailure = () => failure
 
 export function clearSession() {
   current = null
@@ -31,14 +43,14 @@ export function clearSession() {
 
 /** useSession returns the session once loaded (null before), re-rendering when it changes. */
 export function useSession(): Session | null {
-  const [s, setS] = useState(current)
+  const [, setVersion] = useState(0)
   useEffect(() => {
-    const f = () => setS(current)
+    const f = () => setVersion(v => v + 1)
     listeners.add(f)
     if (!current) loadSession().then(f, () => {})
     return () => { listeners.delete(f) }
   }, [])
-  return s
+  return current
 }
 
 /** roleIn is the signed-in user's role in an org (operators act as owners). */

@@ -116,11 +116,16 @@ function TopCard(props: { title: string; win: Win; views: [string, string, Top |
 }
 
 function EventsCard(props: { s: LiveState; win: Win }) {
-  const rows = (props.s.events?.[props.win] || []).map(c => ({ key: c.key, n: c.n, label: c.key, title: c.key }))
+  const [view, setView] = useState<'events' | 'goals'>('events')
+  const rows = view === 'events'
+    ? (props.s.events?.[props.win] || []).map(c => ({ key: c.key, n: c.n, label: c.key, title: c.key }))
+    : (props.s.goals?.items || []).map(g => ({ key: g.name, n: g[props.win], label: g.name, title: g.name })).filter(r => r.n > 0).sort((a, b) => b.n - a.n)
   return (
-    <Card title="Custom events" class="top">
-      <div class="list-head"><span>Event</span><span>Count</span></div>
-      <BarList rows={rows} slots={SLOTS} flash empty="No custom events in this window" />
+    <Card title="Custom events" class="top" actions={
+      <Segmented small label="Custom events" value={view} onChange={setView} options={[['events', 'Events'], ['goals', 'Goals']]} />
+    }>
+      <div class="list-head"><span>{view === 'events' ? 'Event' : 'Goal'}</span><span>{view === 'events' ? 'Count' : 'Completions'}</span></div>
+      <BarList rows={rows} slots={SLOTS} flash empty={view === 'events' ? 'No custom events in this window' : 'No goal completed in this window'} />
     </Card>
   )
 }
