@@ -69,7 +69,7 @@ func (d *Demo) live(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer d.online.Add(-1)
-			d.visit(ctx, g.site, v, &fws.Dialer{
+			d.play(ctx, g.site, v, &fws.Dialer{
 				NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 					if bind && !d.noBind.Load() {
 						nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
@@ -182,11 +182,11 @@ type eventsFrame struct {
 	Events []wireEvent `json:"events"`
 }
 
-// visit plays one visit in real time over its own connection to
+// play plays one visit in real time over its own connection to
 // /v1/ingest, as the tracker in a browser tab would: hello, a frame per
 // event when it happens, and a going-away close when the visitor leaves or
 // ctx ends.
-func (d *Demo) visit(ctx context.Context, s *site, v *visit, dialer *fws.Dialer, wsURL string) {
+func (d *Demo) play(ctx context.Context, s *site, v *visit, dialer *fws.Dialer, wsURL string) {
 	if !sleepUntil(ctx, nil, v.start) {
 		return
 	}
