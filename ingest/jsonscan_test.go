@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 )
@@ -167,5 +168,41 @@ func TestParseEventAllocs(t *testing.T) {
 	}
 	if e := events[1]; e.Hostname != "demo.localhost" || e.UTMSource != "news" || e.ReferrerHost != "www.google.com" || len(e.PropKeys) != 2 {
 		t.Fatalf("parsed %+v", e)
+	}
+}
+
+// TestDetachLiveLeavesTheFrame: the strings the live view may keep no
+// longer point into the frame's text (which they would keep in memory).
+func TestDetachLiveLeavesTheFrame(t *testing.T) {
+	text := `{"type":"events","seq":1,"events":[{"type":"track","name":"signup","url":"https://a.example/join"},` +
+		`{"type":"page","url":"https://b.example/x","referrer":"https://news.example/"}]}`
+	f, err := decodeFrameText(text, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := uintptr(unsafe.Pointer(unsafe.StringData(text)))
+	inFrame := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return len(s) > 0 && p >= start && p < start+uintptr(len(text))
+	}
+	p := eventParser{block: 16}
+	events := make([]Event, len(f.Events))
+	for i, raw := range f.Events {
+		if err := p.parse(&events[i], raw, i, Site{}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		events[i].Source = events[i].ReferrerHost // as the enricher may set it
+	}
+	if !inFrame(events[0].Name) || !inFrame(events[1].Pathname) {
+		t.Fatal("the decoder copied strings it should have taken from the frame")
+	}
+	detachLive(events)
+	for _, e := range events {
+		if inFrame(e.Name) || inFrame(e.Pathname) || inFrame(e.Source) {
+			t.Fatalf("after detachLive, %+v still points into the frame", e)
+		}
+	}
+	if events[0].Name != "signup" || events[0].Pathname != "/join" || events[1].Name != "pageview" || events[1].Pathname != "/x" || events[1].Source != "news.example" {
+		t.Fatalf("detachLive changed values: %+v", events)
 	}
 }

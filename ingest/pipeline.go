@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -98,7 +99,7 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 	n := len(events)
 	// The live view hears of the events before the batcher owns the slice,
 	// as on the WebSocket.
-	p.hooks.publisher.Publish(site, 0, events)
+	p.hooks.publish(site, 0, events)
 	ctx, cancel := context.WithTimeout(ctx, MaxEnqueueWait)
 	defer cancel()
 	if err := p.batcher.Add(ctx, events, done); err != nil {
@@ -111,6 +112,35 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 	}
 	p.m.accepted.Add(float64(n))
 	return accepted, rejected, nil
+}
+
+// detachLive gives the strings of events that the live view may keep for
+// long (name, path, source: its feed and goal names) one backing string per
+// call, instead of the frame's (or request's) text they are substrings of,
+// which a kept path would otherwise hold in memory whole.
+func detachLive(events []Event) {
+	n := 0
+	for i := range events {
+		e := &events[i]
+		n += len(e.Name) + len(e.Pathname) + len(e.Source)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := range events {
+		e := &events[i]
+		b.WriteString(e.Name)
+		b.WriteString(e.Pathname)
+		b.WriteString(e.Source)
+	}
+	all := b.String()
+	take := func(s string) string {
+		s, all = all[:len(s)], all[len(s):]
+		return s
+	}
+	for i := range events {
+		e := &events[i]
+		e.Name, e.Pathname, e.Source = take(e.Name), take(e.Pathname), take(e.Source)
+	}
 }
 
 type quotaError struct{ d auth.Decision }

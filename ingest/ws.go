@@ -105,6 +105,15 @@ func (h *hooks) enrich(events []Event, c Client) []Event {
 	return events[:kept]
 }
 
+// publish hands events to the live view (see detachLive).
+func (h *hooks) publish(site Site, conn uint64, events []Event) {
+	if _, none := h.publisher.(noPublisher); none || len(events) == 0 {
+		return
+	}
+	detachLive(events)
+	h.publisher.Publish(site, conn, events)
+}
+
 func (c *Config) withDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -350,7 +359,7 @@ type wsConn struct {
 	lifeMu   sync.Mutex
 	finished bool // serve has returned: ws belongs to the library again
 	acks     ackTracker
-	pinger   *time.Timer
+	pinger   *time.Timer // set under bgMu
 
 	// bg counts the goroutines of the connection besides serve's own (an
 	// ack writer, a ping); serve waits for them. bgStopped: start no more.
@@ -406,7 +415,9 @@ func (s *Server) serve(ws *fws.Conn, site auth.Site, client Client) {
 	defer s.hooks.presence.Disconnected(site.ID, conn.id)
 	// No goroutine waits for acks or pings while a connection is idle: acks
 	// start a writer when there are some to send, pings come from a timer.
+	conn.bgMu.Lock() // ping reads pinger after taking bgMu
 	conn.pinger = time.AfterFunc(s.cfg.PingInterval, conn.ping)
+	conn.bgMu.Unlock()
 	conn.readLoop()
 	cancel()
 	conn.stopBackground()
@@ -647,9 +658,7 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 	write, fresh, dups := s.dedup.filter(c.site.ID, events)
 	s.m.accepted.Add(float64(len(write)))
 	s.m.duplicates.Add(float64(dups))
-	if len(fresh) > 0 {
-		s.hooks.publisher.Publish(c.isite, c.id, fresh)
-	}
+	s.hooks.publish(c.isite, c.id, fresh)
 	if len(write) == 0 {
 		c.acks.push(f.Seq, true)
 		return true
