@@ -2,6 +2,11 @@
 // (issue 9). Screenshots go to test/screenshots/ (gitignored): look at them.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { build } from 'esbuild'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Pulse, launch, login, shot } from './pulse.mjs'
 
 const pulse = new Pulse()
@@ -153,6 +158,69 @@ test('the live view shows an event of the real tracker within a second', async t
   await dark.goto(`${pulse.base}/sites/${pulse.site}/live`)
   await dark.locator('.feed-item', { hasText: 'Purchase' }).first().waitFor()
   await shot(dark, 'live-dark', { fullPage: true })
+})
+
+/** sse reads the frames of GET /v1/live/sse as the demo user, calling onFrame for each until it returns true. */
+async function sse(onFrame, ms = 20000) {
+  const ac = new AbortController()
+  const timer = setTimeout(() => ac.abort(), ms)
+  try {
+    const res = await fetch(`${pulse.base}/v1/live/sse?site=${pulse.site}`, { headers: { Authorization: 'Bearer ' + pulse.token }, signal: ac.signal })
+    assert.equal(res.status, 200)
+    const dec = new TextDecoder()
+    let buf = ''
+    for await (const chunk of res.body) {
+      buf += dec.decode(chunk, { stream: true })
+      let i
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const data = buf.slice(0, i).split('\n').find(l => l.startsWith('data: '))
+        buf = buf.slice(i + 2)
+        if (data && onFrame(JSON.parse(data.slice(6)))) return
+      }
+    }
+  } finally {
+    clearTimeout(timer)
+    ac.abort()
+  }
+}
+
+test("the live view's snapshot + deltas, applied as the dashboard applies them, equal a fresh snapshot of the real server", async t => {
+  // The dashboard's own apply() (src/live.ts), bundled for Node.
+  const dir = mkdtempSync(join(tmpdir(), 'pulse-live-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const out = await build({ entryPoints: [fileURLToPath(new URL('../src/live.ts', import.meta.url))], bundle: true, format: 'esm', write: false, logLevel: 'warning' })
+  writeFileSync(join(dir, 'live.mjs'), out.outputFiles[0].text)
+  const { apply } = await import(join(dir, 'live.mjs'))
+
+  for (let attempt = 1; ; attempt++) {
+    // Stream A: a snapshot, then a few seconds of deltas of the demo's live traffic; the
+    // states it passes through, by seq.
+    let state, seq, target = null, deltas = 0
+    const states = new Map()
+    const a = sse(f => {
+      if (f.type === 'snapshot') { state = f.state; seq = f.seq } else {
+        assert.equal(f.prev, seq, 'each delta follows the previous state')
+        state = apply(state, f.changes)
+        seq = f.seq
+        deltas++
+      }
+      states.set(seq, JSON.parse(JSON.stringify(state)))
+      return target !== null && seq >= target.seq
+    })
+    await new Promise(r => setTimeout(r, 4000))
+    await pulse.send({ type: 'track', name: 'Apply check', url: 'https://demo.localhost/apply' })
+    await new Promise(r => setTimeout(r, 1500))
+    // Stream B: a fresh snapshot; stream A goes on until it has passed the same state.
+    await sse(f => { target = f; return true })
+    await a
+    const matched = states.get(target.seq)
+    if (matched) {
+      assert.ok(deltas >= 4, `stream A applied ${deltas} deltas`)
+      assert.deepEqual(matched, target.state, `the state at seq ${target.seq}`)
+      return
+    }
+    assert.ok(attempt < 3, `stream A skipped the state of stream B's snapshot (seq ${target.seq}) each time`)
+  }
 })
 
 test('killing the live socket shows Reconnecting… and the view recovers by itself', async t => {
