@@ -58,7 +58,10 @@ export const getShareToken = () => shareToken
 let unauthorized: () => void = () => {}
 export const onUnauthorized = (f: () => void) => { unauthorized = f }
 
-export async function call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+/** RETRY_LIMIT_S: a 429 whose Retry-After is at most this many seconds is retried once, after it. */
+const RETRY_LIMIT_S = 5
+
+export async function call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' }
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   if (shareToken) headers.Authorization = 'Bearer ' + shareToken
@@ -71,6 +74,11 @@ export async function call<T>(method: string, path: string, body?: unknown, sign
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e
     throw new ApiError(0, 'Pulse cannot be reached: check your connection')
+  }
+  const wait = Number(res.headers.get('Retry-After'))
+  if (res.status === 429 && !retried && wait > 0 && wait <= RETRY_LIMIT_S) {
+    await new Promise(r => setTimeout(r, wait * 1000))
+    if (!signal?.aborted) return call<T>(method, path, body, signal, true)
   }
   const text = await res.text()
   let data: any = null
