@@ -441,6 +441,7 @@ test('phone-sized screens have no horizontal scroll', async t => {
     await p.locator('.container').first().waitFor()
     await p.waitForTimeout(700)
     await noHorizontalScroll(p, path)
+    if (path.endsWith('/settings') && path.startsWith('/sites')) await shot(p, 'settings-phone-light', { fullPage: true })
   }
   await p.goto(`${pulse.base}/sites/${pulse.site}/live`)
   await p.locator('.feed-item').first().waitFor()
