@@ -87,6 +87,11 @@ func (e *Engine) Cohorts(ctx context.Context, q *Query, period string, periods i
 		") ALL INNER JOIN (" +
 		"SELECT user_id, min(" + bucket + ") AS first FROM " + from2 + " WHERE " + where2 + " AND user_id != '' GROUP BY user_id" +
 		") USING user_id GROUP BY first, p"
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	rows, err := e.db.Query(e.ctx(ctx), sql, b.args...)
 	if err != nil {
 		return nil, queryError(err)

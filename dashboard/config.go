@@ -11,6 +11,8 @@ type Config struct {
 	// QueriesPerSecond and QueryBurst rate-limit each caller per node.
 	QueriesPerSecond float64
 	QueryBurst       int
+	// MaxConcurrentStatements bounds the statements in flight on this node.
+	MaxConcurrentStatements int
 }
 
 func (c *Config) withDefaults() {
@@ -25,5 +27,8 @@ func (c *Config) withDefaults() {
 	}
 	if c.QueryBurst <= 0 {
 		c.QueryBurst = DefaultQueryBurst
+	}
+	if c.MaxConcurrentStatements <= 0 {
+		c.MaxConcurrentStatements = DefaultMaxConcurrentStatements
 	}
 }

@@ -165,6 +165,11 @@ func (e *Engine) Funnel(ctx context.Context, f *funnel) (*FunnelResult, error) {
 	}
 	sql := "SELECT g, level, count() FROM (SELECT visitor_id, " + group + " AS g, windowFunnel(" + b.bind(f.window) + ")(ts, " + strings.Join(conds, ", ") + ") AS level" +
 		" FROM " + from + " WHERE " + where + " AND visitor_id != 0 GROUP BY visitor_id) WHERE level > 0 GROUP BY g, level"
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	rows, err := e.db.Query(e.ctx(ctx), sql, b.args...)
 	if err != nil {
 		return nil, queryError(err)

@@ -35,6 +35,10 @@ const (
 	// (API key, user or share link) per node.
 	DefaultQueriesPerSecond = 10
 	DefaultQueryBurst       = 20
+	// DefaultMaxConcurrentStatements bounds the query API's statements in
+	// flight at once on one node; more wait (within the request's deadline)
+	// rather than crowd ClickHouse and the connection pool.
+	DefaultMaxConcurrentStatements = 8
 	// MaxRateLimited bounds the callers the rate limiter remembers; the
 	// least recently seen are forgotten first.
 	MaxRateLimited = 100_000

@@ -249,12 +249,14 @@ func (q *Query) parseOrder(raws []json.RawMessage) error {
 type Engine struct {
 	db  *chdb.DB
 	cfg Config
+	// slots holds a token per statement in flight.
+	slots chan struct{}
 }
 
 // NewEngine returns an engine over db.
 func NewEngine(db *chdb.DB, cfg Config) *Engine {
 	cfg.withDefaults()
-	return &Engine{db: db, cfg: cfg}
+	return &Engine{db: db, cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrentStatements)}
 }
 
 // ctx adds the per-query ClickHouse limits.
@@ -266,6 +268,16 @@ func (e *Engine) ctx(ctx context.Context) context.Context {
 		// cannot be sent to ClickHouse 18.16 over the native protocol).
 		"max_result_rows": MaxGroups,
 	}))
+}
+
+// acquire waits for a statement slot, or fails when ctx ends first.
+func (e *Engine) acquire(ctx context.Context) (func(), error) {
+	select {
+	case e.slots <- struct{}{}:
+		return func() { <-e.slots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w (waiting for a free statement slot)", ErrQueryTimeout)
+	}
 }
 
 // firstDay is the first UTC day with visits of the site, zero when none.
@@ -306,6 +318,11 @@ func (g *groups) row(dims []string, nMetrics int) *Row {
 func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, pos []int) error {
 	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark}
 	sql := b.build(p)
+	release, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	rows, err := e.db.Query(e.ctx(ctx), sql, b.args...)
 	if err != nil {
 		return queryError(err)

@@ -87,6 +87,9 @@ func parseURL(rawURL string) (*clickhouse.Options, error) {
 	if !u.Query().Has("dial_timeout") {
 		opts.DialTimeout = DefaultDialTimeout
 	}
+	if !u.Query().Has("max_open_conns") {
+		opts.MaxOpenConns = DefaultMaxOpenConns
+	}
 	return opts, nil
 }
 
@@ -140,6 +143,11 @@ const (
 	DefaultDatabase = "pulse"
 	// DefaultDialTimeout bounds one TCP connect to ClickHouse.
 	DefaultDialTimeout = 5 * time.Second
+	// DefaultMaxOpenConns bounds the pool: the batcher's inserts, the auth
+	// store, the jobs and the query API's statements (which package dashboard
+	// bounds itself) together. A caller waits at most the dial timeout for a
+	// free connection.
+	DefaultMaxOpenConns = 32
 	// pingTimeout is added to the dial timeout for the first round trip.
 	pingTimeout = 5 * time.Second
 )
