@@ -233,8 +233,8 @@ type Server struct {
 	now      func() time.Time
 	hooks    hooks
 	connIDs  atomic.Uint64
-	// frameBufs holds read buffers (*[]byte): a connection borrows one only
-	// while it reads and handles a frame, so an idle one holds none.
+	// frameBufs holds *frameBuf: a connection borrows one only while it
+	// reads and handles a frame, so an idle one holds none.
 	frameBufs sync.Pool
 
 	mu      sync.Mutex
