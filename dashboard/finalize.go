@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +18,9 @@ import (
 // Finalizer defaults.
 const (
 	// DefaultFinalizeInterval is how often the Finalizer looks for months
-	// to (re)write.
-	DefaultFinalizeInterval = 5 * time.Minute
+	// to (re)write. Until it has, queries merge a changed month's visits
+	// from sessions (slower, never wrong).
+	DefaultFinalizeInterval = time.Minute
 	// finalizeLag is how far before the current UTC day the watermark
 	// stays: a visit that started before it has had a whole day to end.
 	finalizeLag = 24 * time.Hour
@@ -88,15 +91,102 @@ func (f *Finalizer) Run(ctx context.Context) error {
 	}
 }
 
-// monthState is what sessions_final_months says of one month.
-type monthState struct {
-	through, finalizedAt time.Time
+// monthStatus is what is known of one month's visits in sessions_final.
+type monthStatus struct {
+	// start and through bound the visits the month holds: those that
+	// started in [start, through), through being the watermark or the
+	// month's end.
+	start, through time.Time
+	// current is true when sessions_final holds all of them as they are
+	// now in sessions: the month was written through `through` and no part
+	// of sessions that may hold its visits' rows is newer than that write.
+	current bool
 }
 
-// Pass writes every month that has visits starting before the watermark
-// and is missing, behind the watermark, or has changed in `sessions` since
-// it was written; then it records the watermark. It returns the months
-// written (YYYYMM).
+// daySpan is the days of sessions rows that visits started in [start,
+// through) may have: from the day before (rows of a visit that started the
+// month before, so that it is left out whole) to the day of through.
+func daySpan(start, through time.Time) (first, last time.Time) {
+	return start.AddDate(0, 0, -sessionDaySlack), through.Truncate(24 * time.Hour)
+}
+
+// finalStatus says, for every month with visits that started before
+// watermark, whether sessions_final is current for it.
+func finalStatus(ctx context.Context, db *chdb.DB, watermark time.Time) (map[uint32]monthStatus, error) {
+	type record struct{ through, at time.Time }
+	records := map[uint32]record{}
+	rows, err := db.Query(ctx, "SELECT month, argMax(through, finalized_at), max(finalized_at) FROM sessions_final_months WHERE month != 0 GROUP BY month")
+	if err != nil {
+		return nil, fmt.Errorf("read finalized months: %w", err)
+	}
+	for rows.Next() {
+		var m uint32
+		var r record
+		if err := rows.Scan(&m, &r.through, &r.at); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		records[m] = r
+	}
+	rows.Close()
+	type part struct{ first, last, modified time.Time }
+	var parts []part
+	rows, err = db.Query(ctx, "SELECT min_date, max_date, modification_time FROM system.parts WHERE database = currentDatabase() AND table = 'sessions' AND active")
+	if err != nil {
+		return nil, fmt.Errorf("read parts of sessions: %w", err)
+	}
+	for rows.Next() {
+		var p part
+		if err := rows.Scan(&p.first, &p.last, &p.modified); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		parts = append(parts, p)
+	}
+	rows.Close()
+
+	months := map[uint32]bool{}
+	for m := range records {
+		months[m] = true
+	}
+	for _, p := range parts {
+		for d := p.first; !d.After(p.last); d = time.Date(d.Year(), d.Month()+1, 1, 0, 0, 0, 0, time.UTC) {
+			months[uint32(d.Year()*100+int(d.Month()))] = true
+		}
+	}
+	out := map[uint32]monthStatus{}
+	for m := range months {
+		start := time.Date(int(m/100), time.Month(m%100), 1, 0, 0, 0, 0, time.UTC)
+		if !start.Before(watermark) {
+			continue
+		}
+		through := start.AddDate(0, 1, 0)
+		if watermark.Before(through) {
+			through = watermark
+		}
+		first, last := daySpan(start, through)
+		rec, written := records[m]
+		st := monthStatus{start: start, through: through, current: true}
+		if written && rec.through.Before(through) {
+			st.current = false
+		}
+		for _, p := range parts {
+			if p.last.Before(first) || p.first.After(last) {
+				continue
+			}
+			if !written || !p.modified.Before(rec.at) {
+				st.current = false
+				break
+			}
+		}
+		out[m] = st
+	}
+	return out, nil
+}
+
+// Pass writes every month with visits that started before the watermark
+// for which sessions_final is not current, then records the watermark. It
+// returns the months written (YYYYMM).
 func (f *Finalizer) Pass(ctx context.Context) ([]uint32, error) {
 	var serverNow time.Time
 	if err := f.db.QueryRow(ctx, "SELECT now()").Scan(&serverNow); err != nil {
@@ -107,63 +197,17 @@ func (f *Finalizer) Pass(ctx context.Context) ([]uint32, error) {
 		return nil, fmt.Errorf("finalizer: create staging table: %w", err)
 	}
 	f.dropStaleStages(ctx, serverNow)
-
-	states := map[uint32]monthState{}
-	rows, err := f.db.Query(ctx, "SELECT month, argMax(through, finalized_at), max(finalized_at) FROM sessions_final_months WHERE month != 0 GROUP BY month")
+	status, err := finalStatus(ctx, f.db, watermark)
 	if err != nil {
-		return nil, fmt.Errorf("finalizer: read months: %w", err)
+		return nil, fmt.Errorf("finalizer: %w", err)
 	}
-	for rows.Next() {
-		var m uint32
-		var st monthState
-		if err := rows.Scan(&m, &st.through, &st.finalizedAt); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		states[m] = st
-	}
-	rows.Close()
-
-	// Months with visits: from the days of sessions, and those already written.
-	months := map[uint32]bool{}
-	rows, err = f.db.Query(ctx, "SELECT DISTINCT toYYYYMM(day) FROM sessions WHERE day < toDate(?)", watermark.Format(time.DateOnly))
-	if err != nil {
-		return nil, fmt.Errorf("finalizer: list months: %w", err)
-	}
-	for rows.Next() {
-		var m uint32
-		if err := rows.Scan(&m); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		months[m] = true
-	}
-	rows.Close()
-	for m := range states {
-		months[m] = true
-	}
-
 	var written []uint32
-	for m := range months {
-		start := time.Date(int(m/100), time.Month(m%100), 1, 0, 0, 0, 0, time.UTC)
-		if !start.Before(watermark) {
+	for _, m := range slices.Sorted(maps.Keys(status)) {
+		st := status[m]
+		if st.current {
 			continue
 		}
-		through := start.AddDate(0, 1, 0)
-		if watermark.Before(through) {
-			through = watermark
-		}
-		st, ok := states[m]
-		if ok && !st.through.Before(through) {
-			changed, err := f.changedSince(ctx, start, through, st.finalizedAt)
-			if err != nil {
-				return written, err
-			}
-			if !changed {
-				continue
-			}
-		}
-		if err := f.writeMonth(ctx, m, start, through, serverNow); err != nil {
+		if err := f.writeMonth(ctx, m, st.start, st.through, serverNow); err != nil {
 			return written, err
 		}
 		written = append(written, m)
@@ -172,21 +216,6 @@ func (f *Finalizer) Pass(ctx context.Context) ([]uint32, error) {
 		return written, err
 	}
 	return written, nil
-}
-
-// changedSince reports whether `sessions` has a part written after t that
-// holds days a month's visits (starting in [start, through)) may have rows
-// in. Merges make such parts too, which only costs a needless rewrite.
-func (f *Finalizer) changedSince(ctx context.Context, start, through, t time.Time) (bool, error) {
-	var n uint64
-	err := f.db.QueryRow(ctx, `SELECT count() FROM system.parts
-		WHERE database = currentDatabase() AND table = 'sessions' AND active
-		AND modification_time >= ? AND max_date >= toDate(?) AND min_date <= toDate(?)`,
-		uint32(t.Unix()), start.AddDate(0, 0, -sessionDaySlack).Format(time.DateOnly), through.AddDate(0, 0, sessionDaySlack).Format(time.DateOnly)).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("finalizer: read parts of sessions: %w", err)
-	}
-	return n > 0, nil
 }
 
 // writeMonth merges the visits that started in [start, through) into the
@@ -209,8 +238,8 @@ func (f *Finalizer) writeMonth(ctx context.Context, month uint32, start, through
 	if err := f.db.Exec(ctx, "ALTER TABLE "+f.stage+" DROP PARTITION ?", month); err != nil {
 		return fmt.Errorf("finalizer: clear staging month %d: %w", month, err)
 	}
-	if err := f.db.Exec(ctx, insert,
-		start.AddDate(0, 0, -sessionDaySlack).Format(time.DateOnly), through.AddDate(0, 0, sessionDaySlack).Format(time.DateOnly),
+	first, last := daySpan(start, through)
+	if err := f.db.Exec(ctx, insert, first.Format(time.DateOnly), last.Format(time.DateOnly),
 		uint32(start.Unix()), uint32(through.Unix())); err != nil {
 		return fmt.Errorf("finalizer: merge visits of %d: %w", month, err)
 	}
@@ -272,19 +301,31 @@ func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
 // stageName is what NewFinalizer names staging tables.
 var stageName = regexp.MustCompile(`^sessions_final_stage_[0-9a-f]{12}$`)
 
-// watermark is the time before which every visit is in sessions_final;
-// zero when no pass has completed.
+// watermark is the time before which every visit is in sessions_final and
+// current: the last pass's watermark, or the start of the first month that
+// has changed since it was written (late events, a bulk load, an erasure),
+// whose visits are then merged from sessions until the next pass. Zero when
+// no pass has completed.
 func (e *Engine) watermark(ctx context.Context) (time.Time, error) {
 	var (
-		t time.Time
+		w time.Time
 		n uint64
 	)
-	err := e.db.QueryRow(ctx, "SELECT max(through), count() FROM sessions_final_months WHERE month = 0").Scan(&t, &n)
+	err := e.db.QueryRow(ctx, "SELECT max(through), count() FROM sessions_final_months WHERE month = 0").Scan(&w, &n)
 	if err != nil {
 		return time.Time{}, queryError(err)
 	}
 	if n == 0 {
 		return time.Time{}, nil
 	}
-	return t, nil
+	status, err := finalStatus(ctx, e.db, w)
+	if err != nil {
+		return time.Time{}, queryError(err)
+	}
+	for _, st := range status {
+		if !st.current && st.start.Before(w) {
+			w = st.start
+		}
+	}
+	return w, nil
 }
