@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -154,53 +152,10 @@ func TestBenchFleet(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
 		t.Fatal(err)
 	}
-	var (
-		frames, closed atomic.Int64
-		mu             sync.Mutex
-		delays         []int64
-		conns          = make([]net.Conn, spec.N)
-		wg             sync.WaitGroup
-	)
-	record := func(us int64) {
-		mu.Lock()
-		delays = append(delays, us)
-		mu.Unlock()
-	}
-	// Open the connections, 8 at a time.
-	next := atomic.Int64{}
-	var dialErr atomic.Value
-	var dialers sync.WaitGroup
-	for range 8 {
-		dialers.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= spec.N || dialErr.Load() != nil {
-					return
-				}
-				c, br, err := dialLean(spec)
-				if err != nil {
-					dialErr.Store(fmt.Errorf("connection %d: %w", i, err))
-					return
-				}
-				conns[i] = c
-				rec := spec.RecordEvery > 0 && i%spec.RecordEvery == 0
-				wg.Go(func() { // owned: waited on below, ended by closing c
-					if leanRead(c, br, &frames, rec, record) {
-						closed.Add(1)
-					}
-				})
-			}
-		})
-	}
-	dialers.Wait()
-	if err := dialErr.Load(); err != nil {
-		answer(err.(error).Error())
-		for _, c := range conns {
-			if c != nil {
-				_ = c.Close()
-			}
-		}
-		wg.Wait()
+	st := &fleetStats{}
+	stop, err := openFleet(spec, st)
+	if err != nil {
+		answer(err.Error())
 		return
 	}
 	answer("ready")
@@ -208,69 +163,113 @@ func TestBenchFleet(t *testing.T) {
 	for sc.Scan() {
 		switch sc.Text() {
 		case "reset":
-			frames.Store(0)
-			mu.Lock()
-			delays = nil
-			mu.Unlock()
+			st.frames.Store(0)
+			st.mu.Lock()
+			st.delays = nil
+			st.mu.Unlock()
 			answer("ok")
 		case "report":
-			mu.Lock()
-			r, _ := json.Marshal(fleetReport{Frames: frames.Load(), DelaysUS: delays, Closed: closed.Load()})
-			mu.Unlock()
+			st.mu.Lock()
+			r, _ := json.Marshal(fleetReport{Frames: st.frames.Load(), DelaysUS: st.delays, Closed: st.closed.Load()})
+			st.mu.Unlock()
 			answer(string(r))
 		}
 	}
-	for _, c := range conns {
-		_ = c.Close()
-	}
-	wg.Wait()
+	stop()
 }
 
-// dialLean opens one WebSocket with as little client work as possible: a
-// hand-written upgrade, then (for the live path) auth and subscribe, and
-// waits for the first message (the snapshot) on the live path.
-func dialLean(spec fleetSpec) (net.Conn, *bufio.Reader, error) {
-	c, err := net.Dial("tcp", spec.Addr)
-	if err != nil {
-		return nil, nil, err
+// fleetStats are the client process's counters.
+type fleetStats struct {
+	frames, closed atomic.Int64
+	mu             sync.Mutex
+	delays         []int64
+}
+
+func (st *fleetStats) record(us int64) {
+	st.mu.Lock()
+	st.delays = append(st.delays, us)
+	st.mu.Unlock()
+}
+
+// text counts a text message received at now, recording its delay after the
+// state time it carries when rec is set.
+func (st *fleetStats) text(p []byte, now time.Time, rec bool) {
+	st.frames.Add(1)
+	if !rec {
+		return
 	}
-	fail := func(err error) (net.Conn, *bufio.Reader, error) { _ = c.Close(); return nil, nil, err }
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	req := "GET " + spec.Path + " HTTP/1.1\r\nHost: " + spec.Addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	if i := bytes.Index(p, leanTimeKey); i >= 0 {
+		rest := p[i+len(leanTimeKey):]
+		if j := bytes.IndexAny(rest, ",}"); j > 0 {
+			if ms, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
+				st.record(now.Sub(time.UnixMilli(ms)).Microseconds())
+			}
+		}
+	}
+}
+
+// dialAll runs dial(i) for i in [0, n), 8 at a time, and returns the first error.
+func dialAll(n int, dial func(i int) error) error {
+	var next atomic.Int64
+	var first atomic.Value
+	var dialers sync.WaitGroup
+	for range 8 {
+		dialers.Go(func() {
+			for first.Load() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := dial(i); err != nil {
+					first.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i, err))
+				}
+			}
+		})
+	}
+	dialers.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// upgradeRequest is the client's WebSocket handshake.
+func upgradeRequest(spec fleetSpec) string {
+	return "GET " + spec.Path + " HTTP/1.1\r\nHost: " + spec.Addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(c, req); err != nil {
-		return fail(err)
+}
+
+// subscribeFrames are the live client's auth and subscribe frames.
+func subscribeFrames(spec fleetSpec) []byte {
+	auth, _ := json.Marshal(map[string]any{"type": "auth", "token": spec.Token})
+	sub, _ := json.Marshal(map[string]any{"type": "subscribe", "site": spec.Site, "views": spec.Views})
+	return append(maskedText(auth), maskedText(sub)...)
+}
+
+// parseFrame parses the server frame at the start of b; ok is false when b
+// holds only part of it. n is the frame's length.
+func parseFrame(b []byte) (op byte, payload []byte, n int, ok bool) {
+	if len(b) < 2 {
+		return 0, nil, 0, false
 	}
-	br := bufio.NewReaderSize(c, 4096)
-	status, err := br.ReadString('\n')
-	if err != nil {
-		return fail(err)
-	}
-	if len(status) < 12 || status[9:12] != "101" {
-		return fail(fmt.Errorf("upgrade: %q", status))
-	}
-	for {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			return fail(err)
+	size, head := uint64(b[1]&0x7f), 2
+	switch size {
+	case 126:
+		if len(b) < 4 {
+			return 0, nil, 0, false
 		}
-		if l == "\r\n" {
-			break
+		size, head = uint64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return 0, nil, 0, false
 		}
+		size, head = binary.BigEndian.Uint64(b[2:]), 10
 	}
-	if spec.Path == "/v1/live" {
-		auth, _ := json.Marshal(map[string]any{"type": "auth", "token": spec.Token})
-		sub, _ := json.Marshal(map[string]any{"type": "subscribe", "site": spec.Site, "views": spec.Views})
-		if _, err := c.Write(append(maskedText(auth), maskedText(sub)...)); err != nil {
-			return fail(err)
-		}
-		op, payload, err := readLeanFrame(br, nil)
-		if err != nil || op != wsText || !bytes.Contains(payload, []byte(`"snapshot"`)) {
-			return fail(fmt.Errorf("first frame: op %d %.80q %v", op, payload, err))
-		}
+	if uint64(len(b)-head) < size {
+		return 0, nil, 0, false
 	}
-	_ = c.SetDeadline(time.Time{})
-	return c, br, nil
+	n = head + int(size)
+	return b[0] & 0x0f, b[head:n], n, true
 }
 
 // maskedText is a client text frame (clients must mask; the key is zero).
@@ -284,73 +283,7 @@ func maskedText(p []byte) []byte {
 	return append(append(b, 0, 0, 0, 0), p...)
 }
 
-// readLeanFrame reads one server frame into buf (grown as needed).
-func readLeanFrame(br *bufio.Reader, buf []byte) (op byte, payload []byte, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(br, h[:]); err != nil {
-		return 0, buf, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var e [2]byte
-		if _, err := io.ReadFull(br, e[:]); err != nil {
-			return 0, buf, err
-		}
-		n = uint64(binary.BigEndian.Uint16(e[:]))
-	case 127:
-		var e [8]byte
-		if _, err := io.ReadFull(br, e[:]); err != nil {
-			return 0, buf, err
-		}
-		n = binary.BigEndian.Uint64(e[:])
-	}
-	if h[1]&0x80 != 0 {
-		return 0, buf, errors.New("masked server frame")
-	}
-	if uint64(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	_, err = io.ReadFull(br, buf)
-	return h[0] & 0x0f, buf, err
-}
-
 var leanTimeKey = []byte(`"changes":{"time":`)
 
 // leanPong answers a server's ping (masked, empty).
 var leanPong = []byte{0x80 | wsPong, 0x80, 0, 0, 0, 0}
-
-// leanRead counts the messages of one connection until it ends, recording
-// each delta's delay after its state time when rec is set, and answers
-// pings. It reports whether the server closed the connection.
-func leanRead(c net.Conn, br *bufio.Reader, frames *atomic.Int64, rec bool, record func(us int64)) (serverClosed bool) {
-	var buf []byte
-	for {
-		op, p, err := readLeanFrame(br, buf)
-		buf = p
-		if err != nil {
-			return false
-		}
-		now := time.Now()
-		switch op {
-		case wsClose:
-			return true
-		case wsPing:
-			_, _ = c.Write(leanPong)
-		case wsText:
-			frames.Add(1)
-			if !rec {
-				continue
-			}
-			if i := bytes.Index(p, leanTimeKey); i >= 0 {
-				rest := p[i+len(leanTimeKey):]
-				if j := bytes.IndexAny(rest, ",}"); j > 0 {
-					if ms, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
-						record(now.Sub(time.UnixMilli(ms)).Microseconds())
-					}
-				}
-			}
-		}
-	}
-}
