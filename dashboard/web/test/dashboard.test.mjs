@@ -156,7 +156,7 @@ test('the live view shows an event of the real tracker within a second', async t
   await shot(p, 'live-light', { fullPage: true })
   const dark = await page(t, DESKTOP, { dark: true })
   await dark.goto(`${pulse.base}/sites/${pulse.site}/live`)
-  await dark.locator('.feed-item', { hasText: 'Purchase' }).first().waitFor()
+  await dark.locator('.feed-item').first().waitFor() // the snapshot's feed holds the latest events, which may no longer include the Purchase
   await shot(dark, 'live-dark', { fullPage: true })
 })
 
