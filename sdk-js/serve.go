@@ -3,17 +3,13 @@
 package sdkjs
 
 import (
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"io/fs"
-	"strings"
 
-	"github.com/andybalholm/brotli"
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/pulse-analytics/pulse/internal/asset"
 )
 
 // dist holds the build outputs of `node sdk-js/build.mjs` present when the binary was
@@ -46,21 +42,15 @@ func Dist() fs.FS {
 	return sub
 }
 
-type file struct {
-	raw, gz, br []byte
-	hash        string // first hashLen hex digits of the SHA-256 of raw
-	mime        string
-}
-
 // Handler serves the tracker files read once from an fs.FS.
 type Handler struct {
-	files map[string]*file
+	files map[string]*asset.File
 }
 
 // New reads the tracker files of fsys (usually Dist()) and compresses them once. Missing
 // files are answered with 503 and a message saying how to build them.
 func New(fsys fs.FS) (*Handler, error) {
-	h := &Handler{files: map[string]*file{}}
+	h := &Handler{files: map[string]*asset.File{}}
 	for _, name := range Files {
 		raw, err := fs.ReadFile(fsys, name)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -69,18 +59,7 @@ func New(fsys fs.FS) (*Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		sum := sha256.Sum256(raw)
-		f := &file{raw: raw, hash: hex.EncodeToString(sum[:])[:hashLen], mime: "text/javascript; charset=utf-8"}
-		var b bytes.Buffer
-		gw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-		gw.Write(raw)
-		gw.Close()
-		f.gz = bytes.Clone(b.Bytes())
-		b.Reset()
-		bw := brotli.NewWriterLevel(&b, brotli.BestCompression)
-		bw.Write(raw)
-		bw.Close()
-		f.br = bytes.Clone(b.Bytes())
+		f := asset.New(raw, "text/javascript; charset=utf-8", 0) // every byte of the tracker counts
 		h.files[name] = f
 	}
 	return h, nil
@@ -90,7 +69,7 @@ func New(fsys fs.FS) (*Handler, error) {
 // or its plain path when it is not built.
 func (h *Handler) Path(name string) string {
 	if f, ok := h.files[name]; ok {
-		return "/js/v/" + f.hash + "/" + name
+		return "/js/v/" + f.Hash[:hashLen] + "/" + name
 	}
 	return "/js/" + name
 }
@@ -117,31 +96,14 @@ func (h *Handler) serve(c *fiber.Ctx) error {
 	}
 	cache := cacheShort
 	if v := c.Params("hash"); v != "" {
-		if v != f.hash {
+		if v != f.Hash[:hashLen] {
 			// An old version is gone: send the current one, briefly cached, rather than break the site.
 			c.Set(fiber.HeaderCacheControl, cacheShort)
 			return c.Redirect("/js/"+name, fiber.StatusFound)
 		}
 		cache = cacheLong
 	}
-	etag := `"` + f.hash + `"`
 	c.Set(fiber.HeaderCacheControl, cache)
-	c.Set(fiber.HeaderETag, etag)
-	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
-	c.Set(fiber.HeaderContentType, f.mime)
 	c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
-	if match := c.Get(fiber.HeaderIfNoneMatch); match != "" && strings.Contains(match, etag) {
-		return c.SendStatus(fiber.StatusNotModified)
-	}
-	body, enc := f.raw, ""
-	switch ae := c.Get(fiber.HeaderAcceptEncoding); {
-	case strings.Contains(ae, "br"):
-		body, enc = f.br, "br"
-	case strings.Contains(ae, "gzip"):
-		body, enc = f.gz, "gzip"
-	}
-	if enc != "" {
-		c.Set(fiber.HeaderContentEncoding, enc)
-	}
-	return c.Send(body)
+	return f.Send(c)
 }

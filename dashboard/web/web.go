@@ -3,19 +3,16 @@
 package web
 
 import (
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"mime"
 	"path"
 	"strings"
 
-	"github.com/andybalholm/brotli"
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/pulse-analytics/pulse/internal/asset"
 )
 
 // dist holds the build outputs of `node dashboard/web/build.mjs` present when the binary
@@ -33,8 +30,6 @@ const (
 	// Inline styles are allowed for the charting library's positioned elements.
 	csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 		"font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-	// minCompress is the smallest file worth compressing.
-	minCompress = 1024
 )
 
 // notBuilt is the answer while the dashboard has not been built into the binary.
@@ -65,22 +60,16 @@ func Dist() fs.FS {
 	return sub
 }
 
-type file struct {
-	raw, gz, br []byte
-	mime        string
-	etag        string // quoted start of the SHA-256 of raw
-}
-
 // Handler serves the dashboard files, read and compressed once.
 type Handler struct {
-	index  *file            // nil when the dashboard is not built
-	assets map[string]*file // by name under assets/
+	index  *asset.File            // nil when the dashboard is not built
+	assets map[string]*asset.File // by name under assets/
 }
 
 // New reads index.html and assets/ of fsys (usually Dist()). Without index.html the
 // handler answers / with a page saying how to build the dashboard.
 func New(fsys fs.FS) (*Handler, error) {
-	h := &Handler{assets: map[string]*file{}}
+	h := &Handler{assets: map[string]*asset.File{}}
 	raw, err := fs.ReadFile(fsys, "index.html")
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -88,7 +77,7 @@ func New(fsys fs.FS) (*Handler, error) {
 	case err != nil:
 		return nil, err
 	}
-	h.index = newFile(raw, "text/html; charset=utf-8")
+	h.index = asset.New(raw, "text/html; charset=utf-8", asset.MinCompress)
 	err = fs.WalkDir(fsys, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -101,7 +90,7 @@ func New(fsys fs.FS) (*Handler, error) {
 		if typ == "" {
 			typ = "application/octet-stream"
 		}
-		h.assets[strings.TrimPrefix(p, "assets/")] = newFile(raw, typ)
+		h.assets[strings.TrimPrefix(p, "assets/")] = asset.New(raw, typ, asset.MinCompress)
 		return nil
 	})
 	if errors.Is(err, fs.ErrNotExist) {
@@ -112,29 +101,6 @@ func New(fsys fs.FS) (*Handler, error) {
 
 // Built reports whether the dashboard's assets are in the binary.
 func (h *Handler) Built() bool { return h.index != nil }
-
-func newFile(raw []byte, typ string) *file {
-	sum := sha256.Sum256(raw)
-	f := &file{raw: raw, mime: typ, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
-	if len(raw) < minCompress || !compressible(typ) {
-		return f
-	}
-	var b bytes.Buffer
-	gw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-	gw.Write(raw)
-	gw.Close()
-	f.gz = bytes.Clone(b.Bytes())
-	b.Reset()
-	bw := brotli.NewWriterLevel(&b, brotli.BestCompression)
-	bw.Write(raw)
-	bw.Close()
-	f.br = bytes.Clone(b.Bytes())
-	return f
-}
-
-func compressible(typ string) bool {
-	return strings.HasPrefix(typ, "text/") || strings.Contains(typ, "javascript") || strings.Contains(typ, "json") || strings.Contains(typ, "svg")
-}
 
 // Register adds GET /assets/<file> and, last, the page for GET / and every other GET path
 // that is not under an API, ingest, live or tracker prefix (client-side routes). Register it
@@ -151,7 +117,7 @@ func (h *Handler) asset(c *fiber.Ctx) error {
 		return fiber.ErrNotFound
 	}
 	c.Set(fiber.HeaderCacheControl, cacheAssets)
-	return send(c, f)
+	return f.Send(c)
 }
 
 func (h *Handler) page(c *fiber.Ctx) error {
@@ -172,24 +138,5 @@ func (h *Handler) page(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 		return c.Status(fiber.StatusServiceUnavailable).SendString(notBuilt)
 	}
-	return send(c, h.index)
-}
-
-// send writes f in the best encoding the client accepts, or 304 when the client has it.
-func send(c *fiber.Ctx, f *file) error {
-	c.Set(fiber.HeaderContentType, f.mime)
-	c.Set(fiber.HeaderETag, f.etag)
-	c.Vary(fiber.HeaderAcceptEncoding)
-	if match := c.Get(fiber.HeaderIfNoneMatch); match != "" && strings.Contains(match, f.etag) {
-		return c.SendStatus(fiber.StatusNotModified)
-	}
-	switch ae := c.Get(fiber.HeaderAcceptEncoding); {
-	case f.br != nil && strings.Contains(ae, "br"):
-		c.Set(fiber.HeaderContentEncoding, "br")
-		return c.Send(f.br)
-	case f.gz != nil && strings.Contains(ae, "gzip"):
-		c.Set(fiber.HeaderContentEncoding, "gzip")
-		return c.Send(f.gz)
-	}
-	return c.Send(f.raw)
+	return h.index.Send(c)
 }
