@@ -314,12 +314,17 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 	o.sub = sub
 	// Once tracked, the hub writes this socket's frames itself (frames
 	// encoded once for every subscriber); the library only reads.
+	// The sink holds the socket under fasthttp's hijacked wrapper: the
+	// wrapper goes back to a pool (its Conn set to nil, then handed to
+	// another connection) when this handler returns, while the hub may still
+	// set a deadline or write once more.
 	conn := ws.NetConn()
+	if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+		conn = u.UnsafeConn()
+	}
 	out := &wsSink{conn: conn}
-	if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok { // fasthttp's hijacked connection
-		if sc, ok := u.UnsafeConn().(syscall.Conn); ok {
-			out.raw, _ = sc.SyscallConn()
-		}
+	if sc, ok := conn.(syscall.Conn); ok {
+		out.raw, _ = sc.SyscallConn()
 	}
 	sub.out = out
 	if !h.track(sub) {

@@ -413,3 +413,42 @@ func TestSSE(t *testing.T) {
 		t.Errorf("pages %v", snap.Pages.Long)
 	}
 }
+
+// TestSinkOutlivesItsHandler: the hub may still end, interrupt or write to a
+// subscriber after its WebSocket handler has returned (the housekeeper holds
+// it while the client goes away). fasthttp then pools the connection wrapper
+// it handed the handler, with no connection inside; the sink must hold the
+// socket itself. (A fresh-clone CI run panicked in SetReadDeadline here.)
+func TestSinkOutlivesItsHandler(t *testing.T) {
+	e := newLiveEnv(t, Config{Tick: 50 * time.Millisecond})
+	a := newTenant(t, e.store, "acme")
+	ws, _, err := e.dial(t, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, code := e.subscribe(t, ws, a.readKey, a.site.ID, "online"); code != 0 {
+		t.Fatalf("subscribe closed with %d", code)
+	}
+	var sink *wsSink
+	e.hub.mu.Lock()
+	for s := range e.hub.subs {
+		sink, _ = s.out.(*wsSink)
+	}
+	e.hub.mu.Unlock()
+	if sink == nil {
+		t.Fatal("no WebSocket subscriber tracked")
+	}
+	_ = ws.Close()
+	waitFor(t, 5*time.Second, func() bool {
+		e.hub.mu.Lock()
+		defer e.hub.mu.Unlock()
+		return len(e.hub.subs) == 0
+	})
+	e.hub.wg.Wait() // the handler has returned; its wrapper is back in the pool
+	sink.interrupt()
+	sink.abort()
+	sink.extend(&subscriber{}, time.Second)
+	if err := sink.write([]byte("late"), time.Now().Add(time.Second)); err == nil {
+		t.Error("a write to a socket whose handler has returned succeeded")
+	}
+}
