@@ -355,3 +355,38 @@ func gaugeValue(g prometheus.Gauge) float64 {
 	_ = g.Write(&m)
 	return m.GetGauge().GetValue()
 }
+
+// TestFailedConnectionIsDropped: when a write fails (the peer is gone or too
+// slow) the server drops the socket at once, and its handler returns, rather
+// than waiting out the read timeout. fasthttp hands the handler a wrapper
+// whose Close does nothing, so the socket underneath must be closed.
+func TestFailedConnectionIsDropped(t *testing.T) {
+	e := newWSEnv(t, Config{}, BatcherConfig{})
+	cl, _ := e.connect(t, "")
+	var c *wsConn
+	e.srv.mu.Lock()
+	for k := range e.srv.conns {
+		c = k
+	}
+	e.srv.mu.Unlock()
+	if c == nil {
+		t.Fatal("no connection tracked after welcome")
+	}
+	c.fail()
+	if f := cl.waitClose(5 * time.Second); f.Type != "eof" && f.Type != "close" {
+		t.Fatalf("client saw %+v, want the connection gone", f)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.srv.mu.Lock()
+		n := len(e.srv.conns)
+		e.srv.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the handler of a failed connection still runs 5 s later")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
