@@ -55,7 +55,7 @@ func (c *BatcherConfig) withDefaults() {
 
 // eventWriter stores a block of events durably.
 type eventWriter interface {
-	WriteEvents(context.Context, []Event) error
+	WriteChunks(context.Context, [][]Event) error
 }
 
 // ErrClosed is returned by Add once the batcher has stopped accepting events.
@@ -84,21 +84,35 @@ type pending struct {
 	done   func(error)
 }
 
-// block is the events of one insert and the callbacks of the Adds they came from.
+// block is the events of one insert and the callbacks of the Adds they came
+// from. It keeps each Add's slice as it came (the batcher owns it) rather than
+// copying the events into one: an Event is over 500 bytes, and the copy and
+// the growth of a block of tens of thousands took more CPU than the insert's
+// encoding (docs/benchmarks.md, "ingest over WebSocket").
 type block struct {
-	events []Event
+	chunks [][]Event
+	rows   int
 	dones  []func(error)
 	bytes  int
 }
 
 func (bl *block) add(p pending) {
-	bl.events = append(bl.events, p.events...)
+	bl.chunks = append(bl.chunks, p.events)
+	bl.rows += len(p.events)
 	for i := range p.events {
 		bl.bytes += p.events[i].size()
 	}
 	if p.done != nil {
 		bl.dones = append(bl.dones, p.done)
 	}
+}
+
+// take moves other's events and callbacks to the end of bl.
+func (bl *block) take(other *block) {
+	bl.chunks = append(bl.chunks, other.chunks...)
+	bl.rows += other.rows
+	bl.dones = append(bl.dones, other.dones...)
+	bl.bytes += other.bytes
 }
 
 func (bl *block) notify(err error) {
@@ -108,11 +122,11 @@ func (bl *block) notify(err error) {
 }
 
 // reset empties a written block for reuse, keeping its memory but none of
-// its events' strings.
+// its events.
 func (bl *block) reset() {
-	clear(bl.events)
+	clear(bl.chunks)
 	clear(bl.dones)
-	bl.events, bl.dones, bl.bytes = bl.events[:0], bl.dones[:0], 0
+	bl.chunks, bl.dones, bl.rows, bl.bytes = bl.chunks[:0], bl.dones[:0], 0, 0
 }
 
 // NewBatcher returns a Batcher writing through w. Call Run to start it.
@@ -195,7 +209,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 		timerC   <-chan time.Time // nil while the collecting block is empty
 	)
 	timer.Stop()
-	full := func() bool { return len(cur.events) >= b.cfg.Rows || cur.bytes >= b.cfg.Bytes }
+	full := func() bool { return cur.rows >= b.cfg.Rows || cur.bytes >= b.cfg.Bytes }
 	send := func() {
 		inserts <- cur
 		cur, inflight, due, timerC = spare, true, false, nil
@@ -214,7 +228,7 @@ loop:
 		}
 		select {
 		case p := <-in:
-			if len(cur.events) == 0 {
+			if cur.rows == 0 {
 				timer.Reset(b.cfg.FlushInterval)
 				timerC = timer.C
 			}
@@ -239,7 +253,7 @@ loop:
 			}
 			r.blk.reset()
 			spare = r.blk
-			if len(cur.events) > 0 && (due || full()) {
+			if cur.rows > 0 && (due || full()) {
 				send()
 			}
 		case <-ctx.Done():
@@ -260,9 +274,7 @@ loop:
 	if unsent != nil {
 		final = unsent
 	}
-	final.events = append(final.events, cur.events...)
-	final.dones = append(final.dones, cur.dones...)
-	final.bytes += cur.bytes
+	final.take(cur)
 	for drained := false; !drained; {
 		select {
 		case p := <-b.in:
@@ -272,7 +284,7 @@ loop:
 			drained = true
 		}
 	}
-	rows := len(final.events)
+	rows := final.rows
 	if rows == 0 {
 		return nil
 	}
@@ -295,12 +307,12 @@ loop:
 // attempt that has started is not cut short by ctx: it runs to its own
 // timeout, so a shutdown never abandons an insert halfway.
 func (b *Batcher) write(ctx context.Context, blk *block) bool {
-	rows := len(blk.events)
+	rows := blk.rows
 	backoff := b.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		attemptCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.InsertTimeout)
 		start := time.Now()
-		err := b.w.WriteEvents(attemptCtx, blk.events)
+		err := b.w.WriteChunks(attemptCtx, blk.chunks)
 		cancel()
 		if err == nil {
 			b.m.insertSeconds.Observe(time.Since(start).Seconds())

@@ -21,7 +21,7 @@ type recordingWriter struct {
 	blocks   [][]Event
 }
 
-func (w *recordingWriter) WriteEvents(_ context.Context, events []Event) error {
+func (w *recordingWriter) WriteChunks(_ context.Context, chunks [][]Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.attempts = append(w.attempts, time.Now())
@@ -29,7 +29,11 @@ func (w *recordingWriter) WriteEvents(_ context.Context, events []Event) error {
 		w.failures--
 		return errors.New("clickhouse is down")
 	}
-	w.blocks = append(w.blocks, append([]Event(nil), events...))
+	var events []Event
+	for _, c := range chunks {
+		events = append(events, c...)
+	}
+	w.blocks = append(w.blocks, events)
 	return nil
 }
 
@@ -189,9 +193,9 @@ type slowWriter struct {
 	release chan struct{}
 }
 
-func (w *slowWriter) WriteEvents(ctx context.Context, events []Event) error {
+func (w *slowWriter) WriteChunks(ctx context.Context, chunks [][]Event) error {
 	<-w.release
-	return w.recordingWriter.WriteEvents(ctx, events)
+	return w.recordingWriter.WriteChunks(ctx, chunks)
 }
 
 func TestBatcherCollectsWhileInserting(t *testing.T) {

@@ -90,6 +90,7 @@ func parseURL(rawURL string) (*clickhouse.Options, error) {
 	if !u.Query().Has("max_open_conns") {
 		opts.MaxOpenConns = DefaultMaxOpenConns
 	}
+	opts.DialContext = dialer(opts.DialTimeout, DefaultWriteTimeout, opts.TLS)
 	return opts, nil
 }
 
