@@ -1,18 +1,13 @@
 package ingest
 
 import (
-	"context"
 	"encoding/json"
-	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	fws "github.com/fasthttp/websocket"
-	"github.com/gofiber/contrib/websocket"
-	"github.com/gofiber/fiber/v2"
+	"github.com/pulse-analytics/pulse/internal/benchws"
 )
 
 // Load of the ingest benchmarks: benchConns connections, frames of
@@ -164,66 +159,21 @@ func (e *wsEnv) drive(b *testing.B, frames [][][]byte, eventsPerS float64) []tim
 }
 
 // rawReadDecodeRate is the limit of events_per_s: a bare Fiber WebSocket
-// server that only reads each frame and decodes it and its events, answering
-// one message per connection at the end; the same client sends the same
-// frames without waiting for acks.
+// server that only reads each frame and decodes it and its events with
+// encoding/json (the decoding every earlier run of this benchmark used); the
+// same client sends the same frames without waiting for acks.
 func rawReadDecodeRate(b *testing.B, frames [][][]byte) float64 {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/raw", websocket.New(func(c *websocket.Conn) {
-		c.SetReadLimit(MaxFrameBytes)
-		for i := range len(frames[0]) {
-			_, data, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			f, err := refDecodeFrame(data) // encoding/json, as in every earlier run
-			if err != nil {
-				b.Errorf("frame %d: %v", i, err)
-				return
-			}
-			for _, raw := range f.Events {
-				var w wireEvent
-				if err := json.Unmarshal(raw, &w); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}
-		_ = c.WriteMessage(fws.TextMessage, []byte(`{"type":"ack"}`))
-	}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = app.Listener(ln) }()
-	defer func() { _ = app.ShutdownWithContext(context.Background()) }()
-
-	conns := make([]*fws.Conn, len(frames))
-	for i := range conns {
-		c, _, err := fws.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/raw", http.Header{})
+	return benchws.ReadDecodeRate(b, frames, len(frames)*len(frames[0])*benchPerFrame, func(data []byte) error {
+		f, err := refDecodeFrame(data)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
-		conns[i] = c
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, f := range frames[i] {
-				if err := c.WriteMessage(fws.TextMessage, f); err != nil {
-					b.Error(err)
-					return
-				}
+		for _, raw := range f.Events {
+			var w wireEvent
+			if err := json.Unmarshal(raw, &w); err != nil {
+				return err
 			}
-			if _, _, err := c.ReadMessage(); err != nil {
-				b.Error(err)
-			}
-			_ = c.Close()
-		}()
-	}
-	wg.Wait()
-	return float64(len(frames)*len(frames[0])*benchPerFrame) / time.Since(start).Seconds()
+		}
+		return nil
+	})
 }

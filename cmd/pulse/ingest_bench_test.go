@@ -18,6 +18,7 @@ import (
 	fws "github.com/fasthttp/websocket"
 	"github.com/google/uuid"
 
+	"github.com/pulse-analytics/pulse/internal/benchws"
 	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
@@ -26,10 +27,16 @@ import (
 // that its CPU, allocations and memory are not mixed with the load
 // generator's: BenchmarkIngest (of this package) runs the real pulse binary (pulse dev
 // against the test ClickHouse) and drives it over 127.0.0.1 from this process.
+//
+// The events come over serverBenchConns connections, each with a User-Agent
+// of its own (so as many visitors and visits), which keeps every connection
+// far below its frame rate limit (ingest.DefaultFramesPerSecond × 200 events
+// = 10,000 events/s) while their sum is above what the server reaches.
 const (
-	serverBenchConns    = 4
-	serverBenchFrames   = 125 // per connection
-	serverBenchPerFrame = 200 // 4 × 125 × 200 = 100k events
+	serverBenchConns    = 32
+	serverBenchFrames   = 150     // per connection
+	serverBenchPerFrame = 200     // 32 × 150 × 200 = 960k events
+	serverBenchDecoded  = 100_000 // events the decode limit times
 	serverBenchIdle     = 10_000
 	// connMemGoalKiB is the issue's goal for one idle ingest connection.
 	connMemGoalKiB = 16
@@ -58,9 +65,9 @@ func BenchmarkIngest(b *testing.B) {
 
 	// dialTo connects to the server at base, with the Origin the site allows
 	// (the first server's), and says hello.
-	dialTo := func(base string) *fws.Conn {
+	dialTo := func(base string, agent int) *fws.Conn {
 		b.Helper()
-		h := http.Header{"Origin": {p.base}}
+		h := http.Header{"Origin": {p.base}, "User-Agent": {fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64; rv:%d.0) Gecko/20100101 Firefox/%d.0", 100+agent, 100+agent)}}
 		c, _, err := fws.DefaultDialer.Dial(strings.Replace(base, "http://", "ws://", 1)+"/v1/ingest?site="+key, h)
 		if err != nil {
 			b.Fatal(err)
@@ -73,9 +80,9 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		return c
 	}
-	dial := func() *fws.Conn { return dialTo(p.base) }
 
-	// Frames and the same-run limit: decoding those events from JSON here.
+	// Frames and the same-run limits: decoding those events from JSON here,
+	// and reading and decoding the frames in a bare WebSocket server.
 	frames := make([][][]byte, serverBenchConns)
 	var allEvents [][]byte
 	for c := range frames {
@@ -83,32 +90,40 @@ func BenchmarkIngest(b *testing.B) {
 			evs := make([]json.RawMessage, serverBenchPerFrame)
 			for j := range evs {
 				evs[j] = json.RawMessage(fmt.Sprintf(`{"id":"%s","type":"page","url":"https://demo.localhost/p/%d?utm_source=news","referrer":"https://www.google.com/","title":"Page","props":{"plan":"pro","n":%d}}`, uuid.NewString(), j%50, j))
-				allEvents = append(allEvents, evs[j])
+				if len(allEvents) < serverBenchDecoded {
+					allEvents = append(allEvents, evs[j])
+				}
 			}
 			f, _ := json.Marshal(map[string]any{"type": "events", "seq": i + 1, "events": evs})
 			frames[c] = append(frames[c], f)
 		}
 	}
-	events := float64(len(allEvents))
+	events := float64(serverBenchConns * serverBenchFrames * serverBenchPerFrame)
 
-	var allocs, limitAllocs float64
+	var allocs, limitAllocs, rate, limitRate float64
 	b.Run("cpu_us_per_event", func(b *testing.B) {
 		var cpuUS, limitUS float64
 		for b.Loop() {
+			conns := make([]*fws.Conn, len(frames))
+			for c := range conns {
+				conns[c] = dialTo(p.base, c)
+			}
 			cpu0, mallocs0 := procCPU(b, p.cmd.Process.Pid), metric(b, p.base, "go_memstats_mallocs_total")
+			start := time.Now()
 			done := make(chan error, serverBenchConns)
 			for c := range frames {
-				conn := dial()
-				go func() { done <- sendAll(conn, frames[c]) }()
+				go func() { done <- sendAll(conns[c], frames[c]) }()
 			}
 			for range frames {
 				if err := <-done; err != nil {
 					b.Fatal(err)
 				}
 			}
+			rate = events / time.Since(start).Seconds()
 			cpuUS = (procCPU(b, p.cmd.Process.Pid) - cpu0).Seconds() * 1e6 / events
 			allocs = (metric(b, p.base, "go_memstats_mallocs_total") - mallocs0) / events
 			limitUS, limitAllocs = decodeCost(allEvents)
+			limitRate = benchws.ReadDecodeRate(b, frames, int(events), decodeFrame)
 		}
 		b.ReportMetric(cpuUS, "µs/event")
 		b.ReportMetric(limitUS, "limit-µs/event")
@@ -118,6 +133,15 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		b.ReportMetric(allocs, "allocs/event")
 		b.ReportMetric(limitAllocs, "limit-allocs/event")
+	})
+	// Events acknowledged per second with enrichment on, in the run above;
+	// limit: the same frames over as many connections read and decoded by a
+	// bare WebSocket server.
+	b.Run("enriched_events_per_s", func(b *testing.B) {
+		for b.Loop() {
+		}
+		b.ReportMetric(rate, "events/s")
+		b.ReportMetric(limitRate, "limit-events/s")
 	})
 
 	// Memory per idle connection, on a second server of its own (same
@@ -129,13 +153,12 @@ func BenchmarkIngest(b *testing.B) {
 		p := startPulse(b, nil, "dev", "--clickhouse", dbURL, "--data", b.TempDir())
 		p.waitReady(b)
 		time.Sleep(2500 * time.Millisecond) // as above: the quota is read
-		dial := func() *fws.Conn { return dialTo(p.base) }
 		for b.Loop() {
 			heap0, stack0 := metric(b, p.base, "go_memstats_heap_inuse_bytes"), metric(b, p.base, "go_memstats_stack_inuse_bytes")
 			goroutines0 := metric(b, p.base, "go_goroutines")
 			conns := make([]*fws.Conn, 0, serverBenchIdle)
 			for range serverBenchIdle {
-				conns = append(conns, dial())
+				conns = append(conns, dialTo(p.base, 0))
 			}
 			time.Sleep(time.Second)
 			heap, stack := metric(b, p.base, "go_memstats_heap_inuse_bytes")-heap0, metric(b, p.base, "go_memstats_stack_inuse_bytes")-stack0
@@ -195,13 +218,35 @@ func sendAll(conn *fws.Conn, frames [][]byte) error {
 	return nil
 }
 
+// benchEvent is what the limits decode an event into.
+type benchEvent struct {
+	ID, Type, URL, Referrer, Title string
+	Props                          map[string]any
+}
+
+// decodeFrame decodes an events frame and each of its events.
+func decodeFrame(data []byte) error {
+	var f struct {
+		Type   string
+		Seq    int64
+		Events []json.RawMessage
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return err
+	}
+	for _, raw := range f.Events {
+		var ev benchEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // decodeCost is the same-run limit: CPU µs and allocations per event of
 // decoding the events from JSON into a struct, the least any server does.
 func decodeCost(events [][]byte) (float64, float64) {
-	var ev struct {
-		ID, Type, URL, Referrer, Title string
-		Props                          map[string]any
-	}
+	var ev benchEvent
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	start := time.Now()
