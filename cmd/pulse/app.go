@@ -53,6 +53,10 @@ func newApp(d appDeps) *fiber.App {
 		ReadTimeout:           readTimeout,
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           idleTimeout,
+		// Release fasthttp's read buffer once a request is read (and before a
+		// WebSocket upgrade hands the connection over): an idle ingest
+		// connection otherwise keeps it, 4 KiB, for its whole life.
+		ReduceMemoryUsage: true,
 		ErrorHandler: func(c *fiber.Ctx, err error) error {
 			code := fiber.StatusInternalServerError
 			if fe, ok := err.(*fiber.Error); ok {
