@@ -2,8 +2,6 @@ package dashboard
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +19,7 @@ import (
 // after a burst of inserts. Identifiers come only
 // from the allow-lists in spec.go; every value (tenant, site, times, filter
 // values, property keys, time zone) is a bound parameter; and every read of
-// events or visits goes through eventsWhere or sessionsInner, which always
+// events or sessions goes through eventsWhere or sessionsInner, which always
 // put the tenant and site predicate first.
 
 // table is where a query part reads its rows.
@@ -29,7 +27,7 @@ type table int
 
 const (
 	tableEvents   table = iota // one row per stored copy of an event
-	tableSessions              // one row per visit (visits, merged per session_id)
+	tableSessions              // one row per visit (sessions, merged per session_id)
 )
 
 // scope is the tenant and site every query is restricted to.
@@ -68,7 +66,7 @@ func (b *sqlBuilder) eventsWhere(r timeRange) string {
 	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0"
 }
 
-// sessionsDays is the day predicate of a read of visits for visits that
+// sessionsDays is the day predicate of a read of sessions for visits that
 // start in r: the UTC days of r widened by sessionDaySlack on each side.
 func (b *sqlBuilder) sessionsDays(r timeRange) string {
 	from := r.From.UTC().AddDate(0, 0, -sessionDaySlack)
@@ -76,18 +74,8 @@ func (b *sqlBuilder) sessionsDays(r timeRange) string {
 	return "day >= toDate(" + b.bind(from.Format(time.DateOnly)) + ") AND day <= toDate(" + b.bind(to.Format(time.DateOnly)) + ")"
 }
 
-// sessionAttrs are the visit attributes that the visits table keeps in one argMin
-// state of a tuple (its column attrs), in the tuple's order (migration 0008).
-var sessionAttrs = []string{"hostname", "referrer", "source", "medium", "channel",
-	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-	"country", "region", "city", "device", "browser", "browser_version", "os", "os_version"}
-
-// sessionMerge is the -Merge expression of each visits column. ClickHouse
-// computes argMinMerge(attrs) once however many attributes a query takes.
+// sessionMerge is the -Merge expression of each sessions column.
 func sessionMerge(col string) string {
-	if i := slices.Index(sessionAttrs, col); i >= 0 {
-		return "tupleElement(argMinMerge(attrs), " + strconv.Itoa(i+1) + ")"
-	}
 	switch col {
 	case "visitor_id":
 		return "anyMerge(visitor_id)"
@@ -106,13 +94,13 @@ func sessionMerge(col string) string {
 	case "exit_page":
 		return "argMaxIfMerge(exit_page)"
 	}
-	return col // not a visits column (columns come from allow-lists): ClickHouse refuses it
+	return "argMinMerge(" + col + ")"
 }
 
 // sessionsInner reads whole visits that start in r, one row per session_id,
 // with the given columns as <prefix><col> (<prefix>started_at is always
 // there). Visits that started before the finalizer's watermark come from
-// sessions_final, plain rows; later ones from visits, merged here per
+// sessions_final, plain rows; later ones from sessions, merged here per
 // session_id so that unmerged parts never count twice.
 func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) string {
 	cols = append([]string{"started_at"}, cols...)
@@ -150,7 +138,7 @@ func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) st
 		for _, c := range uniq {
 			sel = append(sel, sessionMerge(c)+" AS "+prefix+c)
 		}
-		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM visits WHERE "+b.tenantSite()+" AND "+b.sessionsDays(live)+
+		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions WHERE "+b.tenantSite()+" AND "+b.sessionsDays(live)+
 			" GROUP BY session_id HAVING "+prefix+"started_at >= "+b.bindTime(live.From)+" AND "+prefix+"started_at < "+b.bindTime(live.To))
 	}
 	return strings.Join(parts, " UNION ALL ")
@@ -193,7 +181,7 @@ type partQuery struct {
 	limit, offset int
 }
 
-// visitCols lists the visits columns a set of visit dimensions and
+// visitCols lists the sessions columns a set of visit dimensions and
 // filters need.
 func visitCols(dims []dimension, filters []*filter, all bool) []string {
 	var cols []string

@@ -19,7 +19,7 @@ import (
 const (
 	// DefaultFinalizeInterval is how often the Finalizer looks for months
 	// to (re)write. Until it has, queries merge a changed month's visits
-	// from visits (slower, never wrong).
+	// from sessions (slower, never wrong).
 	DefaultFinalizeInterval = time.Minute
 	// finalizeLag is how far before the current UTC day the watermark
 	// stays: a visit that started before it has had a whole day to end.
@@ -46,7 +46,7 @@ type FinalizerConfig struct {
 }
 
 // Finalizer keeps sessions_final, the plain copy of finished visits that
-// queries scan instead of merging `visits` per visit (see migration 0007).
+// queries scan instead of merging `sessions` per visit (see migration 0007).
 type Finalizer struct {
 	db    *chdb.DB
 	cfg   FinalizerConfig
@@ -98,12 +98,12 @@ type monthStatus struct {
 	// month's end.
 	start, through time.Time
 	// current is true when sessions_final holds all of them as they are
-	// now in visits: the month was written through `through` and no part
-	// of the visits table that may hold its rows is newer than that write.
+	// now in sessions: the month was written through `through` and no part
+	// of sessions that may hold its visits' rows is newer than that write.
 	current bool
 }
 
-// daySpan is the days of the visits rows of visits that started in [start,
+// daySpan is the days of sessions rows that visits started in [start,
 // through) may have: from the day before (rows of a visit that started the
 // month before, so that it is left out whole) to the day of through.
 func daySpan(start, through time.Time) (first, last time.Time) {
@@ -131,9 +131,9 @@ func finalStatus(ctx context.Context, db *chdb.DB, watermark time.Time) (map[uin
 	rows.Close()
 	type part struct{ first, last, modified time.Time }
 	var parts []part
-	rows, err = db.Query(ctx, "SELECT min_date, max_date, modification_time FROM system.parts WHERE database = currentDatabase() AND table = 'visits' AND active")
+	rows, err = db.Query(ctx, "SELECT min_date, max_date, modification_time FROM system.parts WHERE database = currentDatabase() AND table = 'sessions' AND active")
 	if err != nil {
-		return nil, fmt.Errorf("read parts of visits: %w", err)
+		return nil, fmt.Errorf("read parts of sessions: %w", err)
 	}
 	for rows.Next() {
 		var p part
@@ -232,7 +232,7 @@ func (f *Finalizer) writeMonth(ctx context.Context, month uint32, start, through
 	}
 	insert := "INSERT INTO " + f.stage + " (" + cols + ") SELECT tenant_id, site_id, session_id, " + strings.Join(fcols, ", ") +
 		" FROM (SELECT tenant_id, site_id, session_id, " + strings.Join(sel, ", ") +
-		" FROM visits WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY tenant_id, site_id, session_id" +
+		" FROM sessions WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY tenant_id, site_id, session_id" +
 		" HAVING f_started_at >= toDateTime(?) AND f_started_at < toDateTime(?))" +
 		" SETTINGS max_bytes_before_external_group_by = 1000000000"
 	if err := f.db.Exec(ctx, "ALTER TABLE "+f.stage+" DROP PARTITION ?", month); err != nil {
@@ -304,7 +304,7 @@ var stageName = regexp.MustCompile(`^sessions_final_stage_[0-9a-f]{12}$`)
 // watermark is the time before which every visit is in sessions_final and
 // current: the last pass's watermark, or the start of the first month that
 // has changed since it was written (late events, a bulk load, an erasure),
-// whose visits are then merged from visits until the next pass. Zero when
+// whose visits are then merged from sessions until the next pass. Zero when
 // no pass has completed.
 func (e *Engine) watermark(ctx context.Context) (time.Time, error) {
 	var (

@@ -4,7 +4,6 @@ import (
 	"context"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -40,7 +39,7 @@ func TestFinalizerAtTheWatermarkAndForLateEvents(t *testing.T) {
 	}
 
 	// An event of the finalized visit S2 (Oct 25) arrives late: the visit is
-	// no longer a bounce, at once (October is read from visits until it is
+	// no longer a bounce, at once (October is read from sessions until it is
 	// written again) and after the next pass has rewritten October.
 	insertEvents(t, f.db, f.a.Site, qEvent{at: "2026-10-25 09:03", typ: "page", page: "/late", visitor: 2, session: 102, source: "(direct)", country: "FR", device: "Mobile"})
 	top := map[string]any{"metrics": []string{"visits", "pageviews", "bounce_rate"}, "date_range": days2526}
@@ -54,23 +53,5 @@ func TestFinalizerAtTheWatermarkAndForLateEvents(t *testing.T) {
 	}
 	if got := rowsOf(f.query(t, top)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after the second pass: got %v, want 4 visits, 9 pageviews, no bounce", got)
-	}
-}
-
-// Every column a visit dimension or sessions_final reads has its own -Merge
-// expression over sessions (an unknown one comes back as itself, which
-// ClickHouse refuses).
-func TestEverySessionsColumnHasAMerge(t *testing.T) {
-	cols := append([]string{}, sessionFinalColumns...)
-	for _, d := range visitDims {
-		cols = append(cols, d.col)
-	}
-	for _, c := range cols {
-		if e := sessionMerge(c); e == c || !strings.Contains(e, "Merge(") {
-			t.Errorf("sessionMerge(%q) = %q; want a -Merge expression", c, e)
-		}
-	}
-	if e := sessionMerge("os_version"); e != "tupleElement(argMinMerge(attrs), 18)" {
-		t.Errorf("sessionMerge(os_version) = %q; want the 18th element of attrs", e)
 	}
 }

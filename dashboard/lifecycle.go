@@ -72,7 +72,7 @@ func (c *LifecycleConfig) withDefaults() {
 // each site's retention and deletes the data of deleted sites, and its HTTP
 // API (Register) erases one visitor's or user's data and deletes a site's.
 //
-// `events`, `visits` and `sessions_final` are partitioned by calendar month (UTC) and shared
+// `events`, `sessions` and `sessions_final` are partitioned by calendar month (UTC) and shared
 // by every tenant. A month is dropped whole when no live site keeps data that
 // old; otherwise each site's older rows are deleted with a mutation (ALTER
 // TABLE … DELETE), which ClickHouse applies in the background by rewriting
@@ -140,13 +140,13 @@ func (r LifecycleReport) empty() bool {
 // their partitions and retention are read from.
 var lifecycleTables = []struct{ name, dayColumn string }{
 	{"events", "ts"},
-	{"visits", "day"},
+	{"sessions", "day"},
 	{"sessions_final", "started_at"},
 }
 
 // Enforce runs one pass of the job as of now:
 //
-//  1. drop every month partition of events and visits that ends on or
+//  1. drop every month partition of events and sessions that ends on or
 //     before the oldest day any live site keeps (no partition is dropped
 //     while a live site keeps data forever, or when there is no live site);
 //  2. for each live site with a retention, when rows older than its first

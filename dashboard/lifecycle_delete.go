@@ -105,7 +105,7 @@ func (l *Lifecycle) Erase(ctx context.Context, site auth.Site, who Subject) (Del
 				return err
 			}
 			if len(chunk) > 0 {
-				for _, table := range []string{"visits", "sessions_final"} {
+				for _, table := range []string{"sessions", "sessions_final"} {
 					if err := l.deleteWhere(ctx, table, scope.and("session_id IN ?", inList(chunk))); err != nil {
 						return err
 					}
@@ -199,13 +199,13 @@ func (l *Lifecycle) Wait(ctx context.Context, site auth.Site, d Deletion, timeou
 	return d, nil
 }
 
-// SiteMutations lists the mutations of events and visits whose command
+// SiteMutations lists the mutations of events and sessions whose command
 // names site's org and id: its erasures, the deletions of its data, and the
 // retention job's mutations that include it. ClickHouse keeps the last 100
 // finished mutations of a table.
 func (l *Lifecycle) SiteMutations(ctx context.Context, site auth.Site) ([]Mutation, error) {
 	rows, err := l.db.Query(ctx, `SELECT table, mutation_id, create_time, parts_to_do, is_done FROM system.mutations
-		WHERE database = currentDatabase() AND table IN ('events', 'visits', 'sessions_final')
+		WHERE database = currentDatabase() AND table IN ('events', 'sessions', 'sessions_final')
 		AND position(command, ?) > 0 AND position(command, ?) > 0
 		ORDER BY create_time, table, mutation_id`, site.OrgID.String(), site.ID.String())
 	if err != nil {

@@ -144,7 +144,7 @@ func TestLifecycleEraseRemovesExactlyOnePersonsEventsAndVisits(t *testing.T) {
 		t.Fatalf("erase u-1 = %d %v; want 200 done with 4 events (3 of the visit, 1 later) in 2 visits", status, got)
 	}
 	if ms, _ := got["mutations"].([]any); len(ms) != 3 {
-		t.Errorf("mutations = %v; want one each on events, visits and sessions_final", got["mutations"])
+		t.Errorf("mutations = %v; want one each on events, sessions and sessions_final", got["mutations"])
 	}
 	// Done means gone: read right after the answer, without waiting.
 	if got, want := storedEvents(t, w.db, w.a), idsOf(append(w.u2, w.anon...)...); !slices.Equal(got, want) {

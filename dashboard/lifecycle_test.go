@@ -75,7 +75,7 @@ func storedEvents(t *testing.T, db *chdb.DB, site auth.Site) []uuid.UUID {
 // storedVisits returns the session ids of site's stored visits.
 func storedVisits(t *testing.T, db *chdb.DB, site auth.Site) []uint64 {
 	t.Helper()
-	rows, err := db.Query(context.Background(), "SELECT DISTINCT session_id FROM visits WHERE tenant_id = toUUID(?) AND site_id = toUUID(?) ORDER BY session_id",
+	rows, err := db.Query(context.Background(), "SELECT DISTINCT session_id FROM sessions WHERE tenant_id = toUUID(?) AND site_id = toUUID(?) ORDER BY session_id",
 		site.OrgID.String(), site.ID.String())
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestLifecycleDropsMonthsNoSiteKeeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDropped := []string{"events/202601", "events/202602", "visits/202601", "visits/202602"}
+	wantDropped := []string{"events/202601", "events/202602", "sessions/202601", "sessions/202602"}
 	if !slices.Equal(rep.Dropped, wantDropped) {
 		t.Errorf("dropped %v, want %v (February ends before 2026-03-17, the oldest day any site keeps)", rep.Dropped, wantDropped)
 	}
@@ -268,7 +268,7 @@ func TestLifecycleDropsMonthsNoSiteKeeps(t *testing.T) {
 		t.Errorf("deleted sites = %v, want %s", rep.DeletedSites, gone.ID)
 	}
 	waitMutations(t, db)
-	for _, table := range []string{"events", "visits"} {
+	for _, table := range []string{"events", "sessions"} {
 		if got := partitions(t, db, table); !slices.Equal(got, []string{"202603", "202606"}) {
 			t.Errorf("%s partitions = %v, want 202603 and 202606", table, got)
 		}

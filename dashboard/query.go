@@ -285,7 +285,7 @@ func (e *Engine) firstDay(ctx context.Context, s scope) (time.Time, error) {
 	b := &sqlBuilder{scope: s, loc: time.UTC}
 	var day time.Time
 	var n uint64
-	q := "SELECT min(day), count() FROM visits WHERE " + b.tenantSite()
+	q := "SELECT min(day), count() FROM sessions WHERE " + b.tenantSite()
 	if err := e.db.QueryRow(e.ctx(ctx), q, b.args...).Scan(&day, &n); err != nil {
 		return time.Time{}, queryError(err)
 	}

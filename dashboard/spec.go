@@ -179,7 +179,7 @@ type dimension struct {
 	name string
 	kind dimKind
 	// col is the events column (event dimensions, and visit dimensions that
-	// are the same on every event of a visit), or the visits column.
+	// are the same on every event of a visit), or the sessions column.
 	col string
 	// onEvents is true for visit dimensions every event carries itself
 	// (place, device, software), so event queries need no visit lookup.
@@ -196,7 +196,7 @@ var eventDims = map[string]string{
 	"event:hostname": "hostname",
 }
 
-// visitDims maps visit dimensions to visits columns; the bool says the
+// visitDims maps visit dimensions to sessions columns; the bool says the
 // events table has the same value on every event of the visit.
 var visitDims = map[string]struct {
 	col      string

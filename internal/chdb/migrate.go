@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"regexp"
 	"sort"
 	"strconv"
@@ -147,12 +146,10 @@ func (db *DB) Migrate(ctx context.Context, ms []Migration) ([]int, error) {
 			}
 			continue
 		}
-		byOther, err := db.apply(ctx, m)
-		if err != nil {
-			return applied, err
-		}
-		if byOther {
-			continue
+		for i, stmt := range m.Statements {
+			if err := db.Exec(ctx, stmt); err != nil && !alreadyApplied(stmt, err) {
+				return applied, fmt.Errorf("migrate: %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
 		}
 		if err := db.recordMigration(ctx, m); err != nil {
 			return applied, fmt.Errorf("migrate: record %04d_%s: %w", m.Version, m.Name, err)
@@ -160,45 +157,6 @@ func (db *DB) Migrate(ctx context.Context, ms []Migration) ([]int, error) {
 		applied = append(applied, m.Version)
 	}
 	return applied, nil
-}
-
-// migrationAttempts bounds how often one node runs a migration again after a
-// statement of it failed (see apply).
-const migrationAttempts = 5
-
-// apply runs m's statements. Nodes that start together migrate the same
-// database at once, and one that is ahead may already be dropping a table
-// (0008 drops sessions) that a statement of an earlier migration, on a node
-// behind it, still uses. So when a statement fails, apply looks again at the
-// recorded migrations: if another node has recorded m, m is applied (byOther);
-// otherwise it runs all of m again after a short, jittered wait, which its
-// idempotent statements allow. Each node then runs its own later migrations,
-// so the last statements to run are always those of the last migration.
-func (db *DB) apply(ctx context.Context, m Migration) (byOther bool, err error) {
-	for attempt := 1; ; attempt++ {
-		err = nil
-		for i, stmt := range m.Statements {
-			if e := db.Exec(ctx, stmt); e != nil && !alreadyApplied(stmt, e) {
-				err = fmt.Errorf("migrate: %04d_%s statement %d: %w", m.Version, m.Name, i+1, e)
-				break
-			}
-		}
-		if err == nil {
-			return false, nil
-		}
-		if recorded, rerr := db.recordedMigrations(ctx); rerr == nil && recorded[m.Version] == m.Checksum {
-			return true, nil
-		}
-		if attempt == migrationAttempts {
-			return false, err
-		}
-		wait := time.Duration(attempt)*100*time.Millisecond + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
-		select {
-		case <-ctx.Done():
-			return false, err
-		case <-time.After(wait):
-		}
-	}
 }
 
 // recordMigration inserts m's row into the migrations table.
