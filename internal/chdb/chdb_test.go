@@ -11,6 +11,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
@@ -22,8 +24,21 @@ func emptyDB(t *testing.T) *chdb.DB {
 	t.Helper()
 	db := chtest.Open(t)
 	ctx := context.Background()
-	for _, table := range []string{"events", "schema_migrations"} {
-		if err := db.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
+	rows, err := db.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	for _, table := range tables {
+		if err := db.Exec(ctx, "DROP TABLE IF EXISTS `"+table+"`"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,9 +60,9 @@ func TestMigrateConcurrentStartsAgree(t *testing.T) {
 		t.Fatalf("empty database status = %+v, want all %d pending", before, len(ms))
 	}
 
-	// Two nodes start together.
+	// Three nodes start together.
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
+	errs := make([]error, 3)
 	for i := range errs {
 		wg.Go(func() { _, errs[i] = db.Migrate(ctx, ms) })
 	}
@@ -86,6 +101,23 @@ func TestMigrateConcurrentStartsAgree(t *testing.T) {
 	}
 	if engine != "ReplacingMergeTree" || !strings.Contains(sortKey, "tenant_id, site_id") || !strings.Contains(sortKey, "event_id") {
 		t.Fatalf("events engine %q sort key %q: want ReplacingMergeTree led by tenant and site, holding event_id", engine, sortKey)
+	}
+
+	// The view works: an event reaches sessions.
+	batch, err := db.PrepareBatch(ctx, "INSERT INTO events (tenant_id, site_id, event_id, ts, received_at, type, name, pathname, hostname, session_id, visitor_id)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := batch.Append(uuid.New(), uuid.New(), uuid.New(), now, now, "page", "pageview", "/", "example.com", uint64(7), uint64(9)); err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatalf("insert into events after concurrent migrations: %v", err)
+	}
+	var host string
+	if err := db.QueryRow(ctx, "SELECT argMinMerge(hostname) FROM sessions WHERE session_id = 7").Scan(&host); err != nil || host != "example.com" {
+		t.Fatalf("the visit's hostname from sessions = %q (err %v); want example.com", host, err)
 	}
 }
 
