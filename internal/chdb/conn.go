@@ -26,7 +26,12 @@ func dialer(timeout, writeTimeout time.Duration, tlsConf *tls.Config) func(conte
 			return nil, err
 		}
 		if tlsConf != nil {
-			tc := tls.Client(c, tlsConf)
+			conf := tlsConf
+			if conf.ServerName == "" { // as tls.Dial does: verify the name dialled
+				conf = conf.Clone()
+				conf.ServerName, _, _ = net.SplitHostPort(addr)
+			}
+			tc := tls.Client(c, conf)
 			if err := tc.HandshakeContext(ctx); err != nil {
 				_ = c.Close()
 				return nil, err

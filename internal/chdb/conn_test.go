@@ -2,9 +2,14 @@ package chdb
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -77,5 +82,27 @@ func TestDriverDeadlineIsKept(t *testing.T) {
 	}
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatalf("write after the deadline was cleared: %v", err)
+	}
+}
+
+// With TLS the name dialled is the one verified, as tls.Dial does when the
+// configuration names no server.
+func TestDialerVerifiesTheHostDialled(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	addr := srv.Listener.Addr().(*net.TCPAddr)
+
+	// httptest's certificate is for 127.0.0.1 and example.com.
+	c, err := dialer(time.Second, time.Second, &tls.Config{RootCAs: pool})(context.Background(), addr.String())
+	if err != nil {
+		t.Fatalf("dial 127.0.0.1 with its certificate: %v", err)
+	}
+	c.Close()
+	other := net.JoinHostPort("localhost", strconv.Itoa(addr.Port))
+	if c, err := dialer(time.Second, time.Second, &tls.Config{RootCAs: pool})(context.Background(), other); err == nil {
+		c.Close()
+		t.Fatal("dial localhost accepted a certificate that does not name it")
 	}
 }
