@@ -39,13 +39,13 @@ const insertColumns = 35
 // whole insert in one block grew every column from empty to its full size.
 const insertBlockRows = 8192
 
-// WriteEvents inserts events as one block; it returns only after ClickHouse
+// WriteEvents inserts events in one INSERT; it returns only after ClickHouse
 // has committed them or failed.
 func (w *Writer) WriteEvents(ctx context.Context, events []Event) error {
 	return w.WriteChunks(ctx, [][]Event{events})
 }
 
-// WriteChunks inserts the events of every chunk, in order, as one block; it
+// WriteChunks inserts the events of every chunk, in order, in one INSERT; it
 // returns only after ClickHouse has committed them or failed. The Batcher
 // hands over the slices its Adds brought rather than one copy of them.
 //
