@@ -2,16 +2,16 @@
 // FULL (defined by the build) adds what issue 6 does not ask of the 2 KiB default build:
 // hash mode, DNT/GPC, excluded paths, cross-tab adoption (queue.js), busy pauses, the
 // retry_after of close 4429, the flush when the page is hidden and the automatic captures.
-import { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER, OPT_OUT } from './limits.js'
-import { backoff, uuid, str } from './util.js'
+import { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, EVENT_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER, OPT_OUT } from './limits.js'
+import { backoff, uuid, str, bytes } from './util.js'
 import { createQueue } from './queue.js'
 
-export { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER }
+export { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, EVENT_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER }
 
 /** chunk returns the first queue entries, at most CHUNK_EVENTS events and CHUNK_BYTES bytes (at least one). */
 export const chunk = list => {
   let n = 0
-  return list.filter((x, i) => i < CHUNK_EVENTS && ((n += str(x.e).length) < CHUNK_BYTES || !i))
+  return list.filter((x, i) => i < CHUNK_EVENTS && ((n += bytes(str(x.e))) < CHUNK_BYTES || !i))
 }
 
 /**
@@ -49,11 +49,11 @@ export function start(w, o, plug) {
   let why = decline(), ws, ready, seq = 0, resume, identity, lost = 0, retryT, flushT, deadT, busy, posting, httpOnly, prev, last, before
 
   // send queues one event (fields of docs/protocol.md); it goes out within FRAME_DELAY ms.
-  const send = (type, e) => {
-    if (why) return
-    q.add({ id: uuid(), ts: Date.now(), url: loc.href, type, ...e })
-    schedule(FRAME_DELAY)
-  }
+  // The server refuses an event over EVENT_BYTES (docs/protocol.md): such an event is dropped
+  // here with a console line, as the server's per-event error would drop it, and never holds
+  // the queue.
+  const send = (type, e) => why || (bytes(str(e = { id: uuid(), ts: Date.now(), url: loc.href, type, ...e })) > EVENT_BYTES
+    ? con.warn('Pulse:', e) : (q.add(e), schedule(FRAME_DELAY)))
   const schedule = ms => { flushT = flushT || later(flush, ms) }
   const write = f => ws.send(str(f))
   const frame = (s, list) => write({ type: 'events', seq: s, events: list.map(x => (x.s = s, x.e)) })

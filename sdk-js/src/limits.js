@@ -4,9 +4,11 @@
 export const VERSION = '1.0.0'
 /** Events wait FRAME_DELAY ms to share a frame: at most 40 frames/s, under the server's 50/s. */
 export const FRAME_DELAY = 25
-/** A frame, POST body or beacon holds at most CHUNK_EVENTS events and about CHUNK_BYTES bytes (server: 500 and 64 KiB; keepalive and sendBeacon: 64 KiB). */
+/** A frame, POST body or beacon holds at most CHUNK_EVENTS events and about CHUNK_BYTES bytes of UTF-8 (server: 500 and 64 KiB; keepalive and sendBeacon: 64 KiB). */
 export const CHUNK_EVENTS = 100
 export const CHUNK_BYTES = 6e4
+/** The server refuses an event whose JSON is over EVENT_BYTES bytes; the tracker drops such an event with a console line instead, since one over a whole frame would otherwise be sent, refused (close 1009) and sent again forever, holding every later event behind it. */
+export const EVENT_BYTES = 8192
 /** Without a welcome within CONNECT_TIMEOUT ms of connecting, the attempt has failed. */
 export const CONNECT_TIMEOUT = 5000
 /** A ping is sent every PING_EVERY ms; without any frame PONG_WAIT ms after it the connection is dead. */

@@ -4,6 +4,8 @@ import { BACKOFF_BASE, BACKOFF_MAX } from './limits.js'
 export { BACKOFF_BASE, BACKOFF_MAX }
 
 export const str = JSON.stringify
+/** bytes is the length of s in UTF-8, as the server counts it. */
+export const bytes = s => new Blob([s]).size
 
 /**
  * backoff is the delay before reconnect attempt n (0-based): "full jitter", a uniformly

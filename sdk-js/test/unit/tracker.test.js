@@ -406,3 +406,35 @@ test('full build: a page that starts opted out and opts in records pageviews', t
   assert.ok(!p.logs.some(l => /Error/.test(l)), p.logs.join('\n'))
   assert.deepEqual(JSON.parse(p.w.localStorage.getItem('pulse:pk_test')).q.map(x => x.e.type), ['page', 'page'])
 })
+
+test('limits: an event over EVENT_BYTES is dropped with a console line; the events after it go', t => {
+  const { p, api, tick, ws } = run(t)
+  tick(FRAME_DELAY)
+  ws().welcome()
+  ws().recv({ type: 'ack', seq: 1 })
+  api.track('huge', { blob: 'x'.repeat(70000) }) // over a whole frame: the server would close 1009
+  api.track('big', { blob: 'é'.repeat(4500) }) // 4,500 characters, 9,000 bytes of UTF-8
+  api.track('after')
+  tick(FRAME_DELAY)
+  const frames = ws().frames()
+  assert.deepEqual(frames.at(-1).events.map(e => e.name), ['after'])
+  assert.equal(frames.length, 2)
+  assert.equal(p.logs.filter(l => l == 'Pulse: [object Object]').length, 2, p.logs.join('\n'))
+  assert.equal(JSON.parse(p.w.localStorage.getItem('pulse:pk_test')).q.length, 1, 'only "after" waits for its ack')
+})
+
+test('limits: frames stay under CHUNK_BYTES of UTF-8, however many bytes a character takes', t => {
+  const { api, tick, ws } = run(t)
+  tick(FRAME_DELAY)
+  ws().welcome()
+  for (let i = 0; i < 20; i++) api.track('e' + i, { text: '漢'.repeat(2500) }) // 7,500 bytes each
+  tick(FRAME_DELAY)
+  ws().recv({ type: 'ack', seq: 1 })
+  for (let i = 0; i < 5; i++) tick(FRAME_DELAY)
+  const frames = ws().frames().slice(1)
+  assert.equal(frames.flatMap(f => f.events).length, 20, 'every event went')
+  for (const f of frames) {
+    const n = new TextEncoder().encode(JSON.stringify(f)).length
+    assert.ok(n <= 65536, `a frame of ${n} bytes, over the server's 64 KiB`)
+  }
+})
