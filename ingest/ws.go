@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/internal/wsnet"
 )
 
 // Config configures the WebSocket endpoint (Server). Zero fields take the
@@ -382,7 +383,7 @@ func (s *Server) serve(ws *fws.Conn, site auth.Site, client Client) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	conn := &wsConn{id: s.connIDs.Add(1), s: s, ws: ws, sock: socketOf(ws), site: site, client: client, ctx: ctx, cancel: cancel,
+	conn := &wsConn{id: s.connIDs.Add(1), s: s, ws: ws, sock: wsnet.Socket(ws), site: site, client: client, ctx: ctx, cancel: cancel,
 		isite:  SiteOf(site),
 		bucket: tokenBucket{rate: float64(s.cfg.FramesPerSecond), burst: float64(s.cfg.FrameBurst)}}
 	conn.acks.start = conn.startAckWriter
@@ -834,18 +835,6 @@ func (c *wsConn) end(code int, reason string) {
 const closeDrain = time.Second
 
 // closeConn sends a close frame and lets the reader drain for closeDrain.
-// socketOf returns the TCP socket under ws. fasthttp hands the handler a
-// wrapper whose Close does nothing (the server closes the socket after the
-// handler returns) and which goes back to a pool then, so closing it cannot
-// end a connection.
-func socketOf(ws *fws.Conn) net.Conn {
-	nc := ws.NetConn()
-	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
-		return u.UnsafeConn()
-	}
-	return nc
-}
-
 func closeConn(ws *fws.Conn, code int, reason string, timeout time.Duration) {
 	_ = ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, truncate(reason, 120)), time.Now().Add(timeout))
 	_ = ws.SetReadDeadline(time.Now().Add(closeDrain))

@@ -20,6 +20,7 @@ import (
 	fws "github.com/fasthttp/websocket"
 
 	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/internal/wsnet"
 )
 
 // Tenancy is the part of *auth.Store the live endpoints use.
@@ -314,14 +315,9 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 	o.sub = sub
 	// Once tracked, the hub writes this socket's frames itself (frames
 	// encoded once for every subscriber); the library only reads.
-	// The sink holds the socket under fasthttp's hijacked wrapper: the
-	// wrapper goes back to a pool (its Conn set to nil, then handed to
-	// another connection) when this handler returns, while the hub may still
-	// set a deadline or write once more.
-	conn := ws.NetConn()
-	if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
-		conn = u.UnsafeConn()
-	}
+	// The sink holds the socket, not fasthttp's wrapper: the hub may still
+	// set a deadline or write once more after this handler returned.
+	conn := wsnet.Socket(ws)
 	out := &wsSink{conn: conn}
 	if sc, ok := conn.(syscall.Conn); ok {
 		out.raw, _ = sc.SyscallConn()
