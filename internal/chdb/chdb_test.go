@@ -24,21 +24,8 @@ func emptyDB(t *testing.T) *chdb.DB {
 	t.Helper()
 	db := chtest.Open(t)
 	ctx := context.Background()
-	rows, err := db.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase()")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
-	for _, table := range tables {
-		if err := db.Exec(ctx, "DROP TABLE IF EXISTS `"+table+"`"); err != nil {
+	for _, stmt := range []string{"DROP DATABASE `" + db.Database + "`", "CREATE DATABASE `" + db.Database + "`"} {
+		if err := db.Exec(ctx, stmt); err != nil {
 			t.Fatal(err)
 		}
 	}
