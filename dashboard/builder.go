@@ -42,7 +42,9 @@ type sqlBuilder struct {
 	// watermark is the Finalizer's: visits that started before it are read
 	// from sessions_final (zero: none are).
 	watermark time.Time
-	args      []any
+	// rollup lets parts that rollup_days can answer read it (rollup.go).
+	rollup bool
+	args   []any
 }
 
 // bind adds v as a named parameter and returns its placeholder.
@@ -211,6 +213,9 @@ func visitCols(dims []dimension, filters []*filter, all bool) []string {
 // build writes the part's SQL. Its columns are d0…dn (String) and m0…mk
 // (Float64).
 func (b *sqlBuilder) build(p partQuery) string {
+	if q, ok := b.buildRollup(p); ok {
+		return q
+	}
 	var (
 		sel   []string
 		where string
@@ -226,7 +231,7 @@ func (b *sqlBuilder) build(p partQuery) string {
 			sel = append(sel, b.eventMetricExpr(m)+" AS m"+fmt.Sprint(i))
 		}
 	case tableSessions:
-		cols := append(visitCols(p.dims, p.filters, true), "visitor_id", "ended_at", "pageviews", "events")
+		cols := append(visitCols(p.dims, p.filters, true), metricCols(p.metrics)...)
 		from = "(" + b.sessionsInner(p.r, cols, "s_") + ")"
 		for i, d := range p.dims {
 			sel = append(sel, b.sessionDimExpr(d)+" AS d"+fmt.Sprint(i))
@@ -239,32 +244,59 @@ func (b *sqlBuilder) build(p partQuery) string {
 			where += " AND " + b.filterExpr(f, tableSessions, p.r)
 		}
 	}
-	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + from + " WHERE " + where
-	if len(p.dims) > 0 {
-		var g []string
-		for i := range p.dims {
-			g = append(g, "d"+fmt.Sprint(i))
-		}
-		q += " GROUP BY " + strings.Join(g, ", ")
-		if p.limit > 0 {
-			var ob []string
-			for _, o := range p.order {
-				name := "m" + fmt.Sprint(o.metric)
-				if o.metric < 0 {
-					name = "d" + fmt.Sprint(o.dim)
-				}
-				dir := " ASC"
-				if o.desc {
-					dir = " DESC"
-				}
-				ob = append(ob, name+dir)
+	return "SELECT " + strings.Join(sel, ", ") + " FROM " + from + " WHERE " + where + b.groupTail(p)
+}
+
+// groupTail is the GROUP BY of the part's dimensions (columns d0…dn) and,
+// when the part alone answers the query, its ORDER BY and LIMIT.
+func (b *sqlBuilder) groupTail(p partQuery) string {
+	if len(p.dims) == 0 {
+		return ""
+	}
+	var g []string
+	for i := range p.dims {
+		g = append(g, "d"+fmt.Sprint(i))
+	}
+	q := " GROUP BY " + strings.Join(g, ", ")
+	if p.limit > 0 {
+		var ob []string
+		for _, o := range p.order {
+			name := "m" + fmt.Sprint(o.metric)
+			if o.metric < 0 {
+				name = "d" + fmt.Sprint(o.dim)
 			}
-			ob = append(ob, g...) // a stable order among ties
-			q += " ORDER BY " + strings.Join(ob, ", ")
-			q += " LIMIT " + b.bind(p.offset) + ", " + b.bind(p.limit)
+			dir := " ASC"
+			if o.desc {
+				dir = " DESC"
+			}
+			ob = append(ob, name+dir)
 		}
+		ob = append(ob, g...) // a stable order among ties
+		q += " ORDER BY " + strings.Join(ob, ", ")
+		q += " LIMIT " + b.bind(p.offset) + ", " + b.bind(p.limit)
 	}
 	return q
+}
+
+// metricCols lists the sessions columns the visit metrics read (besides
+// started_at, which is always there).
+func metricCols(ms []metric) []string {
+	var cols []string
+	for _, m := range ms {
+		switch m.kind {
+		case mVisitors:
+			cols = append(cols, "visitor_id")
+		case mPageviews, mViewsPerVisit:
+			cols = append(cols, "pageviews")
+		case mEvents:
+			cols = append(cols, "events")
+		case mBounceRate:
+			cols = append(cols, "pageviews", "events")
+		case mVisitDuration:
+			cols = append(cols, "ended_at")
+		}
+	}
+	return cols
 }
 
 // eventsSource is the FROM and WHERE of a read of the events in r that match

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,9 +49,11 @@ type FinalizerConfig struct {
 // Finalizer keeps sessions_final, the plain copy of finished visits that
 // queries scan instead of merging `sessions` per visit (see migration 0007).
 type Finalizer struct {
-	db    *chdb.DB
-	cfg   FinalizerConfig
-	stage string
+	db  *chdb.DB
+	cfg FinalizerConfig
+	// stage and rollupStage are this process's staging tables of
+	// sessions_final and rollup_days.
+	stage, rollupStage string
 }
 
 // NewFinalizer returns a Finalizer writing through db.
@@ -63,18 +66,21 @@ func NewFinalizer(db *chdb.DB, cfg FinalizerConfig) *Finalizer {
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
-	return &Finalizer{db: db, cfg: cfg, stage: "sessions_final_stage_" + hex.EncodeToString(b)}
+	id := hex.EncodeToString(b)
+	return &Finalizer{db: db, cfg: cfg, stage: "sessions_final_stage_" + id, rollupStage: "rollup_days_stage_" + id}
 }
 
 // Run finalizes at once and then every Interval until ctx ends. A failed
 // pass is logged and retried at the next interval.
 func (f *Finalizer) Run(ctx context.Context) error {
 	defer func() {
-		// The staging table is this process's own; leave nothing behind.
+		// The staging tables are this process's own; leave nothing behind.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := f.db.Exec(ctx, "DROP TABLE IF EXISTS "+f.stage); err != nil {
-			f.cfg.Logger.Warn("finalizer: drop staging table", "table", f.stage, "err", err)
+		for _, t := range []string{f.stage, f.rollupStage} {
+			if err := f.db.Exec(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
+				f.cfg.Logger.Warn("finalizer: drop staging table", "table", t, "err", err)
+			}
 		}
 	}()
 	t := time.NewTicker(f.cfg.Interval)
@@ -145,6 +151,33 @@ func finalStatus(ctx context.Context, db *chdb.DB, watermark time.Time) (map[uin
 	}
 	rows.Close()
 
+	// A month of sessions_final written before rollup_days existed has no
+	// partition there: it is not current until written again.
+	rows, err = db.Query(ctx, "SELECT DISTINCT table, partition FROM system.parts WHERE database = currentDatabase() AND table IN ('sessions_final', 'rollup_days') AND active")
+	if err != nil {
+		return nil, fmt.Errorf("read parts of sessions_final and rollup_days: %w", err)
+	}
+	finals, rollups := map[string]bool{}, map[string]bool{}
+	for rows.Next() {
+		var table, partition string
+		if err := rows.Scan(&table, &partition); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if table == "rollup_days" {
+			rollups[partition] = true
+		} else {
+			finals[partition] = true
+		}
+	}
+	rows.Close()
+	unrolled := map[uint32]bool{}
+	for p := range finals {
+		if m, err := strconv.ParseUint(p, 10, 32); err == nil && !rollups[p] {
+			unrolled[uint32(m)] = true
+		}
+	}
+
 	months := map[uint32]bool{}
 	for m := range records {
 		months[m] = true
@@ -167,7 +200,7 @@ func finalStatus(ctx context.Context, db *chdb.DB, watermark time.Time) (map[uin
 		first, last := daySpan(start, through)
 		rec, written := records[m]
 		st := monthStatus{start: start, through: through, current: true}
-		if written && rec.through.Before(through) {
+		if written && rec.through.Before(through) || unrolled[m] {
 			st.current = false
 		}
 		for _, p := range parts {
@@ -194,6 +227,9 @@ func (f *Finalizer) Pass(ctx context.Context) ([]uint32, error) {
 	}
 	watermark := serverNow.UTC().Truncate(24 * time.Hour).Add(-finalizeLag)
 	if err := f.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+f.stage+" AS sessions_final"); err != nil {
+		return nil, fmt.Errorf("finalizer: create staging table: %w", err)
+	}
+	if err := f.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+f.rollupStage+" AS rollup_days"); err != nil {
 		return nil, fmt.Errorf("finalizer: create staging table: %w", err)
 	}
 	f.dropStaleStages(ctx, serverNow)
@@ -247,18 +283,72 @@ func (f *Finalizer) writeMonth(ctx context.Context, month uint32, start, through
 	if err := f.db.QueryRow(ctx, "SELECT count() FROM "+f.stage+" WHERE toYYYYMM(started_at) = ?", month).Scan(&n); err != nil {
 		return fmt.Errorf("finalizer: count visits of %d: %w", month, err)
 	}
-	swap := "ALTER TABLE sessions_final REPLACE PARTITION ? FROM " + f.stage
-	if n == 0 {
-		swap = "ALTER TABLE sessions_final DROP PARTITION ?"
+	sums, err := f.writeRollup(ctx, month, start, through)
+	if err != nil {
+		return err
 	}
-	if err := f.db.Exec(ctx, swap, month); err != nil {
-		return fmt.Errorf("finalizer: swap in month %d: %w", month, err)
+	// sessions_final first, then rollup_days: until the month is recorded
+	// below, queries read it from sessions, so neither swap is seen alone.
+	for _, t := range []struct {
+		table, stage string
+		rows         uint64
+	}{{"sessions_final", f.stage, n}, {"rollup_days", f.rollupStage, sums}} {
+		swap := "ALTER TABLE " + t.table + " REPLACE PARTITION ? FROM " + t.stage
+		if t.rows == 0 {
+			swap = "ALTER TABLE " + t.table + " DROP PARTITION ?"
+		}
+		if err := f.db.Exec(ctx, swap, month); err != nil {
+			return fmt.Errorf("finalizer: swap in month %d of %s: %w", month, t.table, err)
+		}
+		if err := f.db.Exec(ctx, "ALTER TABLE "+t.stage+" DROP PARTITION ?", month); err != nil {
+			return fmt.Errorf("finalizer: clear staging month %d: %w", month, err)
+		}
 	}
-	if err := f.db.Exec(ctx, "ALTER TABLE "+f.stage+" DROP PARTITION ?", month); err != nil {
-		return fmt.Errorf("finalizer: clear staging month %d: %w", month, err)
-	}
-	f.cfg.Logger.Info("visits finalized", "month", month, "through", through, "visits", n)
+	f.cfg.Logger.Info("visits finalized", "month", month, "through", through, "visits", n, "rollup_rows", sums)
 	return f.record(ctx, month, through, began)
+}
+
+// writeRollup sums the month's visits (from the staging table, which
+// writeMonth has just filled) and its events in [start, through) per site,
+// UTC day and value of each dimension into the rollup staging table, and
+// returns how many rows it holds.
+func (f *Finalizer) writeRollup(ctx context.Context, month uint32, start, through time.Time) (uint64, error) {
+	if err := f.db.Exec(ctx, "ALTER TABLE "+f.rollupStage+" DROP PARTITION ?", month); err != nil {
+		return 0, fmt.Errorf("finalizer: clear rollup staging month %d: %w", month, err)
+	}
+	const into = " (tenant_id, site_id, dim, day, value, visitors, visits, pageviews, events, bounces, duration) "
+	visits := func(value string) string {
+		return "INSERT INTO " + f.rollupStage + into +
+			"SELECT tenant_id, site_id, ? AS dim, toDate(started_at) AS day, " + value + " AS value, " +
+			"uniqExact(visitor_id), count(), sum(pageviews), sum(events), countIf(pageviews = 1 AND events = 1), " +
+			"toUInt64(sum(toUInt32(ended_at) - toUInt32(started_at))) FROM " + f.stage +
+			" WHERE toYYYYMM(started_at) = ? GROUP BY tenant_id, site_id, day, value"
+	}
+	events := func(value string) string {
+		return "INSERT INTO " + f.rollupStage + into +
+			"SELECT tenant_id, site_id, ? AS dim, toDate(ts) AS day, " + value + " AS value, " +
+			"uniqExactIf(visitor_id, visitor_id != 0), toUInt64(0), uniqExactIf(event_id, type = 'page'), uniqExact(event_id), toUInt64(0), toUInt64(0)" +
+			" FROM events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 GROUP BY tenant_id, site_id, day, value" +
+			" SETTINGS max_bytes_before_external_group_by = 1000000000"
+	}
+	if err := f.db.Exec(ctx, visits("''"), "", month); err != nil {
+		return 0, fmt.Errorf("finalizer: sum the visits of %d: %w", month, err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(visitDims)) {
+		if err := f.db.Exec(ctx, visits(visitDims[name].col), name, month); err != nil {
+			return 0, fmt.Errorf("finalizer: sum the visits of %d by %s: %w", month, name, err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(eventDims)) {
+		if err := f.db.Exec(ctx, events(eventDims[name]), name, uint32(start.Unix()), uint32(through.Unix())); err != nil {
+			return 0, fmt.Errorf("finalizer: sum the events of %d by %s: %w", month, name, err)
+		}
+	}
+	var n uint64
+	if err := f.db.QueryRow(ctx, "SELECT count() FROM "+f.rollupStage+" WHERE toYYYYMM(day) = ?", month).Scan(&n); err != nil {
+		return 0, fmt.Errorf("finalizer: count rollup rows of %d: %w", month, err)
+	}
+	return n, nil
 }
 
 func (f *Finalizer) record(ctx context.Context, month uint32, through, at time.Time) error {
@@ -278,7 +368,7 @@ func (f *Finalizer) record(ctx context.Context, month uint32, through, at time.T
 // dropStaleStages drops staging tables that processes which stopped
 // without cleaning up left behind.
 func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
-	rows, err := f.db.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'sessions\\_final\\_stage\\_%' AND metadata_modification_time < toDateTime(?)",
+	rows, err := f.db.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'sessions\\_final\\_stage\\_%' OR name LIKE 'rollup\\_days\\_stage\\_%') AND metadata_modification_time < toDateTime(?)",
 		uint32(now.Add(-staleStageAge).Unix()))
 	if err != nil {
 		return
@@ -286,7 +376,7 @@ func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
 	var names []string
 	for rows.Next() {
 		var n string
-		if rows.Scan(&n) == nil && n != f.stage && stageName.MatchString(n) {
+		if rows.Scan(&n) == nil && n != f.stage && n != f.rollupStage && stageName.MatchString(n) {
 			names = append(names, n)
 		}
 	}
@@ -299,7 +389,7 @@ func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
 }
 
 // stageName is what NewFinalizer names staging tables.
-var stageName = regexp.MustCompile(`^sessions_final_stage_[0-9a-f]{12}$`)
+var stageName = regexp.MustCompile(`^(sessions_final|rollup_days)_stage_[0-9a-f]{12}$`)
 
 // watermark is the time before which every visit is in sessions_final and
 // current: the last pass's watermark, or the start of the first month that

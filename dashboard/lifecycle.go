@@ -142,6 +142,7 @@ var lifecycleTables = []struct{ name, dayColumn string }{
 	{"events", "ts"},
 	{"sessions", "day"},
 	{"sessions_final", "started_at"},
+	{"rollup_days", "day"},
 }
 
 // Enforce runs one pass of the job as of now:

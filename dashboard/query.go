@@ -251,12 +251,14 @@ type Engine struct {
 	cfg Config
 	// slots holds a token per statement in flight.
 	slots chan struct{}
+	// rollup lets queries read rollup_days (tests compare with it off).
+	rollup bool
 }
 
 // NewEngine returns an engine over db.
 func NewEngine(db *chdb.DB, cfg Config) *Engine {
 	cfg.withDefaults()
-	return &Engine{db: db, cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrentStatements)}
+	return &Engine{db: db, cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrentStatements), rollup: true}
 }
 
 // ctx adds the per-query ClickHouse limits.
@@ -316,7 +318,7 @@ func (g *groups) row(dims []string, nMetrics int) *Row {
 
 // run executes one part and adds its metrics at the given positions.
 func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, pos []int) error {
-	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark}
+	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark, rollup: e.rollup}
 	sql := b.build(p)
 	release, err := e.acquire(ctx)
 	if err != nil {
