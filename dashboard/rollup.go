@@ -16,7 +16,7 @@ import (
 // do visitors, because a visitor id is derived with its UTC day's salt and
 // never appears on two UTC days, and the pieces are cut at UTC midnights.
 
-// rollupDims are the dimensions rollup_days holds, besides '' (the site's
+// rollupDims are the dimensions rollup_days holds, besides ” (the site's
 // totals, which also answer time:day, time:week and time:month): every visit
 // dimension and the event columns.
 func rollupDims() []string {
