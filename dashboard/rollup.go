@@ -15,20 +15,11 @@ import (
 // are summed: visits, pageviews, events, bounces and seconds add up, and so
 // do visitors, because a visitor id is derived with its UTC day's salt and
 // never appears on two UTC days, and the pieces are cut at UTC midnights.
-
-// rollupDims are the dimensions rollup_days holds, besides ” (the site's
-// totals, which also answer time:day, time:week and time:month): every visit
-// dimension and the event columns.
-func rollupDims() []string {
-	var out []string
-	for name := range visitDims {
-		out = append(out, name)
-	}
-	for name := range eventDims {
-		out = append(out, name)
-	}
-	return out
-}
+//
+// rollup_days holds every visit dimension, the event columns (event:page,
+// event:name, event:hostname) and the empty dimension: the site's totals,
+// which also answer time:day, time:week and time:month where the site's
+// days are UTC days.
 
 // rollupPlan says whether rollup_days can answer part p: which of its
 // dimensions to read, and the UTC days [from, to) to read it for.
