@@ -42,9 +42,12 @@ type sqlBuilder struct {
 	// watermark is the Finalizer's: visits that started before it are read
 	// from sessions_final (zero: none are).
 	watermark time.Time
-	// rollup lets parts that rollup_days can answer read it (rollup.go).
-	rollup bool
-	args   []any
+	// rollup lets parts that rollup_days can answer read it (rollup.go);
+	// multiday holds the site's months (YYYYMM) whose visitors do not add
+	// up over days.
+	rollup   bool
+	multiday map[uint32]bool
+	args     []any
 }
 
 // bind adds v as a named parameter and returns its placeholder.
@@ -102,8 +105,9 @@ func sessionMerge(col string) string {
 // sessionsInner reads whole visits that start in r, one row per session_id,
 // with the given columns as <prefix><col> (<prefix>started_at is always
 // there). Visits that started before the finalizer's watermark come from
-// sessions_final, plain rows; later ones from sessions, merged here per
-// session_id so that unmerged parts never count twice.
+// sessions_final, plain rows; later ones that had ended at the Finalizer's
+// last pass from sessions_recent, also plain; the rest from sessions, merged
+// here per session_id so that unmerged parts never count twice.
 func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) string {
 	cols = append([]string{"started_at"}, cols...)
 	var uniq []string
@@ -114,12 +118,8 @@ func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) st
 			uniq = append(uniq, c)
 		}
 	}
-	var parts []string
-	if b.watermark.After(r.From) {
-		end := r.To
-		if b.watermark.Before(end) {
-			end = b.watermark
-		}
+	// plain selects the columns from a table of plain visit rows.
+	plain := func() string {
 		sel := []string{"session_id"}
 		for _, c := range uniq {
 			e := c
@@ -128,7 +128,15 @@ func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) st
 			}
 			sel = append(sel, e+" AS "+prefix+c)
 		}
-		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions_final WHERE "+b.tenantSite()+
+		return strings.Join(sel, ", ")
+	}
+	var parts []string
+	if b.watermark.After(r.From) {
+		end := r.To
+		if b.watermark.Before(end) {
+			end = b.watermark
+		}
+		parts = append(parts, "SELECT "+plain()+" FROM sessions_final WHERE "+b.tenantSite()+
 			" AND started_at >= "+b.bindTime(r.From)+" AND started_at < "+b.bindTime(end))
 	}
 	if b.watermark.Before(r.To) {
@@ -136,11 +144,17 @@ func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) st
 		if b.watermark.After(live.From) {
 			live.From = b.watermark
 		}
+		// Ended visits from sessions_recent; the others merged from sessions.
+		recent := func() string {
+			return " FROM sessions_recent WHERE " + b.tenantSite() + " AND started_at >= " + b.bindTime(live.From) + " AND started_at < " + b.bindTime(live.To)
+		}
+		parts = append(parts, "SELECT "+plain()+recent())
 		sel := []string{"session_id"}
 		for _, c := range uniq {
 			sel = append(sel, sessionMerge(c)+" AS "+prefix+c)
 		}
 		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions WHERE "+b.tenantSite()+" AND "+b.sessionsDays(live)+
+			" AND session_id NOT IN (SELECT session_id"+recent()+")"+
 			" GROUP BY session_id HAVING "+prefix+"started_at >= "+b.bindTime(live.From)+" AND "+prefix+"started_at < "+b.bindTime(live.To))
 	}
 	return strings.Join(parts, " UNION ALL ")

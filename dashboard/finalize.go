@@ -51,9 +51,9 @@ type FinalizerConfig struct {
 type Finalizer struct {
 	db  *chdb.DB
 	cfg FinalizerConfig
-	// stage and rollupStage are this process's staging tables of
-	// sessions_final and rollup_days.
-	stage, rollupStage string
+	// stage, rollupStage and recentStage are this process's staging tables
+	// of sessions_final, rollup_days and sessions_recent.
+	stage, rollupStage, recentStage string
 }
 
 // NewFinalizer returns a Finalizer writing through db.
@@ -67,7 +67,7 @@ func NewFinalizer(db *chdb.DB, cfg FinalizerConfig) *Finalizer {
 	b := make([]byte, 6)
 	rand.Read(b)
 	id := hex.EncodeToString(b)
-	return &Finalizer{db: db, cfg: cfg, stage: "sessions_final_stage_" + id, rollupStage: "rollup_days_stage_" + id}
+	return &Finalizer{db: db, cfg: cfg, stage: "sessions_final_stage_" + id, rollupStage: "rollup_days_stage_" + id, recentStage: "sessions_recent_stage_" + id}
 }
 
 // Run finalizes at once and then every Interval until ctx ends. A failed
@@ -77,7 +77,7 @@ func (f *Finalizer) Run(ctx context.Context) error {
 		// The staging tables are this process's own; leave nothing behind.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		for _, t := range []string{f.stage, f.rollupStage} {
+		for _, t := range []string{f.stage, f.rollupStage, f.recentStage} {
 			if err := f.db.Exec(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
 				f.cfg.Logger.Warn("finalizer: drop staging table", "table", t, "err", err)
 			}
@@ -232,6 +232,9 @@ func (f *Finalizer) Pass(ctx context.Context) ([]uint32, error) {
 	if err := f.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+f.rollupStage+" AS rollup_days"); err != nil {
 		return nil, fmt.Errorf("finalizer: create staging table: %w", err)
 	}
+	if err := f.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+f.recentStage+" AS sessions_recent"); err != nil {
+		return nil, fmt.Errorf("finalizer: create staging table: %w", err)
+	}
 	f.dropStaleStages(ctx, serverNow)
 	status, err := finalStatus(ctx, f.db, watermark)
 	if err != nil {
@@ -251,7 +254,94 @@ func (f *Finalizer) Pass(ctx context.Context) ([]uint32, error) {
 	if err := f.record(ctx, watermarkMonth, watermark, serverNow); err != nil {
 		return written, err
 	}
-	return written, nil
+	return written, f.writeRecent(ctx, watermark, serverNow)
+}
+
+// recentSettle is how long after its last event a visit is taken as ended
+// and copied into sessions_recent: the session timeout (30 minutes, package
+// enrich) and a margin for events still on their way.
+const recentSettle = 35 * time.Minute
+
+// writeRecent rewrites sessions_recent with the visits that started on or
+// after watermark (a UTC midnight) and ended recentSettle before now, one
+// UTC day partition at a time, and drops the days before watermark.
+func (f *Finalizer) writeRecent(ctx context.Context, watermark, now time.Time) error {
+	day := 24 * time.Hour
+	first, last := watermark.UTC().Truncate(day), now.UTC().Truncate(day)
+	var days []uint32
+	for d := first; !d.After(last); d = d.Add(day) {
+		days = append(days, uint32(d.Year()*10000+int(d.Month())*100+d.Day()))
+	}
+	for _, d := range days {
+		if err := f.db.Exec(ctx, "ALTER TABLE "+f.recentStage+" DROP PARTITION ?", d); err != nil {
+			return fmt.Errorf("finalizer: clear recent staging day %d: %w", d, err)
+		}
+	}
+	var sel, fcols []string
+	for _, c := range sessionFinalColumns {
+		sel = append(sel, sessionMerge(c)+" AS f_"+c)
+		fcols = append(fcols, "f_"+c)
+	}
+	// Visits with rows on the day before first started before it; leaving
+	// them out by id saves merging that day.
+	insert := "INSERT INTO " + f.recentStage + " (tenant_id, site_id, session_id, " + strings.Join(sessionFinalColumns, ", ") + ")" +
+		" SELECT tenant_id, site_id, session_id, " + strings.Join(fcols, ", ") +
+		" FROM (SELECT tenant_id, site_id, session_id, " + strings.Join(sel, ", ") +
+		" FROM sessions WHERE day >= toDate(?) AND session_id NOT IN (SELECT session_id FROM sessions WHERE day = toDate(?))" +
+		" GROUP BY tenant_id, site_id, session_id" +
+		" HAVING f_started_at >= toDateTime(?) AND f_ended_at < toDateTime(?))"
+	if err := f.db.Exec(ctx, insert, first.Format(time.DateOnly), first.Add(-day).Format(time.DateOnly),
+		uint32(first.Unix()), uint32(now.Add(-recentSettle).Unix())); err != nil {
+		return fmt.Errorf("finalizer: merge recent visits: %w", err)
+	}
+	have := map[uint32]bool{}
+	rows, err := f.db.Query(ctx, "SELECT DISTINCT toYYYYMMDD(started_at) FROM "+f.recentStage)
+	if err != nil {
+		return fmt.Errorf("finalizer: read recent staging days: %w", err)
+	}
+	for rows.Next() {
+		var d uint32
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return err
+		}
+		have[d] = true
+	}
+	rows.Close()
+	for _, d := range days {
+		swap := "ALTER TABLE sessions_recent REPLACE PARTITION ? FROM " + f.recentStage
+		if !have[d] {
+			swap = "ALTER TABLE sessions_recent DROP PARTITION ?"
+		}
+		if err := f.db.Exec(ctx, swap, d); err != nil {
+			return fmt.Errorf("finalizer: swap in recent day %d: %w", d, err)
+		}
+		if err := f.db.Exec(ctx, "ALTER TABLE "+f.recentStage+" DROP PARTITION ?", d); err != nil {
+			return fmt.Errorf("finalizer: clear recent staging day %d: %w", d, err)
+		}
+	}
+	rows, err = f.db.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = 'sessions_recent' AND active")
+	if err != nil {
+		return fmt.Errorf("finalizer: read days of sessions_recent: %w", err)
+	}
+	var old []uint32
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return err
+		}
+		if d, err := strconv.ParseUint(p, 10, 32); err == nil && uint32(d) < days[0] {
+			old = append(old, uint32(d))
+		}
+	}
+	rows.Close()
+	for _, d := range old {
+		if err := f.db.Exec(ctx, "ALTER TABLE sessions_recent DROP PARTITION ?", d); err != nil {
+			return fmt.Errorf("finalizer: drop recent day %d: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // writeMonth merges the visits that started in [start, through) into the
@@ -344,6 +434,39 @@ func (f *Finalizer) writeRollup(ctx context.Context, month uint32, start, throug
 			return 0, fmt.Errorf("finalizer: sum the events of %d by %s: %w", month, name, err)
 		}
 	}
+	// An event's visitor seen on consecutive days (a visit across
+	// midnight): per day and value, those also seen the day before.
+	// Only visitor ids with events on two days are grouped by value.
+	var dimArr []string
+	for _, name := range slices.Sorted(maps.Keys(eventDims)) {
+		dimArr = append(dimArr, "('"+name+"', "+eventDims[name]+")")
+	}
+	carry := "INSERT INTO " + f.rollupStage + " (tenant_id, site_id, dim, day, value, carry) " +
+		"SELECT tenant_id, site_id, dim, d, value, count() FROM (" +
+		"SELECT tenant_id, site_id, tupleElement(dv, 1) AS dim, tupleElement(dv, 2) AS value, visitor_id, groupUniqArray(toDate(ts)) AS days FROM events ARRAY JOIN [" + strings.Join(dimArr, ", ") + "] AS dv" +
+		" WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 AND visitor_id != 0 AND visitor_id IN (" +
+		"SELECT visitor_id FROM events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 AND visitor_id != 0 GROUP BY visitor_id HAVING min(toDate(ts)) != max(toDate(ts)))" +
+		" GROUP BY tenant_id, site_id, dim, value, visitor_id HAVING length(days) > 1" +
+		") ARRAY JOIN days AS d WHERE has(days, d - 1) AND d >= toDate(?) GROUP BY tenant_id, site_id, dim, d, value" +
+		" SETTINGS max_bytes_before_external_group_by = 1000000000"
+	from := uint32(start.AddDate(0, 0, -1).Unix())
+	if err := f.db.Exec(ctx, carry, from, uint32(through.Unix()), from, uint32(through.Unix()), start.Format(time.DateOnly)); err != nil {
+		return 0, fmt.Errorf("finalizer: find event visitors of %d on two days: %w", month, err)
+	}
+	// Visitors add up over days only when no visitor id has visits that
+	// started on two UTC days (ingest's ids change with the UTC day, but a
+	// late delivery or an import can break that). Count, per site, the ids
+	// of this month's visits that started on another day too, in any month:
+	// queries do not sum visitors over a month with such ids.
+	multiday := "INSERT INTO " + f.rollupStage + into +
+		"SELECT tenant_id, site_id, '" + rollupMultiday + "', toDate(?), '', count(), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0) FROM (" +
+		"SELECT tenant_id, site_id, visitor_id FROM (" +
+		"SELECT tenant_id, site_id, visitor_id, toDate(started_at) AS d FROM sessions_final WHERE toYYYYMM(started_at) != ? AND visitor_id IN (SELECT visitor_id FROM " + f.stage + " WHERE toYYYYMM(started_at) = ?)" +
+		" UNION ALL SELECT tenant_id, site_id, visitor_id, toDate(started_at) AS d FROM " + f.stage + " WHERE toYYYYMM(started_at) = ?)" +
+		" GROUP BY tenant_id, site_id, visitor_id HAVING uniqExact(d) > 1) GROUP BY tenant_id, site_id"
+	if err := f.db.Exec(ctx, multiday, start.Format(time.DateOnly), month, month, month); err != nil {
+		return 0, fmt.Errorf("finalizer: find visitors of %d on several days: %w", month, err)
+	}
 	var n uint64
 	if err := f.db.QueryRow(ctx, "SELECT count() FROM "+f.rollupStage+" WHERE toYYYYMM(day) = ?", month).Scan(&n); err != nil {
 		return 0, fmt.Errorf("finalizer: count rollup rows of %d: %w", month, err)
@@ -368,7 +491,7 @@ func (f *Finalizer) record(ctx context.Context, month uint32, through, at time.T
 // dropStaleStages drops staging tables that processes which stopped
 // without cleaning up left behind.
 func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
-	rows, err := f.db.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'sessions\\_final\\_stage\\_%' OR name LIKE 'rollup\\_days\\_stage\\_%') AND metadata_modification_time < toDateTime(?)",
+	rows, err := f.db.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'sessions\\_final\\_stage\\_%' OR name LIKE 'rollup\\_days\\_stage\\_%' OR name LIKE 'sessions\\_recent\\_stage\\_%') AND metadata_modification_time < toDateTime(?)",
 		uint32(now.Add(-staleStageAge).Unix()))
 	if err != nil {
 		return
@@ -376,7 +499,7 @@ func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
 	var names []string
 	for rows.Next() {
 		var n string
-		if rows.Scan(&n) == nil && n != f.stage && n != f.rollupStage && stageName.MatchString(n) {
+		if rows.Scan(&n) == nil && n != f.stage && n != f.rollupStage && n != f.recentStage && stageName.MatchString(n) {
 			names = append(names, n)
 		}
 	}
@@ -389,7 +512,7 @@ func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
 }
 
 // stageName is what NewFinalizer names staging tables.
-var stageName = regexp.MustCompile(`^(sessions_final|rollup_days)_stage_[0-9a-f]{12}$`)
+var stageName = regexp.MustCompile(`^(sessions_final|rollup_days|sessions_recent)_stage_[0-9a-f]{12}$`)
 
 // watermark is the time before which every visit is in sessions_final and
 // current: the last pass's watermark, or the start of the first month that

@@ -143,6 +143,7 @@ var lifecycleTables = []struct{ name, dayColumn string }{
 	{"sessions", "day"},
 	{"sessions_final", "started_at"},
 	{"rollup_days", "day"},
+	{"sessions_recent", "started_at"},
 }
 
 // Enforce runs one pass of the job as of now:
@@ -192,7 +193,7 @@ func (l *Lifecycle) Enforce(ctx context.Context, now time.Time) (LifecycleReport
 			switch t.name {
 			case "events":
 				p = p.and("ts < ?", cut.UTC())
-			case "sessions_final":
+			case "sessions_final", "sessions_recent":
 				p = p.and("started_at < ?", cut.UTC())
 			default:
 				// A visit row holds one UTC day; the day the cutoff falls in

@@ -30,6 +30,8 @@ type Query struct {
 	include Include
 	// watermark is when sessions_final stops (see Finalizer).
 	watermark time.Time
+	// multiday holds the months whose visitors rollup_days cannot sum.
+	multiday map[uint32]bool
 }
 
 // Result is the answer to a query (docs/query-api.md).
@@ -87,6 +89,9 @@ func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, no
 		return nil, err
 	}
 	if q.watermark, err = e.watermark(e.ctx(ctx)); err != nil {
+		return nil, err
+	}
+	if q.multiday, err = e.multidayMonths(e.ctx(ctx), q.scope); err != nil {
 		return nil, err
 	}
 	return q, nil
@@ -297,6 +302,26 @@ func (e *Engine) firstDay(ctx context.Context, s scope) (time.Time, error) {
 	return day, nil
 }
 
+// multidayMonths are the site's months (YYYYMM) whose visitors
+// rollup_days cannot sum over days (see rollupMultiday).
+func (e *Engine) multidayMonths(ctx context.Context, s scope) (map[uint32]bool, error) {
+	b := &sqlBuilder{scope: s, loc: time.UTC}
+	rows, err := e.db.Query(ctx, "SELECT toYYYYMM(day) FROM rollup_days WHERE "+b.tenantSite()+" AND dim = "+b.bind(rollupMultiday)+" AND visitors > 0", b.args...)
+	if err != nil {
+		return nil, queryError(err)
+	}
+	defer rows.Close()
+	out := map[uint32]bool{}
+	for rows.Next() {
+		var m uint32
+		if err := rows.Scan(&m); err != nil {
+			return nil, queryError(err)
+		}
+		out[m] = true
+	}
+	return out, rows.Err()
+}
+
 // groups is the rows of a query keyed by their dimension values.
 type groups struct {
 	keys []string
@@ -318,7 +343,7 @@ func (g *groups) row(dims []string, nMetrics int) *Row {
 
 // run executes one part and adds its metrics at the given positions.
 func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, pos []int) error {
-	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark, rollup: e.rollup}
+	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark, rollup: e.rollup, multiday: q.multiday}
 	sql := b.build(p)
 	release, err := e.acquire(ctx)
 	if err != nil {

@@ -21,6 +21,12 @@ import (
 // which also answer time:day, time:week and time:month where the site's
 // days are UTC days.
 
+// rollupMultiday is the dim of rollup_days's rows that count, per site and
+// month (day is the month's first), the visitor ids with visits that started
+// on more than one UTC day. Where there are any, visitors do not add up over
+// days, and parts with visitors over that month are read from the visits.
+const rollupMultiday = "#multiday"
+
 // rollupPlan says whether rollup_days can answer part p: which of its
 // dimensions to read, and the UTC days [from, to) to read it for.
 func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ok bool) {
@@ -62,6 +68,7 @@ func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ok
 	default:
 		return "", from, to, false
 	}
+	need := rollupNeeds(p.metrics)
 	day := 24 * time.Hour
 	from = p.r.From.UTC().Truncate(day)
 	if from.Before(p.r.From) {
@@ -73,6 +80,15 @@ func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ok
 	}
 	if !from.Before(to) {
 		return "", from, to, false
+	}
+	if need["x_v"] {
+		// The months whose days are summed, the partial days at the ends
+		// (read from the visits, but added to the sums) included.
+		for m := p.r.From.UTC(); m.Before(to); m = time.Date(m.Year(), m.Month()+1, 1, 0, 0, 0, 0, time.UTC) {
+			if b.multiday[uint32(m.Year()*100+int(m.Month()))] {
+				return "", from, to, false
+			}
+		}
 	}
 	if grain != "" {
 		// A day's row goes to the bucket its UTC midnight falls in, so no
@@ -150,6 +166,7 @@ func (b *sqlBuilder) buildRollup(p partQuery) (sql string, ok bool) {
 	}
 
 	// The whole UTC days from rollup_days.
+	const day = 24 * time.Hour
 	var k string
 	switch {
 	case len(p.dims) == 0:
@@ -158,10 +175,15 @@ func (b *sqlBuilder) buildRollup(p partQuery) (sql string, ok bool) {
 	default:
 		k = "value AS k0, "
 	}
-	cols := map[string]string{"x_v": "visitors", "x_n": "visits", "x_pv": "pageviews", "x_ev": "events", "x_b": "bounces", "x_d": "duration"}
+	// A day's carry (event dimensions) is its visitors seen the day before
+	// too, counted already when that day is summed as well.
+	cols := map[string]string{
+		"x_v": "toInt64(visitors) - if(day > toDate(" + b.bind(from.Format(time.DateOnly)) + "), toInt64(carry), 0)",
+		"x_n": "visits", "x_pv": "pageviews", "x_ev": "events", "x_b": "bounces", "x_d": "duration",
+	}
 	var sel []string
 	for _, x := range rollupParts {
-		e := "toUInt64(0)"
+		e := zeroPart(x)
 		if need[x] {
 			e = cols[x]
 		}
@@ -180,6 +202,16 @@ func (b *sqlBuilder) buildRollup(p partQuery) (sql string, ok bool) {
 	}
 	for _, r := range rest {
 		pieces = append(pieces, b.rollupRest(p, r, need))
+	}
+	if p.table == tableEvents && need["x_v"] {
+		// An event's visitor seen on both sides of a cut between rollup
+		// days and the rest (a visit across midnight) counts once.
+		if p.r.From.Before(from) {
+			pieces = append(pieces, b.rollupOverlap(p, p.r.From, from, from.Add(day)))
+		}
+		if to.Before(p.r.To) {
+			pieces = append(pieces, b.rollupOverlap(p, to.Add(-day), to, p.r.To))
+		}
 	}
 
 	var out []string
@@ -208,7 +240,7 @@ func (b *sqlBuilder) rollupRest(p partQuery, r timeRange, need map[string]bool) 
 		exprs["x_n"] = "count()"
 		if need["x_v"] {
 			cols = append(cols, "visitor_id")
-			exprs["x_v"] = "toUInt64(uniq(s_visitor_id))"
+			exprs["x_v"] = "toInt64(uniq(s_visitor_id))"
 		}
 		if need["x_pv"] || need["x_b"] {
 			cols = append(cols, "pageviews")
@@ -231,7 +263,7 @@ func (b *sqlBuilder) rollupRest(p partQuery, r timeRange, need map[string]bool) 
 		group = " GROUP BY k0"
 		exprs["x_n"] = "toUInt64(0)"
 		if need["x_v"] {
-			exprs["x_v"] = "toUInt64(uniqIf(visitor_id, visitor_id != 0))"
+			exprs["x_v"] = "toInt64(uniqIf(visitor_id, visitor_id != 0))"
 		}
 		if need["x_pv"] {
 			exprs["x_pv"] = "toUInt64(uniqExactIf(event_id, type = 'page'))"
@@ -245,9 +277,35 @@ func (b *sqlBuilder) rollupRest(p partQuery, r timeRange, need map[string]bool) 
 	for _, x := range rollupParts {
 		e, ok := exprs[x]
 		if !ok {
-			e = "toUInt64(0)"
+			e = zeroPart(x)
 		}
 		sel = append(sel, e+" AS "+x)
 	}
 	return "SELECT " + k + strings.Join(sel, ", ") + " FROM " + from + group
+}
+
+// zeroPart is part x where a piece has none: visitors are Int64 (overlaps
+// take some off), the other parts UInt64.
+func zeroPart(x string) string {
+	if x == "x_v" {
+		return "toInt64(0)"
+	}
+	return "toUInt64(0)"
+}
+
+// rollupOverlap takes off, per value of p's event dimension, the visitors
+// with such events both in [from, cut) and in [cut, to), which the pieces on
+// either side of cut each counted.
+func (b *sqlBuilder) rollupOverlap(p partQuery, from, cut, to time.Time) string {
+	var sel []string
+	for _, x := range rollupParts {
+		e := zeroPart(x)
+		if x == "x_v" {
+			e = "-toInt64(count())"
+		}
+		sel = append(sel, e+" AS "+x)
+	}
+	c := b.bindTime(cut)
+	return "SELECT v AS k0, " + strings.Join(sel, ", ") + " FROM (SELECT " + b.eventDimExpr(p.dims[0]) + " AS v, visitor_id FROM events WHERE " +
+		b.eventsWhere(timeRange{From: from, To: to, Loc: p.r.Loc}) + " AND visitor_id != 0 GROUP BY v, visitor_id HAVING min(ts) < " + c + " AND max(ts) >= " + c + ") GROUP BY k0"
 }

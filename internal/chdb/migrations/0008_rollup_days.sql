@@ -11,8 +11,12 @@
 -- the day's events, and their visitors are the visitors with such an event.
 --
 -- visitors is exact for the day. A visitor id is derived with the UTC day's
--- salt, so no visitor id is seen on two UTC days, and the visitors of any set
--- of whole UTC days are the sum of each day's.
+-- salt, so a visit's visitor is seen on one UTC day, and the visitors of
+-- whole UTC days are the sum of each day's (the Finalizer marks the months
+-- where that fails, dim '#multiday'). An event's visitor can be seen on two
+-- days when the visit crosses midnight: carry counts, for event dimensions,
+-- the day's visitors of the value also seen the day before, which a sum over
+-- consecutive days takes off.
 CREATE TABLE IF NOT EXISTS rollup_days (
     tenant_id UUID,
     site_id   UUID,
@@ -24,7 +28,8 @@ CREATE TABLE IF NOT EXISTS rollup_days (
     pageviews UInt64,
     events    UInt64,
     bounces   UInt64,
-    duration  UInt64
+    duration  UInt64,
+    carry     UInt64
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (tenant_id, site_id, dim, day, value);
