@@ -72,8 +72,9 @@ func (c *LifecycleConfig) withDefaults() {
 // each site's retention and deletes the data of deleted sites, and its HTTP
 // API (Register) erases one visitor's or user's data and deletes a site's.
 //
-// `events`, `sessions` and `sessions_final` are partitioned by calendar month (UTC) and shared
-// by every tenant. A month is dropped whole when no live site keeps data that
+// `events`, `sessions`, `sessions_final` and `rollup_days` are partitioned by calendar month
+// (UTC) and shared by every tenant (`sessions_recent`, by day, holds two days and is
+// trimmed by the Finalizer). A month is dropped whole when no live site keeps data that
 // old; otherwise each site's older rows are deleted with a mutation (ALTER
 // TABLE … DELETE), which ClickHouse applies in the background by rewriting
 // the table's parts.

@@ -491,19 +491,38 @@ func (e *Engine) rows(ctx context.Context, q *Query, r timeRange, dims []dimensi
 	parts, pos := q.plan(r, dims)
 	conv := slices.IndexFunc(q.metrics, func(m metric) bool { return m.kind == mConversionRate })
 	single := len(parts) == 1 && conv < 0 && page && !q.include.TimeLabels && !q.include.TotalRows && len(dims) > 0
+	// conversion_rate's denominator is read beside the parts.
+	var (
+		base    *groups
+		baseErr = make(chan error, 1)
+	)
+	if conv >= 0 {
+		go func() {
+			var err error
+			base, err = e.conversionBase(ctx, q, r, dims)
+			baseErr <- err
+		}()
+	}
 	g := newGroups()
+	var err error
 	for i, p := range parts {
 		if single {
 			p.order, p.limit, p.offset = q.order, q.limit, q.offset
 		}
-		if err := e.run(ctx, q, p, g, pos[i]); err != nil {
-			return nil, 0, err
+		if err = e.run(ctx, q, p, g, pos[i]); err != nil {
+			break
 		}
 	}
 	if conv >= 0 {
-		if err := e.conversionRates(ctx, q, r, dims, g, conv); err != nil {
-			return nil, 0, err
+		if berr := <-baseErr; err == nil {
+			err = berr
 		}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if conv >= 0 {
+		conversionRates(dims, g, base, conv)
 	}
 	if len(dims) == 0 && len(g.keys) == 0 {
 		g.row([]string{}, len(q.metrics))
@@ -532,18 +551,14 @@ func (e *Engine) rows(ctx context.Context, q *Query, r timeRange, dims []dimensi
 	return out, total, nil
 }
 
-// conversionRates turns the visitors of the goal (already in column conv)
-// into a percent of all visitors that match the query's other filters,
-// grouped by the dimensions that are not event dimensions.
-func (e *Engine) conversionRates(ctx context.Context, q *Query, r timeRange, dims []dimension, g *groups, conv int) error {
-	var (
-		baseDims []dimension
-		keep     []int
-	)
-	for i, d := range dims {
+// conversionBase reads the denominator of conversion_rate: all visitors
+// that match the query's other filters, grouped by the dimensions that are
+// not event dimensions.
+func (e *Engine) conversionBase(ctx context.Context, q *Query, r timeRange, dims []dimension) (*groups, error) {
+	var baseDims []dimension
+	for _, d := range dims {
 		if d.kind != dimEvent {
 			baseDims = append(baseDims, d)
-			keep = append(keep, i)
 		}
 	}
 	var baseFilters []*filter
@@ -557,7 +572,20 @@ func (e *Engine) conversionRates(ctx context.Context, q *Query, r timeRange, dim
 	bq := *q
 	bq.metrics = p.metrics
 	if err := e.run(ctx, &bq, p, base, []int{0}); err != nil {
-		return err
+		return nil, err
+	}
+	return base, nil
+}
+
+// conversionRates turns the visitors of the goal (already in column conv)
+// into a percent of the visitors in base with the same values of the
+// dimensions that are not event dimensions.
+func conversionRates(dims []dimension, g, base *groups, conv int) {
+	var keep []int
+	for i, d := range dims {
+		if d.kind != dimEvent {
+			keep = append(keep, i)
+		}
 	}
 	for _, k := range g.keys {
 		row := g.rows[k]
@@ -575,7 +603,6 @@ func (e *Engine) conversionRates(ctx context.Context, q *Query, r timeRange, dim
 			row.Metrics[conv] = 0
 		}
 	}
-	return nil
 }
 
 // sort orders rows by the query's order, then by dimension values.

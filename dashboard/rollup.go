@@ -305,7 +305,15 @@ func (b *sqlBuilder) rollupOverlap(p partQuery, from, cut, to time.Time) string 
 		}
 		sel = append(sel, e+" AS "+x)
 	}
+	r := timeRange{From: from, To: to, Loc: p.r.Loc}
+	// The few visitors with events on both sides are found first, grouped
+	// by id alone; only their events are grouped by value.
+	both := func() string {
+		c := b.bindTime(cut)
+		return " GROUP BY visitor_id HAVING min(ts) < " + c + " AND max(ts) >= " + c
+	}
 	c := b.bindTime(cut)
 	return "SELECT v AS k0, " + strings.Join(sel, ", ") + " FROM (SELECT " + b.eventDimExpr(p.dims[0]) + " AS v, visitor_id FROM events WHERE " +
-		b.eventsWhere(timeRange{From: from, To: to, Loc: p.r.Loc}) + " AND visitor_id != 0 GROUP BY v, visitor_id HAVING min(ts) < " + c + " AND max(ts) >= " + c + ") GROUP BY k0"
+		b.eventsWhere(r) + " AND visitor_id != 0 AND visitor_id IN (SELECT visitor_id FROM events WHERE " + b.eventsWhere(r) + " AND visitor_id != 0" + both() + ")" +
+		" GROUP BY v, visitor_id HAVING min(ts) < " + c + " AND max(ts) >= " + c + ") GROUP BY k0"
 }
