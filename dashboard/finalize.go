@@ -277,19 +277,11 @@ func (f *Finalizer) writeRecent(ctx context.Context, watermark, now time.Time) e
 			return fmt.Errorf("finalizer: clear recent staging day %d: %w", d, err)
 		}
 	}
-	var sel, fcols []string
-	for _, c := range sessionFinalColumns {
-		sel = append(sel, sessionMerge(c)+" AS f_"+c)
-		fcols = append(fcols, "f_"+c)
-	}
 	// Visits with rows on the day before first started before it; leaving
 	// them out by id saves merging that day.
-	insert := "INSERT INTO " + f.recentStage + " (tenant_id, site_id, session_id, " + strings.Join(sessionFinalColumns, ", ") + ")" +
-		" SELECT tenant_id, site_id, session_id, " + strings.Join(fcols, ", ") +
-		" FROM (SELECT tenant_id, site_id, session_id, " + strings.Join(sel, ", ") +
-		" FROM sessions WHERE day >= toDate(?) AND session_id NOT IN (SELECT session_id FROM sessions WHERE day = toDate(?))" +
-		" GROUP BY tenant_id, site_id, session_id" +
-		" HAVING f_started_at >= toDateTime(?) AND f_ended_at < toDateTime(?))"
+	insert := insertMergedVisits(f.recentStage,
+		"day >= toDate(?) AND session_id NOT IN (SELECT session_id FROM sessions WHERE day = toDate(?))",
+		"f_started_at >= toDateTime(?) AND f_ended_at < toDateTime(?)")
 	if err := f.db.Exec(ctx, insert, first.Format(time.DateOnly), first.Add(-day).Format(time.DateOnly),
 		uint32(first.Unix()), uint32(now.Add(-recentSettle).Unix())); err != nil {
 		return fmt.Errorf("finalizer: merge recent visits: %w", err)
@@ -344,22 +336,25 @@ func (f *Finalizer) writeRecent(ctx context.Context, watermark, now time.Time) e
 	return nil
 }
 
+// insertMergedVisits is an INSERT into table (shaped as sessions_final) of
+// the visits merged from the rows of sessions that match where, keeping
+// those whose merged columns (f_<column>) match having.
+func insertMergedVisits(table, where, having string) string {
+	var sel, fcols []string
+	for _, c := range sessionFinalColumns {
+		sel = append(sel, sessionMerge(c)+" AS f_"+c)
+		fcols = append(fcols, "f_"+c)
+	}
+	return "INSERT INTO " + table + " (tenant_id, site_id, session_id, " + strings.Join(sessionFinalColumns, ", ") + ")" +
+		" SELECT tenant_id, site_id, session_id, " + strings.Join(fcols, ", ") +
+		" FROM (SELECT tenant_id, site_id, session_id, " + strings.Join(sel, ", ") +
+		" FROM sessions WHERE " + where + " GROUP BY tenant_id, site_id, session_id HAVING " + having + ")"
+}
+
 // writeMonth merges the visits that started in [start, through) into the
 // staging table and swaps the month's partition of sessions_final for it.
 func (f *Finalizer) writeMonth(ctx context.Context, month uint32, start, through, began time.Time) error {
-	var sel []string
-	for _, c := range sessionFinalColumns {
-		sel = append(sel, sessionMerge(c)+" AS f_"+c)
-	}
-	cols := "tenant_id, site_id, session_id, " + strings.Join(sessionFinalColumns, ", ")
-	var fcols []string
-	for _, c := range sessionFinalColumns {
-		fcols = append(fcols, "f_"+c)
-	}
-	insert := "INSERT INTO " + f.stage + " (" + cols + ") SELECT tenant_id, site_id, session_id, " + strings.Join(fcols, ", ") +
-		" FROM (SELECT tenant_id, site_id, session_id, " + strings.Join(sel, ", ") +
-		" FROM sessions WHERE day >= toDate(?) AND day <= toDate(?) GROUP BY tenant_id, site_id, session_id" +
-		" HAVING f_started_at >= toDateTime(?) AND f_started_at < toDateTime(?))" +
+	insert := insertMergedVisits(f.stage, "day >= toDate(?) AND day <= toDate(?)", "f_started_at >= toDateTime(?) AND f_started_at < toDateTime(?)") +
 		" SETTINGS max_bytes_before_external_group_by = 1000000000"
 	if err := f.db.Exec(ctx, "ALTER TABLE "+f.stage+" DROP PARTITION ?", month); err != nil {
 		return fmt.Errorf("finalizer: clear staging month %d: %w", month, err)

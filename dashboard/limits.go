@@ -44,7 +44,8 @@ const (
 	MaxRateLimited = 100_000
 	// realtimeWindow is the span of the "realtime" date range.
 	realtimeWindow = 30 * time.Minute
-	// sessionDaySlack widens a visits query's day range on each side so that
+	// sessionDaySlack widens a visits read's day range (after it, and before
+	// it where the rows of the day before are not left out by id) so that
 	// a visit crossing midnight (UTC) is read whole.
 	sessionDaySlack = 1
 )

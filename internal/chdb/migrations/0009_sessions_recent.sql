@@ -6,36 +6,8 @@
 -- those visits from here and merge only the others from `sessions`: merging
 -- the states of a day's visits at every query cost a few hundred
 -- milliseconds. Older days' partitions are dropped by the Finalizer.
-CREATE TABLE IF NOT EXISTS sessions_recent (
-    tenant_id       UUID,
-    site_id         UUID,
-    session_id      UInt64,
-    started_at      DateTime('UTC'),
-    ended_at        DateTime('UTC'),
-    visitor_id      UInt64,
-    user_id         String,
-    pageviews       UInt32,
-    events          UInt32,
-    entry_page      String,
-    exit_page       String,
-    hostname        String,
-    referrer        String,
-    source          String,
-    medium          String,
-    channel         String,
-    utm_source      String,
-    utm_medium      String,
-    utm_campaign    String,
-    utm_term        String,
-    utm_content     String,
-    country         String,
-    region          String,
-    city            String,
-    device          String,
-    browser         String,
-    browser_version String,
-    os              String,
-    os_version      String
-) ENGINE = MergeTree
+-- The columns are sessions_final's.
+CREATE TABLE IF NOT EXISTS sessions_recent AS sessions_final
+ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(started_at)
 ORDER BY (tenant_id, site_id, started_at, session_id);
