@@ -13,8 +13,12 @@ import (
 // days at either end, in the site's time zone, and the days after the
 // watermark) from the visits and events as any other part does. The pieces
 // are summed: visits, pageviews, events, bounces and seconds add up, and so
-// do visitors, because a visitor id is derived with its UTC day's salt and
-// never appears on two UTC days, and the pieces are cut at UTC midnights.
+// do visitors, because a visitor id is derived with its UTC day's salt, so a
+// visit's visitor is seen on one UTC day, and the pieces are cut at UTC
+// midnights. Where that fails the sums are corrected or not used: months
+// with a visitor id on several days (rollupMultiday) are read from the
+// visits, and an event dimension's visitors seen on both sides of a
+// midnight (a visit across it) are taken off once (carry, rollupOverlap).
 //
 // rollup_days holds every visit dimension, the event columns (event:page,
 // event:name, event:hostname) and the empty dimension: the site's totals,
