@@ -51,9 +51,24 @@ type FinalizerConfig struct {
 type Finalizer struct {
 	db  *chdb.DB
 	cfg FinalizerConfig
-	// stage, rollupStage and recentStage are this process's staging tables
-	// of sessions_final, rollup_days and sessions_recent.
+	// id names this process's staging tables (see stages); stage,
+	// rollupStage and recentStage are those of sessions_final, rollup_days
+	// and sessions_recent.
+	id                              string
 	stage, rollupStage, recentStage string
+}
+
+// stagedTables are the tables the Finalizer writes through staging tables
+// of the same shape, named <table>_stage_<12 hex digits>.
+var stagedTables = []string{"sessions_final", "rollup_days", "sessions_recent"}
+
+// stages pairs each of stagedTables with this process's staging table.
+func (f *Finalizer) stages() [][2]string {
+	var out [][2]string
+	for _, t := range stagedTables {
+		out = append(out, [2]string{t, t + "_stage_" + f.id})
+	}
+	return out
 }
 
 // NewFinalizer returns a Finalizer writing through db.
@@ -66,8 +81,10 @@ func NewFinalizer(db *chdb.DB, cfg FinalizerConfig) *Finalizer {
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
-	id := hex.EncodeToString(b)
-	return &Finalizer{db: db, cfg: cfg, stage: "sessions_final_stage_" + id, rollupStage: "rollup_days_stage_" + id, recentStage: "sessions_recent_stage_" + id}
+	f := &Finalizer{db: db, cfg: cfg, id: hex.EncodeToString(b)}
+	st := f.stages()
+	f.stage, f.rollupStage, f.recentStage = st[0][1], st[1][1], st[2][1]
+	return f
 }
 
 // Run finalizes at once and then every Interval until ctx ends. A failed
@@ -77,9 +94,9 @@ func (f *Finalizer) Run(ctx context.Context) error {
 		// The staging tables are this process's own; leave nothing behind.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		for _, t := range []string{f.stage, f.rollupStage, f.recentStage} {
-			if err := f.db.Exec(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
-				f.cfg.Logger.Warn("finalizer: drop staging table", "table", t, "err", err)
+		for _, st := range f.stages() {
+			if err := f.db.Exec(ctx, "DROP TABLE IF EXISTS "+st[1]); err != nil {
+				f.cfg.Logger.Warn("finalizer: drop staging table", "table", st[1], "err", err)
 			}
 		}
 	}()
@@ -135,39 +152,31 @@ func finalStatus(ctx context.Context, db *chdb.DB, watermark time.Time) (map[uin
 		records[m] = r
 	}
 	rows.Close()
+	// The parts of sessions tell which months changed since they were
+	// written; a month of sessions_final without a partition in
+	// rollup_days (written before it existed) is not current either. One
+	// read, because queries call this too.
 	type part struct{ first, last, modified time.Time }
 	var parts []part
-	rows, err = db.Query(ctx, "SELECT min_date, max_date, modification_time FROM system.parts WHERE database = currentDatabase() AND table = 'sessions' AND active")
+	rows, err = db.Query(ctx, "SELECT table, partition, min_date, max_date, modification_time FROM system.parts WHERE database = currentDatabase() AND table IN ('sessions', 'sessions_final', 'rollup_days') AND active")
 	if err != nil {
-		return nil, fmt.Errorf("read parts of sessions: %w", err)
-	}
-	for rows.Next() {
-		var p part
-		if err := rows.Scan(&p.first, &p.last, &p.modified); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		parts = append(parts, p)
-	}
-	rows.Close()
-
-	// A month of sessions_final written before rollup_days existed has no
-	// partition there: it is not current until written again.
-	rows, err = db.Query(ctx, "SELECT DISTINCT table, partition FROM system.parts WHERE database = currentDatabase() AND table IN ('sessions_final', 'rollup_days') AND active")
-	if err != nil {
-		return nil, fmt.Errorf("read parts of sessions_final and rollup_days: %w", err)
+		return nil, fmt.Errorf("read parts of sessions, sessions_final and rollup_days: %w", err)
 	}
 	finals, rollups := map[string]bool{}, map[string]bool{}
 	for rows.Next() {
 		var table, partition string
-		if err := rows.Scan(&table, &partition); err != nil {
+		var p part
+		if err := rows.Scan(&table, &partition, &p.first, &p.last, &p.modified); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		if table == "rollup_days" {
-			rollups[partition] = true
-		} else {
+		switch table {
+		case "sessions":
+			parts = append(parts, p)
+		case "sessions_final":
 			finals[partition] = true
+		default:
+			rollups[partition] = true
 		}
 	}
 	rows.Close()
@@ -226,14 +235,10 @@ func (f *Finalizer) Pass(ctx context.Context) ([]uint32, error) {
 		return nil, fmt.Errorf("finalizer: read the server's clock: %w", err)
 	}
 	watermark := serverNow.UTC().Truncate(24 * time.Hour).Add(-finalizeLag)
-	if err := f.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+f.stage+" AS sessions_final"); err != nil {
-		return nil, fmt.Errorf("finalizer: create staging table: %w", err)
-	}
-	if err := f.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+f.rollupStage+" AS rollup_days"); err != nil {
-		return nil, fmt.Errorf("finalizer: create staging table: %w", err)
-	}
-	if err := f.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+f.recentStage+" AS sessions_recent"); err != nil {
-		return nil, fmt.Errorf("finalizer: create staging table: %w", err)
+	for _, st := range f.stages() {
+		if err := f.db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+st[1]+" AS "+st[0]); err != nil {
+			return nil, fmt.Errorf("finalizer: create staging table of %s: %w", st[0], err)
+		}
 	}
 	f.dropStaleStages(ctx, serverNow)
 	status, err := finalStatus(ctx, f.db, watermark)
@@ -312,25 +317,15 @@ func (f *Finalizer) writeRecent(ctx context.Context, watermark, now time.Time) e
 			return fmt.Errorf("finalizer: clear recent staging day %d: %w", d, err)
 		}
 	}
-	rows, err = f.db.Query(ctx, "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND table = 'sessions_recent' AND active")
+	parts, err := tablePartitions(ctx, f.db, "sessions_recent")
 	if err != nil {
-		return fmt.Errorf("finalizer: read days of sessions_recent: %w", err)
+		return fmt.Errorf("finalizer: %w", err)
 	}
-	var old []uint32
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			rows.Close()
-			return err
-		}
+	for _, p := range parts {
 		if d, err := strconv.ParseUint(p, 10, 32); err == nil && uint32(d) < days[0] {
-			old = append(old, uint32(d))
-		}
-	}
-	rows.Close()
-	for _, d := range old {
-		if err := f.db.Exec(ctx, "ALTER TABLE sessions_recent DROP PARTITION ?", d); err != nil {
-			return fmt.Errorf("finalizer: drop recent day %d: %w", d, err)
+			if err := f.db.Exec(ctx, "ALTER TABLE sessions_recent DROP PARTITION ?", uint32(d)); err != nil {
+				return fmt.Errorf("finalizer: drop recent day %d: %w", d, err)
+			}
 		}
 	}
 	return nil
@@ -486,7 +481,7 @@ func (f *Finalizer) record(ctx context.Context, month uint32, through, at time.T
 // dropStaleStages drops staging tables that processes which stopped
 // without cleaning up left behind.
 func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
-	rows, err := f.db.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND (name LIKE 'sessions\\_final\\_stage\\_%' OR name LIKE 'rollup\\_days\\_stage\\_%' OR name LIKE 'sessions\\_recent\\_stage\\_%') AND metadata_modification_time < toDateTime(?)",
+	rows, err := f.db.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%\\_stage\\_%' AND metadata_modification_time < toDateTime(?)",
 		uint32(now.Add(-staleStageAge).Unix()))
 	if err != nil {
 		return
@@ -494,7 +489,7 @@ func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
 	var names []string
 	for rows.Next() {
 		var n string
-		if rows.Scan(&n) == nil && n != f.stage && n != f.rollupStage && n != f.recentStage && stageName.MatchString(n) {
+		if rows.Scan(&n) == nil && stageName.MatchString(n) && !strings.HasSuffix(n, "_stage_"+f.id) {
 			names = append(names, n)
 		}
 	}
@@ -507,7 +502,7 @@ func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
 }
 
 // stageName is what NewFinalizer names staging tables.
-var stageName = regexp.MustCompile(`^(sessions_final|rollup_days|sessions_recent)_stage_[0-9a-f]{12}$`)
+var stageName = regexp.MustCompile(`^(` + strings.Join(stagedTables, "|") + `)_stage_[0-9a-f]{12}$`)
 
 // watermark is the time before which every visit is in sessions_final and
 // current: the last pass's watermark, or the start of the first month that

@@ -294,25 +294,10 @@ func monthEnd(partition string) (time.Time, bool) {
 // dropMonthsBefore drops the month partitions of table that end on or
 // before keep, and returns them as "table/YYYYMM".
 func (l *Lifecycle) dropMonthsBefore(ctx context.Context, table string, keep time.Time) ([]string, error) {
-	rows, err := l.db.Query(ctx, `SELECT DISTINCT partition FROM system.parts
-		WHERE database = currentDatabase() AND table = ? AND active`, table)
+	parts, err := tablePartitions(ctx, l.db, table)
 	if err != nil {
-		return nil, fmt.Errorf("lifecycle: list partitions of %s: %w", table, err)
+		return nil, fmt.Errorf("lifecycle: %w", err)
 	}
-	var parts []string
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("lifecycle: list partitions of %s: %w", table, err)
-		}
-		parts = append(parts, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lifecycle: list partitions of %s: %w", table, err)
-	}
-	slices.Sort(parts)
 	var dropped []string
 	for _, p := range parts {
 		end, ok := monthEnd(p)
@@ -326,6 +311,29 @@ func (l *Lifecycle) dropMonthsBefore(ctx context.Context, table string, keep tim
 		dropped = append(dropped, table+"/"+p)
 	}
 	return dropped, nil
+}
+
+// tablePartitions lists the partitions of table that have active parts, sorted.
+func tablePartitions(ctx context.Context, db *chdb.DB, table string) ([]string, error) {
+	rows, err := db.Query(ctx, `SELECT DISTINCT partition FROM system.parts
+		WHERE database = currentDatabase() AND table = ? AND active`, table)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("list partitions of %s: %w", table, err)
+		}
+		parts = append(parts, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list partitions of %s: %w", table, err)
+	}
+	slices.Sort(parts)
+	return parts, nil
 }
 
 // predicate is a WHERE condition with its bound values.

@@ -32,24 +32,25 @@ import (
 const rollupMultiday = "#multiday"
 
 // rollupPlan says whether rollup_days can answer part p: which of its
-// dimensions to read, and the UTC days [from, to) to read it for.
-func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ok bool) {
+// dimensions to read, the UTC days [from, to) to read it for, and which of
+// rollupParts the metrics need.
+func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, need map[string]bool, ok bool) {
 	if !b.rollup || b.watermark.IsZero() || len(p.filters) > 0 || len(p.dims) > 1 {
-		return "", from, to, false
+		return "", from, to, nil, false
 	}
 	for _, m := range p.metrics {
 		switch m.kind {
 		case mVisitors, mPageviews, mEvents:
 		case mVisits, mViewsPerVisit, mBounceRate, mVisitDuration:
 			if p.table != tableSessions {
-				return "", from, to, false
+				return "", from, to, nil, false
 			}
 		case mConversionRate:
 			if p.table != tableEvents {
-				return "", from, to, false
+				return "", from, to, nil, false
 			}
 		default:
-			return "", from, to, false
+			return "", from, to, nil, false
 		}
 	}
 	var grain string
@@ -58,7 +59,7 @@ func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ok
 		// Event parts without a dimension come from event filters, and
 		// there are none here.
 		if p.table != tableSessions {
-			return "", from, to, false
+			return "", from, to, nil, false
 		}
 	case p.dims[0].kind == dimVisit && p.table == tableSessions:
 		dim = p.dims[0].name
@@ -67,12 +68,12 @@ func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ok
 	case p.dims[0].kind == dimTime && p.table == tableSessions:
 		grain = p.dims[0].grain
 		if grain == "minute" || grain == "hour" {
-			return "", from, to, false
+			return "", from, to, nil, false
 		}
 	default:
-		return "", from, to, false
+		return "", from, to, nil, false
 	}
-	need := rollupNeeds(p.metrics)
+	need = rollupNeeds(p.metrics)
 	day := 24 * time.Hour
 	from = p.r.From.UTC().Truncate(day)
 	if from.Before(p.r.From) {
@@ -83,14 +84,14 @@ func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ok
 		to = w
 	}
 	if !from.Before(to) {
-		return "", from, to, false
+		return "", from, to, nil, false
 	}
 	if need["x_v"] {
 		// The months whose days are summed, the partial days at the ends
 		// (read from the visits, but added to the sums) included.
 		for m := p.r.From.UTC(); m.Before(to); m = time.Date(m.Year(), m.Month()+1, 1, 0, 0, 0, 0, time.UTC) {
 			if b.multiday[uint32(m.Year()*100+int(m.Month()))] {
-				return "", from, to, false
+				return "", from, to, nil, false
 			}
 		}
 	}
@@ -100,15 +101,15 @@ func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ok
 		// site's time zone is UTC at every bucket start.
 		starts, err := buckets(p.r, grain)
 		if err != nil {
-			return "", from, to, false
+			return "", from, to, nil, false
 		}
 		for _, s := range starts {
 			if s.After(from) && s.Before(to) && !s.UTC().Truncate(day).Equal(s) {
-				return "", from, to, false
+				return "", from, to, nil, false
 			}
 		}
 	}
-	return dim, from, to, true
+	return dim, from, to, need, true
 }
 
 // rollupParts are the additive parts every piece of a rollup query gives,
@@ -159,11 +160,10 @@ func rollupMetricExpr(m metric) string {
 // before the watermark and of the visits or events of the rest of its range,
 // with the columns build gives. ok is false when rollup_days cannot answer p.
 func (b *sqlBuilder) buildRollup(p partQuery) (sql string, ok bool) {
-	dim, from, to, ok := b.rollupPlan(p)
+	dim, from, to, need, ok := b.rollupPlan(p)
 	if !ok {
 		return "", false
 	}
-	need := rollupNeeds(p.metrics)
 	key := ""
 	if len(p.dims) == 1 {
 		key = "k0, "
@@ -185,15 +185,12 @@ func (b *sqlBuilder) buildRollup(p partQuery) (sql string, ok bool) {
 		"x_v": "toInt64(visitors) - if(day > toDate(" + b.bind(from.Format(time.DateOnly)) + "), toInt64(carry), 0)",
 		"x_n": "visits", "x_pv": "pageviews", "x_ev": "events", "x_b": "bounces", "x_d": "duration",
 	}
-	var sel []string
-	for _, x := range rollupParts {
-		e := zeroPart(x)
-		if need[x] {
-			e = cols[x]
+	for x := range cols {
+		if !need[x] {
+			delete(cols, x)
 		}
-		sel = append(sel, e+" AS "+x)
 	}
-	pieces := []string{"SELECT " + k + strings.Join(sel, ", ") + " FROM rollup_days WHERE " + b.tenantSite() +
+	pieces := []string{"SELECT " + k + partsSelect(cols) + " FROM rollup_days WHERE " + b.tenantSite() +
 		" AND dim = " + b.bind(dim) + " AND day >= toDate(" + b.bind(from.Format(time.DateOnly)) + ") AND day < toDate(" + b.bind(to.Format(time.DateOnly)) + ")"}
 
 	// The rest of the range, read as any other part reads it.
@@ -277,47 +274,40 @@ func (b *sqlBuilder) rollupRest(p partQuery, r timeRange, need map[string]bool) 
 		}
 		from = "events WHERE " + b.eventsWhere(r)
 	}
+	return "SELECT " + k + partsSelect(exprs) + " FROM " + from + group
+}
+
+// partsSelect is the select list of rollupParts, each from exprs or zero:
+// visitors are Int64 (overlaps take some off), the other parts UInt64.
+func partsSelect(exprs map[string]string) string {
 	var sel []string
 	for _, x := range rollupParts {
 		e, ok := exprs[x]
-		if !ok {
-			e = zeroPart(x)
+		switch {
+		case ok:
+		case x == "x_v":
+			e = "toInt64(0)"
+		default:
+			e = "toUInt64(0)"
 		}
 		sel = append(sel, e+" AS "+x)
 	}
-	return "SELECT " + k + strings.Join(sel, ", ") + " FROM " + from + group
-}
-
-// zeroPart is part x where a piece has none: visitors are Int64 (overlaps
-// take some off), the other parts UInt64.
-func zeroPart(x string) string {
-	if x == "x_v" {
-		return "toInt64(0)"
-	}
-	return "toUInt64(0)"
+	return strings.Join(sel, ", ")
 }
 
 // rollupOverlap takes off, per value of p's event dimension, the visitors
 // with such events both in [from, cut) and in [cut, to), which the pieces on
 // either side of cut each counted.
 func (b *sqlBuilder) rollupOverlap(p partQuery, from, cut, to time.Time) string {
-	var sel []string
-	for _, x := range rollupParts {
-		e := zeroPart(x)
-		if x == "x_v" {
-			e = "-toInt64(count())"
-		}
-		sel = append(sel, e+" AS "+x)
-	}
 	r := timeRange{From: from, To: to, Loc: p.r.Loc}
+	// straddles keeps the groups with events on both sides of cut.
+	straddles := func() string {
+		c := b.bindTime(cut)
+		return " HAVING min(ts) < " + c + " AND max(ts) >= " + c
+	}
 	// The few visitors with events on both sides are found first, grouped
 	// by id alone; only their events are grouped by value.
-	both := func() string {
-		c := b.bindTime(cut)
-		return " GROUP BY visitor_id HAVING min(ts) < " + c + " AND max(ts) >= " + c
-	}
-	c := b.bindTime(cut)
-	return "SELECT v AS k0, " + strings.Join(sel, ", ") + " FROM (SELECT " + b.eventDimExpr(p.dims[0]) + " AS v, visitor_id FROM events WHERE " +
-		b.eventsWhere(r) + " AND visitor_id != 0 AND visitor_id IN (SELECT visitor_id FROM events WHERE " + b.eventsWhere(r) + " AND visitor_id != 0" + both() + ")" +
-		" GROUP BY v, visitor_id HAVING min(ts) < " + c + " AND max(ts) >= " + c + ") GROUP BY k0"
+	return "SELECT v AS k0, " + partsSelect(map[string]string{"x_v": "-toInt64(count())"}) + " FROM (SELECT " + b.eventDimExpr(p.dims[0]) + " AS v, visitor_id FROM events WHERE " +
+		b.eventsWhere(r) + " AND visitor_id != 0 AND visitor_id IN (SELECT visitor_id FROM events WHERE " + b.eventsWhere(r) + " AND visitor_id != 0 GROUP BY visitor_id" + straddles() + ")" +
+		" GROUP BY v, visitor_id" + straddles() + ") GROUP BY k0"
 }
