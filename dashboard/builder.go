@@ -47,7 +47,10 @@ type sqlBuilder struct {
 	// up over days.
 	rollup   bool
 	multiday map[uint32]bool
-	args     []any
+	// openSince is the Engine's recentCutoff: visits since the watermark
+	// with no event at or after it are all in sessions_recent.
+	openSince time.Time
+	args      []any
 }
 
 // bind adds v as a named parameter and returns its placeholder.
@@ -71,17 +74,17 @@ func (b *sqlBuilder) eventsWhere(r timeRange) string {
 	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0"
 }
 
-// sessionsDays is the day predicate of a read of sessions for visits that
-// start in r: the UTC days of r and sessionDaySlack more after it (a visit
-// may end the next day), and a PREWHERE condition that leaves out the
-// visits with rows on the day before r's first: they started before r.
-// Leaving them out by id spares merging that day's states.
-func (b *sqlBuilder) sessionsDays(r timeRange) (prewhere, where string) {
-	first := r.From.UTC().Truncate(24 * time.Hour)
-	to := r.To.UTC().AddDate(0, 0, sessionDaySlack)
-	prewhere = "session_id NOT IN (SELECT session_id FROM sessions WHERE " + b.tenantSite() + " AND day = toDate(" + b.bind(first.AddDate(0, 0, -1).Format(time.DateOnly)) + "))"
-	where = "day >= toDate(" + b.bind(first.Format(time.DateOnly)) + ") AND day <= toDate(" + b.bind(to.Format(time.DateOnly)) + ")"
-	return prewhere, where
+// openVisits is a subquery of the ids of the visits since from that
+// sessions_recent may not hold as they are now: those with an event at or
+// after openSince (all of them when it is zero).
+func (b *sqlBuilder) openVisits(from time.Time) string {
+	since := b.openSince
+	if since.IsZero() {
+		since = from
+	}
+	t := b.bindTime(since)
+	return "SELECT session_id FROM sessions PREWHERE finalizeAggregation(ended_at) >= " + t +
+		" WHERE " + b.tenantSite() + " AND day >= toDate(" + t + ")"
 }
 
 // sessionMerge is the -Merge expression of each sessions column.
@@ -110,9 +113,10 @@ func sessionMerge(col string) string {
 // sessionsInner reads whole visits that start in r, one row per session_id,
 // with the given columns as <prefix><col> (<prefix>started_at is always
 // there). Visits that started before the finalizer's watermark come from
-// sessions_final, plain rows; later ones that had ended at the Finalizer's
-// last pass from sessions_recent, also plain; the rest from sessions, merged
-// here per session_id so that unmerged parts never count twice.
+// sessions_final, plain rows; later ones from sessions_recent, also plain,
+// but for the open ones (openVisits: not ended at the Finalizer's last
+// pass, or changed since), which are merged here from sessions per
+// session_id, so that unmerged parts never count twice.
 func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) string {
 	cols = append([]string{"started_at"}, cols...)
 	var uniq []string
@@ -149,20 +153,19 @@ func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) st
 		if b.watermark.After(live.From) {
 			live.From = b.watermark
 		}
-		// Ended visits from sessions_recent; the others merged from sessions.
-		recent := func() string {
-			return " FROM sessions_recent WHERE " + b.tenantSite() + " AND started_at >= " + b.bindTime(live.From) + " AND started_at < " + b.bindTime(live.To)
-		}
-		parts = append(parts, "SELECT "+plain()+recent())
+		// The open visits' rows of the day before live.From are merged
+		// too, so that one that started then is seen to and left out.
+		open := b.openVisits(live.From)
+		parts = append(parts, "SELECT "+plain()+" FROM sessions_recent WHERE "+b.tenantSite()+
+			" AND started_at >= "+b.bindTime(live.From)+" AND started_at < "+b.bindTime(live.To)+" AND session_id NOT IN ("+open+")")
 		sel := []string{"session_id"}
 		for _, c := range uniq {
 			sel = append(sel, sessionMerge(c)+" AS "+prefix+c)
 		}
-		// PREWHERE: the recent visits' rows are left out before their
-		// states are read, which is most of the cost.
-		before, days := b.sessionsDays(live)
-		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions PREWHERE session_id NOT IN (SELECT session_id"+recent()+") AND "+before+
-			" WHERE "+b.tenantSite()+" AND "+days+
+		first := live.From.UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+		to := live.To.UTC().AddDate(0, 0, sessionDaySlack)
+		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions PREWHERE session_id IN ("+open+")"+
+			" WHERE "+b.tenantSite()+" AND day >= toDate("+b.bind(first.Format(time.DateOnly))+") AND day <= toDate("+b.bind(to.Format(time.DateOnly))+")"+
 			" GROUP BY session_id HAVING "+prefix+"started_at >= "+b.bindTime(live.From)+" AND "+prefix+"started_at < "+b.bindTime(live.To))
 	}
 	return strings.Join(parts, " UNION ALL ")

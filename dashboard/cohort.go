@@ -75,7 +75,7 @@ func (a *API) cohorts(c *fiber.Ctx) error {
 // period of their first event in the range, and counts for each later
 // period how many of them had an event in it.
 func (e *Engine) Cohorts(ctx context.Context, q *Query, period string, periods int) (*CohortResult, error) {
-	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark}
+	b := q.builder(false)
 	bucket := "toDate(ts, " + b.bind(q.loc.String()) + ")"
 	if period == "week" {
 		bucket = "toMonday(ts, " + b.bind(q.loc.String()) + ")"

@@ -267,9 +267,18 @@ func (f *Finalizer) Pass(ctx context.Context) ([]uint32, error) {
 // enrich) and a margin for events still on their way.
 const recentSettle = 35 * time.Minute
 
+// recentMarkerScope is the tenant and site of sessions_recent's marker
+// rows: one per UTC day partition, whose started_at is the day and ended_at
+// the cutoff of the pass that wrote the partition (its visits are those
+// that had ended before it). No site has these ids, so no read of a site's
+// visits sees them; queries read them to tell which visits are not in the
+// table yet (Engine.recentCutoff).
+var recentMarkerScope = scope{}
+
 // writeRecent rewrites sessions_recent with the visits that started on or
 // after watermark (a UTC midnight) and ended recentSettle before now, one
-// UTC day partition at a time, and drops the days before watermark.
+// UTC day partition at a time, each with its marker row, and drops the days
+// before watermark.
 func (f *Finalizer) writeRecent(ctx context.Context, watermark, now time.Time) error {
 	day := 24 * time.Hour
 	first, last := watermark.UTC().Truncate(day), now.UTC().Truncate(day)
@@ -287,30 +296,22 @@ func (f *Finalizer) writeRecent(ctx context.Context, watermark, now time.Time) e
 	insert := insertMergedVisits(f.recentStage,
 		"day >= toDate(?) AND session_id NOT IN (SELECT session_id FROM sessions WHERE day = toDate(?))",
 		"f_started_at >= toDateTime(?) AND f_ended_at < toDateTime(?)")
+	cutoff := uint32(now.Add(-recentSettle).Unix())
 	if err := f.db.Exec(ctx, insert, first.Format(time.DateOnly), first.Add(-day).Format(time.DateOnly),
-		uint32(first.Unix()), uint32(now.Add(-recentSettle).Unix())); err != nil {
+		uint32(first.Unix()), cutoff); err != nil {
 		return fmt.Errorf("finalizer: merge recent visits: %w", err)
 	}
-	have := map[uint32]bool{}
-	rows, err := f.db.Query(ctx, "SELECT DISTINCT toYYYYMMDD(started_at) FROM "+f.recentStage)
-	if err != nil {
-		return fmt.Errorf("finalizer: read recent staging days: %w", err)
-	}
-	for rows.Next() {
-		var d uint32
-		if err := rows.Scan(&d); err != nil {
-			rows.Close()
-			return err
+	// Every day gets its marker, so that every day's partition is there
+	// and says which visits it holds.
+	marker := "INSERT INTO " + f.recentStage + " (tenant_id, site_id, session_id, started_at, ended_at)" +
+		" SELECT toUUID(?), toUUID(?), 0, toDateTime(?), toDateTime(?)"
+	for d := first; !d.After(last); d = d.Add(day) {
+		if err := f.db.Exec(ctx, marker, recentMarkerScope.tenant.String(), recentMarkerScope.site.String(), uint32(d.Unix()), cutoff); err != nil {
+			return fmt.Errorf("finalizer: mark recent day %s: %w", d.Format(time.DateOnly), err)
 		}
-		have[d] = true
 	}
-	rows.Close()
 	for _, d := range days {
-		swap := "ALTER TABLE sessions_recent REPLACE PARTITION ? FROM " + f.recentStage
-		if !have[d] {
-			swap = "ALTER TABLE sessions_recent DROP PARTITION ?"
-		}
-		if err := f.db.Exec(ctx, swap, d); err != nil {
+		if err := f.db.Exec(ctx, "ALTER TABLE sessions_recent REPLACE PARTITION ? FROM "+f.recentStage, d); err != nil {
 			return fmt.Errorf("finalizer: swap in recent day %d: %w", d, err)
 		}
 		if err := f.db.Exec(ctx, "ALTER TABLE "+f.recentStage+" DROP PARTITION ?", d); err != nil {

@@ -141,7 +141,7 @@ func pagePattern(p string) string {
 // the window (ClickHouse's windowFunnel over each visitor's events).
 func (e *Engine) Funnel(ctx context.Context, f *funnel) (*FunnelResult, error) {
 	q := f.q
-	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark}
+	b := q.builder(false)
 	var dims []dimension
 	if f.breakdown != nil {
 		dims = append(dims, *f.breakdown)

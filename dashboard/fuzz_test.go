@@ -40,7 +40,7 @@ func FuzzQuerySpec(f *testing.F) {
 		q.watermark = now.AddDate(0, 0, -2)
 		parts, _ := q.plan(q.r, q.dims)
 		for _, p := range parts {
-			b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark}
+			b := q.builder(false)
 			sql := b.build(p)
 			for _, lit := range []string{"'page'", "'(none)'"} {
 				sql = strings.ReplaceAll(sql, lit, "")

@@ -32,6 +32,14 @@ type Query struct {
 	watermark time.Time
 	// multiday holds the months whose visitors rollup_days cannot sum.
 	multiday map[uint32]bool
+	// openSince is when the visits that sessions_recent may not hold
+	// began to be open (see recentCutoff).
+	openSince time.Time
+}
+
+// builder is a SQL builder for q; rollup lets it read rollup_days.
+func (q *Query) builder(rollup bool) *sqlBuilder {
+	return &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark, openSince: q.openSince, rollup: rollup, multiday: q.multiday}
 }
 
 // Result is the answer to a query (docs/query-api.md).
@@ -92,6 +100,9 @@ func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, no
 		return nil, err
 	}
 	if q.multiday, err = e.multidayMonths(e.ctx(ctx), q.scope); err != nil {
+		return nil, err
+	}
+	if q.openSince, err = e.recentCutoff(e.ctx(ctx), q.watermark); err != nil {
 		return nil, err
 	}
 	return q, nil
@@ -322,6 +333,37 @@ func (e *Engine) multidayMonths(ctx context.Context, s scope) (map[uint32]bool, 
 	return out, rows.Err()
 }
 
+// recentCutoff is the earliest cutoff of the passes that wrote
+// sessions_recent's days since watermark, as their marker rows say (see
+// Finalizer.writeRecent): every visit of those days that sessions_recent
+// does not hold has an event at or after it. A day since watermark without
+// a marker (the first minute of a UTC day) moves it back to that day's
+// start; zero when there are no markers since watermark, or they do not
+// start at it (no pass has written sessions_recent for this watermark).
+// An earlier cutoff than this is never wrong, only slower: a query may use
+// it for as long as it runs.
+func (e *Engine) recentCutoff(ctx context.Context, watermark time.Time) (time.Time, error) {
+	if watermark.IsZero() {
+		return time.Time{}, nil
+	}
+	b := &sqlBuilder{scope: recentMarkerScope, loc: time.UTC}
+	var (
+		first, last, cutoff time.Time
+		n                   uint64
+	)
+	q := "SELECT min(started_at), max(started_at), min(ended_at), count() FROM sessions_recent WHERE " + b.tenantSite() + " AND session_id = 0 AND started_at >= " + b.bindTime(watermark)
+	if err := e.db.QueryRow(ctx, q, b.args...).Scan(&first, &last, &cutoff, &n); err != nil {
+		return time.Time{}, queryError(err)
+	}
+	if n == 0 || first.After(watermark) {
+		return time.Time{}, nil
+	}
+	if next := last.Add(24 * time.Hour); next.Before(cutoff) {
+		cutoff = next
+	}
+	return cutoff, nil
+}
+
 // groups is the rows of a query keyed by their dimension values.
 type groups struct {
 	keys []string
@@ -343,7 +385,7 @@ func (g *groups) row(dims []string, nMetrics int) *Row {
 
 // run executes one part and adds its metrics at the given positions.
 func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, pos []int) error {
-	b := &sqlBuilder{scope: q.scope, loc: q.loc, watermark: q.watermark, rollup: e.rollup, multiday: q.multiday}
+	b := q.builder(e.rollup)
 	sql := b.build(p)
 	release, err := e.acquire(ctx)
 	if err != nil {

@@ -128,7 +128,7 @@ func TestRollupAnswersEqualTheVisits(t *testing.T) {
 				berlinDays := site.TimeZone == berlin && slicesHasTime(a.dims)
 				parts, _ := a.plan(a.r, a.dims)
 				for _, p := range parts {
-					bld := &sqlBuilder{scope: a.scope, loc: a.loc, watermark: a.watermark, rollup: true, multiday: a.multiday}
+					bld := a.builder(true)
 					if used := strings.Contains(bld.build(p), "rollup_days"); used == berlinDays {
 						t.Errorf("part %+v: reads rollup_days = %v", p.dims, used)
 					}
