@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/internal/chdb"
+	"golang.org/x/sync/singleflight"
 )
 
 // Query is a validated query of one site.
@@ -96,16 +97,50 @@ func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, no
 	if err != nil {
 		return nil, err
 	}
-	if q.watermark, err = e.watermark(e.ctx(ctx)); err != nil {
+	st, err := e.siteState(ctx, q.scope)
+	if err != nil {
 		return nil, err
 	}
-	if q.multiday, err = e.multidayMonths(e.ctx(ctx), q.scope); err != nil {
-		return nil, err
-	}
-	if q.openSince, err = e.recentCutoff(e.ctx(ctx), q.watermark); err != nil {
-		return nil, err
-	}
+	q.watermark, q.multiday, q.openSince = st.watermark, st.multiday, st.openSince
 	return q, nil
+}
+
+// siteState is what the SQL of a site's queries depends on besides the
+// query: where the Finalizer's tables stand.
+type siteState struct {
+	watermark time.Time
+	multiday  map[uint32]bool
+	openSince time.Time
+}
+
+// siteState reads the site's state. Requests for one site that arrive
+// while it is read (the panels of a dashboard) share the read: ClickHouse
+// would answer each of them the same.
+func (e *Engine) siteState(ctx context.Context, s scope) (siteState, error) {
+	ch := e.states.DoChan(s.site.String(), func() (any, error) {
+		// The read is shared, so no one request's end cancels it.
+		ctx, cancel := context.WithTimeout(e.ctx(context.WithoutCancel(ctx)), e.cfg.QueryTimeout)
+		defer cancel()
+		var st siteState
+		var err error
+		if st.watermark, err = e.watermark(ctx); err != nil {
+			return st, err
+		}
+		if st.multiday, err = e.multidayMonths(ctx, s); err != nil {
+			return st, err
+		}
+		st.openSince, err = e.recentCutoff(ctx, st.watermark)
+		return st, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return siteState{}, r.Err
+		}
+		return r.Val.(siteState), nil
+	case <-ctx.Done():
+		return siteState{}, fmt.Errorf("%w (reading the site's state)", ErrQueryTimeout)
+	}
 }
 
 // parseQuery validates req for site at now; firstDay answers the preset "all".
@@ -269,6 +304,8 @@ type Engine struct {
 	slots chan struct{}
 	// rollup lets queries read rollup_days (tests compare with it off).
 	rollup bool
+	// states shares reads of a site's state (siteState).
+	states singleflight.Group
 }
 
 // NewEngine returns an engine over db.
