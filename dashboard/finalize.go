@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pulse-analytics/pulse/internal/chdb"
+	"golang.org/x/sync/errgroup"
 )
 
 // Finalizer defaults.
@@ -133,65 +134,103 @@ func daySpan(start, through time.Time) (first, last time.Time) {
 	return start.AddDate(0, 0, -sessionDaySlack), through.Truncate(24 * time.Hour)
 }
 
+// finalState is what finalStatus is computed from: the records of
+// sessions_final_months and the parts of sessions, sessions_final and
+// rollup_days.
+type finalState struct {
+	// records holds each month's last record; month 0 (watermarkMonth)
+	// holds the latest watermark.
+	records map[uint32]finalRecord
+	// parts are the active parts of sessions; finals and rollups the
+	// partitions of sessions_final and rollup_days.
+	parts           []finalPart
+	finals, rollups map[string]bool
+}
+
+type finalRecord struct{ through, at time.Time }
+
+type finalPart struct{ first, last, modified time.Time }
+
+// readFinalState reads the records and the parts, at once.
+func readFinalState(ctx context.Context, db *chdb.DB) (*finalState, error) {
+	st := &finalState{records: map[uint32]finalRecord{}, finals: map[string]bool{}, rollups: map[string]bool{}}
+	var g errgroup.Group
+	g.Go(func() error {
+		// The watermark is the latest one recorded (max), a month's
+		// through that of its last write.
+		rows, err := db.Query(ctx, "SELECT month, if(month = 0, max(through), argMax(through, finalized_at)), max(finalized_at) FROM sessions_final_months GROUP BY month")
+		if err != nil {
+			return fmt.Errorf("read finalized months: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var m uint32
+			var r finalRecord
+			if err := rows.Scan(&m, &r.through, &r.at); err != nil {
+				return err
+			}
+			st.records[m] = r
+		}
+		return rows.Err()
+	})
+	g.Go(func() error {
+		// The parts of sessions tell which months changed since they were
+		// written; a month of sessions_final without a partition in
+		// rollup_days (written before it existed) is not current either.
+		rows, err := db.Query(ctx, "SELECT table, partition, min_date, max_date, modification_time FROM system.parts WHERE database = currentDatabase() AND table IN ('sessions', 'sessions_final', 'rollup_days') AND active")
+		if err != nil {
+			return fmt.Errorf("read parts of sessions, sessions_final and rollup_days: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var table, partition string
+			var p finalPart
+			if err := rows.Scan(&table, &partition, &p.first, &p.last, &p.modified); err != nil {
+				return err
+			}
+			switch table {
+			case "sessions":
+				st.parts = append(st.parts, p)
+			case "sessions_final":
+				st.finals[partition] = true
+			default:
+				st.rollups[partition] = true
+			}
+		}
+		return rows.Err()
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
 // finalStatus says, for every month with visits that started before
 // watermark, whether sessions_final is current for it.
 func finalStatus(ctx context.Context, db *chdb.DB, watermark time.Time) (map[uint32]monthStatus, error) {
-	type record struct{ through, at time.Time }
-	records := map[uint32]record{}
-	rows, err := db.Query(ctx, "SELECT month, argMax(through, finalized_at), max(finalized_at) FROM sessions_final_months WHERE month != 0 GROUP BY month")
+	st, err := readFinalState(ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("read finalized months: %w", err)
+		return nil, err
 	}
-	for rows.Next() {
-		var m uint32
-		var r record
-		if err := rows.Scan(&m, &r.through, &r.at); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		records[m] = r
-	}
-	rows.Close()
-	// The parts of sessions tell which months changed since they were
-	// written; a month of sessions_final without a partition in
-	// rollup_days (written before it existed) is not current either. One
-	// read, because queries call this too.
-	type part struct{ first, last, modified time.Time }
-	var parts []part
-	rows, err = db.Query(ctx, "SELECT table, partition, min_date, max_date, modification_time FROM system.parts WHERE database = currentDatabase() AND table IN ('sessions', 'sessions_final', 'rollup_days') AND active")
-	if err != nil {
-		return nil, fmt.Errorf("read parts of sessions, sessions_final and rollup_days: %w", err)
-	}
-	finals, rollups := map[string]bool{}, map[string]bool{}
-	for rows.Next() {
-		var table, partition string
-		var p part
-		if err := rows.Scan(&table, &partition, &p.first, &p.last, &p.modified); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		switch table {
-		case "sessions":
-			parts = append(parts, p)
-		case "sessions_final":
-			finals[partition] = true
-		default:
-			rollups[partition] = true
-		}
-	}
-	rows.Close()
+	return st.status(watermark), nil
+}
+
+// status is finalStatus of the state read.
+func (s *finalState) status(watermark time.Time) map[uint32]monthStatus {
 	unrolled := map[uint32]bool{}
-	for p := range finals {
-		if m, err := strconv.ParseUint(p, 10, 32); err == nil && !rollups[p] {
+	for p := range s.finals {
+		if m, err := strconv.ParseUint(p, 10, 32); err == nil && !s.rollups[p] {
 			unrolled[uint32(m)] = true
 		}
 	}
 
 	months := map[uint32]bool{}
-	for m := range records {
-		months[m] = true
+	for m := range s.records {
+		if m != watermarkMonth {
+			months[m] = true
+		}
 	}
-	for _, p := range parts {
+	for _, p := range s.parts {
 		for d := p.first; !d.After(p.last); d = time.Date(d.Year(), d.Month()+1, 1, 0, 0, 0, 0, time.UTC) {
 			months[uint32(d.Year()*100+int(d.Month()))] = true
 		}
@@ -207,12 +246,12 @@ func finalStatus(ctx context.Context, db *chdb.DB, watermark time.Time) (map[uin
 			through = watermark
 		}
 		first, last := daySpan(start, through)
-		rec, written := records[m]
+		rec, written := s.records[m]
 		st := monthStatus{start: start, through: through, current: true}
 		if written && rec.through.Before(through) || unrolled[m] {
 			st.current = false
 		}
-		for _, p := range parts {
+		for _, p := range s.parts {
 			if p.last.Before(first) || p.first.After(last) {
 				continue
 			}
@@ -223,7 +262,26 @@ func finalStatus(ctx context.Context, db *chdb.DB, watermark time.Time) (map[uin
 		}
 		out[m] = st
 	}
-	return out, nil
+	return out
+}
+
+// watermark is the time before which every visit is in sessions_final and
+// current: the last pass's watermark, or the start of the first month that
+// has changed since it was written (late events, a bulk load, an erasure),
+// whose visits are then merged from sessions until the next pass. Zero when
+// no pass has completed.
+func (s *finalState) watermark() time.Time {
+	rec, ok := s.records[watermarkMonth]
+	if !ok {
+		return time.Time{}
+	}
+	w := rec.through
+	for _, st := range s.status(w) {
+		if !st.current && st.start.Before(w) {
+			w = st.start
+		}
+	}
+	return w
 }
 
 // Pass writes every month with visits that started before the watermark
@@ -504,32 +562,3 @@ func (f *Finalizer) dropStaleStages(ctx context.Context, now time.Time) {
 
 // stageName is what NewFinalizer names staging tables.
 var stageName = regexp.MustCompile(`^(` + strings.Join(stagedTables, "|") + `)_stage_[0-9a-f]{12}$`)
-
-// watermark is the time before which every visit is in sessions_final and
-// current: the last pass's watermark, or the start of the first month that
-// has changed since it was written (late events, a bulk load, an erasure),
-// whose visits are then merged from sessions until the next pass. Zero when
-// no pass has completed.
-func (e *Engine) watermark(ctx context.Context) (time.Time, error) {
-	var (
-		w time.Time
-		n uint64
-	)
-	err := e.db.QueryRow(ctx, "SELECT max(through), count() FROM sessions_final_months WHERE month = 0").Scan(&w, &n)
-	if err != nil {
-		return time.Time{}, queryError(err)
-	}
-	if n == 0 {
-		return time.Time{}, nil
-	}
-	status, err := finalStatus(ctx, e.db, w)
-	if err != nil {
-		return time.Time{}, queryError(err)
-	}
-	for _, st := range status {
-		if !st.current && st.start.Before(w) {
-			w = st.start
-		}
-	}
-	return w, nil
-}

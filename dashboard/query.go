@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/internal/chdb"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -121,16 +122,30 @@ func (e *Engine) siteState(ctx context.Context, s scope) (siteState, error) {
 		// The read is shared, so no one request's end cancels it.
 		ctx, cancel := context.WithTimeout(e.ctx(context.WithoutCancel(ctx)), e.cfg.QueryTimeout)
 		defer cancel()
-		var st siteState
-		var err error
-		if st.watermark, err = e.watermark(ctx); err != nil {
-			return st, err
+		var (
+			fs      *finalState
+			markers []recentMarker
+			st      siteState
+			g       errgroup.Group
+		)
+		g.Go(func() (err error) {
+			fs, err = readFinalState(ctx, e.db)
+			return err
+		})
+		g.Go(func() (err error) {
+			st.multiday, err = e.multidayMonths(ctx, s)
+			return err
+		})
+		g.Go(func() (err error) {
+			markers, err = e.recentMarkers(ctx)
+			return err
+		})
+		if err := g.Wait(); err != nil {
+			return st, queryError(err)
 		}
-		if st.multiday, err = e.multidayMonths(ctx, s); err != nil {
-			return st, err
-		}
-		st.openSince, err = e.recentCutoff(ctx, st.watermark)
-		return st, err
+		st.watermark = fs.watermark()
+		st.openSince = recentCutoff(markers, st.watermark)
+		return st, nil
 	})
 	select {
 	case r := <-ch:
@@ -370,35 +385,64 @@ func (e *Engine) multidayMonths(ctx context.Context, s scope) (map[uint32]bool, 
 	return out, rows.Err()
 }
 
-// recentCutoff is the earliest cutoff of the passes that wrote
-// sessions_recent's days since watermark, as their marker rows say (see
-// Finalizer.writeRecent): every visit of those days that sessions_recent
-// does not hold has an event at or after it. A day since watermark without
-// a marker (the first minute of a UTC day) moves it back to that day's
-// start; zero when there are no markers since watermark, or they do not
-// start at it (no pass has written sessions_recent for this watermark).
-// An earlier cutoff than this is never wrong, only slower: a query may use
-// it for as long as it runs.
-func (e *Engine) recentCutoff(ctx context.Context, watermark time.Time) (time.Time, error) {
-	if watermark.IsZero() {
-		return time.Time{}, nil
-	}
+// recentMarker is a marker row of sessions_recent (Finalizer.writeRecent):
+// the pass that wrote day's partition took in the visits that had ended
+// before cutoff.
+type recentMarker struct{ day, cutoff time.Time }
+
+// recentMarkers reads sessions_recent's marker rows.
+func (e *Engine) recentMarkers(ctx context.Context) ([]recentMarker, error) {
 	b := &sqlBuilder{scope: recentMarkerScope, loc: time.UTC}
-	var (
-		first, last, cutoff time.Time
-		n                   uint64
-	)
-	q := "SELECT min(started_at), max(started_at), min(ended_at), count() FROM sessions_recent WHERE " + b.tenantSite() + " AND session_id = 0 AND started_at >= " + b.bindTime(watermark)
-	if err := e.db.QueryRow(ctx, q, b.args...).Scan(&first, &last, &cutoff, &n); err != nil {
-		return time.Time{}, queryError(err)
+	rows, err := e.db.Query(ctx, "SELECT started_at, ended_at FROM sessions_recent WHERE "+b.tenantSite()+" AND session_id = 0", b.args...)
+	if err != nil {
+		return nil, queryError(err)
 	}
-	if n == 0 || first.After(watermark) {
-		return time.Time{}, nil
+	defer rows.Close()
+	var out []recentMarker
+	for rows.Next() {
+		var m recentMarker
+		if err := rows.Scan(&m.day, &m.cutoff); err != nil {
+			return nil, queryError(err)
+		}
+		out = append(out, m)
 	}
-	if next := last.Add(24 * time.Hour); next.Before(cutoff) {
-		cutoff = next
+	return out, rows.Err()
+}
+
+// recentCutoff is the earliest cutoff of the passes that wrote
+// sessions_recent's days since watermark, as their markers say: every
+// visit of those days that sessions_recent does not hold has an event at
+// or after it. The first day since watermark without a marker (as in the
+// first minute of a UTC day) moves it back to that day's start; zero when
+// the watermark's day has no marker (no pass has written sessions_recent
+// for this watermark). An earlier cutoff than this is never
+// wrong, only slower: a query may use it for as long as it runs.
+func recentCutoff(markers []recentMarker, watermark time.Time) time.Time {
+	if watermark.IsZero() {
+		return time.Time{}
 	}
-	return cutoff, nil
+	marked := map[int64]bool{}
+	var cutoff time.Time
+	for _, m := range markers {
+		if m.day.Before(watermark) {
+			continue
+		}
+		marked[m.day.Unix()] = true
+		if cutoff.IsZero() || m.cutoff.Before(cutoff) {
+			cutoff = m.cutoff
+		}
+	}
+	if !marked[watermark.Unix()] {
+		return time.Time{}
+	}
+	d := watermark
+	for marked[d.Unix()] {
+		d = d.Add(24 * time.Hour)
+	}
+	if d.Before(cutoff) {
+		cutoff = d
+	}
+	return cutoff
 }
 
 // groups is the rows of a query keyed by their dimension values.
