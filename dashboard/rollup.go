@@ -305,9 +305,13 @@ func (b *sqlBuilder) rollupOverlap(p partQuery, from, cut, to time.Time) string 
 		c := b.bindTime(cut)
 		return " HAVING min(ts) < " + c + " AND max(ts) >= " + c
 	}
-	// The few visitors with events on both sides are found first, grouped
-	// by id alone; only their events are grouped by value.
+	// The few visitors with events on both sides are found first, as those
+	// of the later side that are in the set of the earlier side's; only
+	// their events are grouped by value.
+	before := timeRange{From: from, To: cut, Loc: p.r.Loc}
+	after := timeRange{From: cut, To: to, Loc: p.r.Loc}
+	both := "SELECT visitor_id FROM events WHERE " + b.eventsWhere(after) + " AND visitor_id != 0 AND visitor_id IN (SELECT visitor_id FROM events WHERE " + b.eventsWhere(before) + " AND visitor_id != 0)"
 	return "SELECT v AS k0, " + partsSelect(map[string]string{"x_v": "-toInt64(count())"}) + " FROM (SELECT " + b.eventDimExpr(p.dims[0]) + " AS v, visitor_id FROM events WHERE " +
-		b.eventsWhere(r) + " AND visitor_id != 0 AND visitor_id IN (SELECT visitor_id FROM events WHERE " + b.eventsWhere(r) + " AND visitor_id != 0 GROUP BY visitor_id" + straddles() + ")" +
+		b.eventsWhere(r) + " AND visitor_id != 0 AND visitor_id IN (" + both + ")" +
 		" GROUP BY v, visitor_id" + straddles() + ") GROUP BY k0"
 }
