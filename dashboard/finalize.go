@@ -135,15 +135,19 @@ func daySpan(start, through time.Time) (first, last time.Time) {
 }
 
 // finalState is what finalStatus is computed from: the records of
-// sessions_final_months and the parts of sessions, sessions_final and
+// sessions_final_months, when inserts last wrote each day (event_days,
+// migration 0010), and the parts of sessions, sessions_final and
 // rollup_days.
 type finalState struct {
 	// records holds each month's last record; month 0 (watermarkMonth)
 	// holds the latest watermark.
 	records map[uint32]finalRecord
-	// parts are the active parts of sessions; finals and rollups the
+	// inserted holds when inserts last wrote each UTC day.
+	inserted map[time.Time]time.Time
+	// mutated are the active parts of sessions that a mutation (an
+	// erasure, a deletion) has rewritten; finals and rollups the
 	// partitions of sessions_final and rollup_days.
-	parts           []finalPart
+	mutated         []finalPart
 	finals, rollups map[string]bool
 }
 
@@ -153,7 +157,7 @@ type finalPart struct{ first, last, modified time.Time }
 
 // readFinalState reads the records and the parts, at once.
 func readFinalState(ctx context.Context, db *chdb.DB) (*finalState, error) {
-	st := &finalState{records: map[uint32]finalRecord{}, finals: map[string]bool{}, rollups: map[string]bool{}}
+	st := &finalState{records: map[uint32]finalRecord{}, inserted: map[time.Time]time.Time{}, finals: map[string]bool{}, rollups: map[string]bool{}}
 	var g errgroup.Group
 	g.Go(func() error {
 		// The watermark is the latest one recorded (max), a month's
@@ -174,10 +178,26 @@ func readFinalState(ctx context.Context, db *chdb.DB) (*finalState, error) {
 		return rows.Err()
 	})
 	g.Go(func() error {
-		// The parts of sessions tell which months changed since they were
-		// written; a month of sessions_final without a partition in
-		// rollup_days (written before it existed) is not current either.
-		rows, err := db.Query(ctx, "SELECT table, partition, min_date, max_date, modification_time FROM system.parts WHERE database = currentDatabase() AND table IN ('sessions', 'sessions_final', 'rollup_days') AND active")
+		rows, err := db.Query(ctx, "SELECT day, maxMerge(inserted_at) FROM event_days GROUP BY day")
+		if err != nil {
+			return fmt.Errorf("read the days inserts wrote: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var day, at time.Time
+			if err := rows.Scan(&day, &at); err != nil {
+				return err
+			}
+			st.inserted[day] = at
+		}
+		return rows.Err()
+	})
+	g.Go(func() error {
+		// A part of sessions whose data version is not its first block
+		// was rewritten by a mutation; a month of sessions_final without
+		// a partition in rollup_days (written before it existed) is not
+		// current either.
+		rows, err := db.Query(ctx, "SELECT table, partition, min_date, max_date, modification_time, data_version != min_block_number FROM system.parts WHERE database = currentDatabase() AND table IN ('sessions', 'sessions_final', 'rollup_days') AND active")
 		if err != nil {
 			return fmt.Errorf("read parts of sessions, sessions_final and rollup_days: %w", err)
 		}
@@ -185,12 +205,15 @@ func readFinalState(ctx context.Context, db *chdb.DB) (*finalState, error) {
 		for rows.Next() {
 			var table, partition string
 			var p finalPart
-			if err := rows.Scan(&table, &partition, &p.first, &p.last, &p.modified); err != nil {
+			var mutated uint8
+			if err := rows.Scan(&table, &partition, &p.first, &p.last, &p.modified, &mutated); err != nil {
 				return err
 			}
 			switch table {
 			case "sessions":
-				st.parts = append(st.parts, p)
+				if mutated == 1 {
+					st.mutated = append(st.mutated, p)
+				}
 			case "sessions_final":
 				st.finals[partition] = true
 			default:
@@ -230,10 +253,8 @@ func (s *finalState) status(watermark time.Time) map[uint32]monthStatus {
 			months[m] = true
 		}
 	}
-	for _, p := range s.parts {
-		for d := p.first; !d.After(p.last); d = time.Date(d.Year(), d.Month()+1, 1, 0, 0, 0, 0, time.UTC) {
-			months[uint32(d.Year()*100+int(d.Month()))] = true
-		}
+	for d := range s.inserted {
+		months[uint32(d.Year()*100+int(d.Month()))] = true
 	}
 	out := map[uint32]monthStatus{}
 	for m := range months {
@@ -251,13 +272,20 @@ func (s *finalState) status(watermark time.Time) map[uint32]monthStatus {
 		if written && rec.through.Before(through) || unrolled[m] {
 			st.current = false
 		}
-		for _, p := range s.parts {
-			if p.last.Before(first) || p.first.After(last) {
-				continue
-			}
-			if !written || !p.modified.Before(rec.at) {
+		// Changed since written: an insert wrote one of the days its
+		// visits may have rows on, or a mutation rewrote a part with
+		// such days. (A merge writes new parts of old rows: no change.)
+		if !written {
+			st.current = false
+		}
+		for d, at := range s.inserted {
+			if !d.Before(first) && !d.After(last) && !at.Before(rec.at) {
 				st.current = false
-				break
+			}
+		}
+		for _, p := range s.mutated {
+			if !p.last.Before(first) && !p.first.After(last) && !p.modified.Before(rec.at) {
+				st.current = false
 			}
 		}
 		out[m] = st

@@ -72,12 +72,6 @@ func TestRecentAndOpenVisits(t *testing.T) {
 	today := now.Truncate(24 * time.Hour)
 	watermark := today.Add(-finalizeLag)
 	at := func(t time.Time) string { return t.Format("2006-01-02 15:04") }
-	// A merge of sessions' parts makes its months look changed and the
-	// queries' watermark go back to the first of them until the next
-	// pass; without merges it stays where the pass put it.
-	if err := f.db.Exec(ctx, "SYSTEM STOP MERGES sessions"); err != nil {
-		t.Fatal(err)
-	}
 	insertEvents(t, f.db, f.a.Site,
 		// Ended long before the pass.
 		qEvent{at: at(watermark.Add(time.Hour)), typ: "page", page: "/one", visitor: 31, session: 301},
@@ -117,6 +111,11 @@ func TestRecentAndOpenVisits(t *testing.T) {
 		qEvent{at: at(now.Add(-30 * time.Minute)), typ: "page", page: "/three-b", visitor: 33, session: 303},
 		qEvent{at: at(now.Add(-30 * time.Minute)), typ: "page", page: "/six-b", visitor: 36, session: 306},
 	)
+	// A merge of every part of sessions, old rows and new, changes no
+	// finalized visit: the months stay current (see check).
+	if err := f.db.Exec(ctx, "OPTIMIZE TABLE sessions FINAL"); err != nil {
+		t.Fatal(err)
+	}
 	since := func(from time.Time) map[string]any {
 		return map[string]any{"metrics": []string{"visits", "pageviews", "visitors"}, "dimensions": []string{"visit:entry_page"},
 			"date_range": []string{from.Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)}, "order_by": [][]string{{"visit:entry_page", "asc"}}}
