@@ -48,7 +48,8 @@ type sqlBuilder struct {
 	rollup   bool
 	multiday map[uint32]bool
 	// openSince is the Engine's recentCutoff: visits since the watermark
-	// with no event at or after it are all in sessions_recent.
+	// with no event at or after it are all in sessions_recent (zero: none
+	// are known to be).
 	openSince time.Time
 	args      []any
 }
@@ -74,15 +75,10 @@ func (b *sqlBuilder) eventsWhere(r timeRange) string {
 	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0"
 }
 
-// openVisits is a subquery of the ids of the visits since from that
-// sessions_recent may not hold as they are now: those with an event at or
-// after openSince (all of them when it is zero).
-func (b *sqlBuilder) openVisits(from time.Time) string {
-	since := b.openSince
-	if since.IsZero() {
-		since = from
-	}
-	t := b.bindTime(since)
+// openVisits is a subquery of the ids of the visits that sessions_recent
+// may not hold as they are now: those with an event at or after openSince.
+func (b *sqlBuilder) openVisits() string {
+	t := b.bindTime(b.openSince)
 	return "SELECT session_id FROM sessions PREWHERE finalizeAggregation(ended_at) >= " + t +
 		" WHERE " + b.tenantSite() + " AND day >= toDate(" + t + ")"
 }
@@ -155,16 +151,22 @@ func (b *sqlBuilder) sessionsInner(r timeRange, cols []string, prefix string) st
 		}
 		// The open visits' rows of the day before live.From are merged
 		// too, so that one that started then is seen to and left out.
-		open := b.openVisits(live.From)
-		parts = append(parts, "SELECT "+plain()+" FROM sessions_recent WHERE "+b.tenantSite()+
-			" AND started_at >= "+b.bindTime(live.From)+" AND started_at < "+b.bindTime(live.To)+" AND session_id NOT IN ("+open+")")
+		// Without a cutoff (sessions_recent not written for this
+		// watermark), every visit is merged.
+		only := ""
+		if !b.openSince.IsZero() {
+			open := b.openVisits()
+			parts = append(parts, "SELECT "+plain()+" FROM sessions_recent WHERE "+b.tenantSite()+
+				" AND started_at >= "+b.bindTime(live.From)+" AND started_at < "+b.bindTime(live.To)+" AND session_id NOT IN ("+open+")")
+			only = " PREWHERE session_id IN (" + open + ")"
+		}
 		sel := []string{"session_id"}
 		for _, c := range uniq {
 			sel = append(sel, sessionMerge(c)+" AS "+prefix+c)
 		}
 		first := live.From.UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 		to := live.To.UTC().AddDate(0, 0, sessionDaySlack)
-		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions PREWHERE session_id IN ("+open+")"+
+		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM sessions"+only+
 			" WHERE "+b.tenantSite()+" AND day >= toDate("+b.bind(first.Format(time.DateOnly))+") AND day <= toDate("+b.bind(to.Format(time.DateOnly))+")"+
 			" GROUP BY session_id HAVING "+prefix+"started_at >= "+b.bindTime(live.From)+" AND "+prefix+"started_at < "+b.bindTime(live.To))
 	}
