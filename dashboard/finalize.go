@@ -369,12 +369,19 @@ func (f *Finalizer) writeRecent(ctx context.Context, watermark, now time.Time) e
 	day := 24 * time.Hour
 	first, last := watermark.UTC().Truncate(day), now.UTC().Truncate(day)
 	var days []uint32
+	cutoff := uint32(now.Add(-recentSettle).Unix())
+	// Every day gets its marker, so that every day's partition is there
+	// and says which visits it holds.
+	marker := "INSERT INTO " + f.recentStage + " (tenant_id, site_id, session_id, started_at, ended_at)" +
+		" SELECT toUUID(?), toUUID(?), 0, toDateTime(?), toDateTime(?)"
 	for d := first; !d.After(last); d = d.Add(day) {
-		days = append(days, uint32(d.Year()*10000+int(d.Month())*100+d.Day()))
-	}
-	for _, d := range days {
-		if err := f.db.Exec(ctx, "ALTER TABLE "+f.recentStage+" DROP PARTITION ?", d); err != nil {
-			return fmt.Errorf("finalizer: clear recent staging day %d: %w", d, err)
+		p := uint32(d.Year()*10000 + int(d.Month())*100 + d.Day())
+		days = append(days, p)
+		if err := f.db.Exec(ctx, "ALTER TABLE "+f.recentStage+" DROP PARTITION ?", p); err != nil {
+			return fmt.Errorf("finalizer: clear recent staging day %d: %w", p, err)
+		}
+		if err := f.db.Exec(ctx, marker, recentMarkerScope.tenant.String(), recentMarkerScope.site.String(), uint32(d.Unix()), cutoff); err != nil {
+			return fmt.Errorf("finalizer: mark recent day %d: %w", p, err)
 		}
 	}
 	// Visits with rows on the day before first started before it; leaving
@@ -382,19 +389,9 @@ func (f *Finalizer) writeRecent(ctx context.Context, watermark, now time.Time) e
 	insert := insertMergedVisits(f.recentStage,
 		"day >= toDate(?) AND session_id NOT IN (SELECT session_id FROM sessions WHERE day = toDate(?))",
 		"f_started_at >= toDateTime(?) AND f_ended_at < toDateTime(?)")
-	cutoff := uint32(now.Add(-recentSettle).Unix())
 	if err := f.db.Exec(ctx, insert, first.Format(time.DateOnly), first.Add(-day).Format(time.DateOnly),
 		uint32(first.Unix()), cutoff); err != nil {
 		return fmt.Errorf("finalizer: merge recent visits: %w", err)
-	}
-	// Every day gets its marker, so that every day's partition is there
-	// and says which visits it holds.
-	marker := "INSERT INTO " + f.recentStage + " (tenant_id, site_id, session_id, started_at, ended_at)" +
-		" SELECT toUUID(?), toUUID(?), 0, toDateTime(?), toDateTime(?)"
-	for d := first; !d.After(last); d = d.Add(day) {
-		if err := f.db.Exec(ctx, marker, recentMarkerScope.tenant.String(), recentMarkerScope.site.String(), uint32(d.Unix()), cutoff); err != nil {
-			return fmt.Errorf("finalizer: mark recent day %s: %w", d.Format(time.DateOnly), err)
-		}
 	}
 	for _, d := range days {
 		if err := f.db.Exec(ctx, "ALTER TABLE sessions_recent REPLACE PARTITION ? FROM "+f.recentStage, d); err != nil {

@@ -57,19 +57,7 @@ func TestRollupAnswersEqualTheVisits(t *testing.T) {
 	first := now.In(loc)
 	first = time.Date(first.Year(), first.Month(), first.Day()-29, 0, 0, 0, 0, loc).UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	cross(sites[1], first, 3)
-	fin := NewFinalizer(db, FinalizerConfig{})
-	for i := 0; ; i++ {
-		months, err := fin.Pass(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(months) == 0 {
-			break
-		}
-		if i == 5 {
-			t.Fatalf("the Finalizer still writes %v after %d passes", months, i)
-		}
-	}
+	passUntilSettled(t, NewFinalizer(db, FinalizerConfig{}))
 
 	withRollup, without := NewEngine(db, Config{}), NewEngine(db, Config{})
 	without.rollup = false
