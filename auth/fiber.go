@@ -35,8 +35,13 @@ func Caller(c *fiber.Ctx) *Principal {
 //
 // Mount it on the dashboard and /api/v1 routes, not on /v1/ingest or
 // /v1/events (whose origins are the customer sites'; see IngestOrigin).
+// Several packages mount it on /api/v1; a request is authenticated by the
+// first only, the others pass it on.
 func (s *Store) Middleware() fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		if _, done := c.Locals(principalKey).(*Principal); done {
+			return c.Next() // set, if to nil, by an earlier mount
+		}
 		var p *Principal
 		if h := c.Get(fiber.HeaderAuthorization); h != "" {
 			tok, ok := bearerToken(h)

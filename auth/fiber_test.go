@@ -357,3 +357,23 @@ func TestQuotaDecisionResponses(t *testing.T) {
 		t.Fatalf("close frame = %d %q", code, reason)
 	}
 }
+
+// TestMiddlewareMountedTwice: the auth and query APIs each mount the
+// middleware on /api/v1, and a request is authenticated by the first mount
+// only. The credential is spoilt between the mounts, so a second
+// verification would answer 401.
+func TestMiddlewareMountedTwice(t *testing.T) {
+	db := chtest.Open(t)
+	s := openStore(t, db, testConfig(t))
+	f := newFixture(t, s, "acme")
+	app := fiber.New()
+	app.Group("/api/v1", s.Middleware(), func(c *fiber.Ctx) error {
+		c.Request().Header.Set(fiber.HeaderAuthorization, "Bearer spoilt")
+		return c.Next()
+	})
+	app.Group("/api/v1", s.Middleware()).Get("/me", RequireAuth(), func(c *fiber.Ctx) error { return c.SendString(Caller(c).String()) })
+	resp, body := do(t, app, s, call{method: "GET", path: "/api/v1/me", bearer: session(t, s, f.owner)})
+	if resp.StatusCode != 200 || body != "user:"+f.owner.ID.String() {
+		t.Fatalf("GET /api/v1/me through two mounts = %d %s, want 200 user:%s", resp.StatusCode, body, f.owner.ID)
+	}
+}
