@@ -4,18 +4,24 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/pulse-analytics/pulse/auth"
 	"github.com/pulse-analytics/pulse/ingest"
 	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/demo"
 )
+
+// demoIdentityLifetime is how long a demo visitor's identity token is valid:
+// longer than a visit.
+const demoIdentityLifetime = time.Hour
 
 // startDemoTraffic starts `pulse dev --demo`'s traffic for the demo site: 30
 // days of history written into ClickHouse, and live visitors that connect to
 // base's /v1/ingest like trackers in browser tabs (docs/demo.md). stop ends
 // the traffic and waits until every visitor has closed its connection; call
 // it before the ingest server shuts down. It is safe to call more than once.
-func startDemoTraffic(ctx context.Context, db *chdb.DB, login demoLogin, base string, visitsPerDay int, log *slog.Logger) (stop func()) {
+func startDemoTraffic(ctx context.Context, db *chdb.DB, store *auth.Store, login demoLogin, base string, visitsPerDay int, log *slog.Logger) (stop func()) {
 	site := ingest.SiteOf(login.site)
 	d, err := demo.New(demo.Config{
 		Tenant:       site.TenantID,
@@ -25,6 +31,15 @@ func startDemoTraffic(ctx context.Context, db *chdb.DB, login demoLogin, base st
 		Server:       base,
 		VisitsPerDay: float64(visitsPerDay),
 		Logger:       log,
+		// Signed-in visitors are identified as the site's backend would do
+		// it, with the site's current identity secret.
+		Identity: func(userID string) (string, error) {
+			s, err := store.Site(login.site.ID)
+			if err != nil {
+				return "", err
+			}
+			return auth.SignIdentityToken(s, userID, demoIdentityLifetime)
+		},
 	}, db, ingest.NewWriter(db))
 	if err != nil {
 		log.Error("demo traffic not started", "err", err)

@@ -113,7 +113,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		}
 		demo.print(stdout, base)
 		if o.demo {
-			stopDemo = startDemoTraffic(ctx, db, demo, base, o.demoVisits, log)
+			stopDemo = startDemoTraffic(ctx, db, store, demo, base, o.demoVisits, log)
 			defer stopDemo()
 		}
 	}

@@ -54,6 +54,11 @@ type Config struct {
 	MaxOnline int
 	// Logger receives start, progress and failures. Default slog.Default().
 	Logger *slog.Logger
+	// Identity signs an identity token for a user of the site (as the
+	// site's backend would; auth.SignIdentityToken), so that live visitors
+	// who sign in are identified as in the history. Default: none, and live
+	// visitors stay anonymous.
+	Identity func(userID string) (string, error)
 }
 
 func (c *Config) withDefaults() error {
@@ -109,6 +114,8 @@ type Demo struct {
 	lastFailLog                   atomic.Int64 // unix nanoseconds
 	// noBind is set once binding a visitor's own loopback address failed.
 	noBind atomic.Bool
+	// signFailed is set once an identity token could not be signed.
+	signFailed atomic.Bool
 }
 
 // New returns the demo of one site. db answers which hours already hold

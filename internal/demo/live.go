@@ -190,36 +190,61 @@ func (d *Demo) play(ctx context.Context, s *site, v *visit, dialer *fws.Dialer, 
 	if !sleepUntil(ctx, nil, v.start) {
 		return
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, helloWait)
-	defer cancel()
-	header := http.Header{"Origin": {d.cfg.Origin}, "User-Agent": {s.agents[v.agent].header}}
-	conn, resp, err := dialer.DialContext(dialCtx, wsURL, header)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			d.connectFailed(err)
+	var (
+		conn   *fws.Conn
+		done   chan struct{} // closed when the reader of conn returns
+		resume string        // the visit's ingest session, resumed on a reconnect
+		acked  int64         // the highest seq acknowledged, over the visit's connections
+	)
+	// connect opens the visit's connection, with identity when given, and
+	// starts its reader: acks, errors, and the server's pings and close.
+	connect := func(identity string) bool {
+		dialCtx, cancel := context.WithTimeout(ctx, helloWait)
+		defer cancel()
+		header := http.Header{"Origin": {d.cfg.Origin}, "User-Agent": {s.agents[v.agent].header}}
+		c, resp, err := dialer.DialContext(dialCtx, wsURL, header)
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
 		}
-		return
-	}
-	defer conn.Close()
-	if err := d.hello(conn); err != nil {
-		if ctx.Err() == nil {
-			d.connectFailed(err)
+		if err == nil {
+			resume, err = d.hello(c, identity, resume)
+			if err != nil {
+				c.Close()
+			}
 		}
-		return
+		if err != nil {
+			if ctx.Err() == nil {
+				d.connectFailed(err)
+			}
+			return false
+		}
+		conn, done = c, make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			d.read(c, &acked)
+		}(done)
+		return true
 	}
-	done := make(chan struct{})
-	go func() { // the reader: acks, errors, and the server's pings and close
-		defer close(done)
-		d.read(conn)
-	}()
-	defer func() {
-		// Leave like a closed tab, then wait for the reader to see the close.
+	// leave closes the connection like a closed tab, then waits for the
+	// reader to see the close.
+	leave := func() {
 		_ = conn.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseGoingAway, ""), time.Now().Add(closeWait))
 		_ = conn.SetReadDeadline(time.Now().Add(closeWait))
 		<-done
+		conn.Close()
+		conn = nil
+	}
+	identity := ""
+	if v.userFrom == 0 {
+		identity = d.identity(v.user)
+	}
+	if !connect(identity) {
+		return
+	}
+	defer func() {
+		if conn != nil {
+			leave()
+		}
 	}()
 
 	var (
@@ -230,6 +255,16 @@ func (d *Demo) play(ctx context.Context, s *site, v *visit, dialer *fws.Dialer, 
 		st := &v.steps[i]
 		if !sleepUntil(ctx, done, v.start.Add(st.at)) {
 			return
+		}
+		if i == v.userFrom && i > 0 {
+			// Signed in: the site hands the tracker an identity token and
+			// the tracker reconnects with it (pulse.identify).
+			if tok := d.identity(v.user); tok != "" {
+				leave()
+				if !connect(tok) {
+					return
+				}
+			}
 		}
 		pg := &s.pages[st.page]
 		if st.action < 0 && i > 0 {
@@ -267,28 +302,52 @@ func (d *Demo) play(ctx context.Context, s *site, v *visit, dialer *fws.Dialer, 
 	sleepUntil(ctx, done, v.start.Add(v.end))
 }
 
-// hello sends hello and reads welcome.
-func (d *Demo) hello(conn *fws.Conn) error {
+// identity is an identity token for user, or "" for none (no user, or no
+// signer, or signing failed, which is said once).
+func (d *Demo) identity(user string) string {
+	if user == "" || d.cfg.Identity == nil {
+		return ""
+	}
+	tok, err := d.cfg.Identity(user)
+	if err != nil {
+		if !d.signFailed.Swap(true) {
+			d.log.Warn("demo visitors cannot sign in: no identity token", "err", err)
+		}
+		return ""
+	}
+	return tok
+}
+
+// hello sends hello (with an identity token and a resume token when given)
+// and reads welcome; it returns the welcome's resume token.
+func (d *Demo) hello(conn *fws.Conn, identity, resume string) (string, error) {
 	_ = conn.SetWriteDeadline(time.Now().Add(helloWait))
-	if err := conn.WriteJSON(map[string]any{"type": "hello", "v": 1, "sdk": sdkName}); err != nil {
-		return fmt.Errorf("demo: send hello: %w", err)
+	h := map[string]any{"type": "hello", "v": 1, "sdk": sdkName}
+	if identity != "" {
+		h["identity"] = identity
+	}
+	if resume != "" {
+		h["resume"] = resume
+	}
+	if err := conn.WriteJSON(h); err != nil {
+		return "", fmt.Errorf("demo: send hello: %w", err)
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	_ = conn.SetReadDeadline(time.Now().Add(helloWait))
-	var welcome struct{ Type string }
+	var welcome struct{ Type, Resume string }
 	if err := conn.ReadJSON(&welcome); err != nil {
-		return fmt.Errorf("demo: read welcome: %w", err)
+		return "", fmt.Errorf("demo: read welcome: %w", err)
 	}
 	if welcome.Type != "welcome" {
-		return fmt.Errorf("demo: the server answered hello with %q", welcome.Type)
+		return "", fmt.Errorf("demo: the server answered hello with %q", welcome.Type)
 	}
-	return conn.SetReadDeadline(time.Time{})
+	return welcome.Resume, conn.SetReadDeadline(time.Time{})
 }
 
 // read reads the server's frames until the connection ends, counting acks
-// (one event per frame, so an ack's seq counts events) and rejections.
-func (d *Demo) read(conn *fws.Conn) {
-	var acked int64
+// (one event per frame, so an ack's seq counts events; acked is the visit's
+// highest, which only this reader changes while it runs) and rejections.
+func (d *Demo) read(conn *fws.Conn, acked *int64) {
 	for {
 		var f struct {
 			Type    string
@@ -305,9 +364,9 @@ func (d *Demo) read(conn *fws.Conn) {
 		}
 		switch f.Type {
 		case "ack":
-			if f.Seq > acked {
-				d.acked.Add(f.Seq - acked)
-				acked = f.Seq
+			if f.Seq > *acked {
+				d.acked.Add(f.Seq - *acked)
+				*acked = f.Seq
 			}
 		case "error":
 			if d.rejected.Add(1) == 1 {

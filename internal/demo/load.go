@@ -52,6 +52,8 @@ const (
 	DefaultLoadBatchRows = 100_000
 	// DefaultLoadInserts keeps two server threads busy.
 	DefaultLoadInserts = 2
+	// loadEventsPerVisit is about the model's mean (docs/demo.md).
+	loadEventsPerVisit = 2.5
 	// loadSlot is the unit of time whose share of the events follows the rhythm.
 	loadSlot = time.Hour
 )
@@ -113,7 +115,9 @@ func Load(ctx context.Context, conn batchPreparer, cfg LoadConfig) (LoadStats, e
 		return LoadStats{}, err
 	}
 	began := time.Now()
-	g := newGenerator(cfg.Hostname, cfg.Seed, 1) // only the shares of the rate matter
+	// Only the shares of the rate matter for the times; the visits a day
+	// size the users' cohorts.
+	g := newGenerator(cfg.Hostname, cfg.Seed, float64(cfg.Events)/loadEventsPerVisit/cfg.To.Sub(cfg.From).Hours()*24)
 	o := owner{tenant: cfg.Tenant, site: cfg.Site}
 	w := ingest.NewWriter(conn)
 

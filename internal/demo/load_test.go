@@ -144,6 +144,39 @@ func TestLoadWritesTrafficWithTheShapeOfARealSite(t *testing.T) {
 		}
 	}
 
+	// Signed-in users: the visits that reach the app carry a user from there
+	// on, a user comes back on later days, and fewer of a week's new users
+	// come back each later week.
+	var signedIn, users, returning, early uint64
+	queryOne(t, db, `SELECT uniqExactIf(session_id, user_id != ''), uniqExactIf(user_id, user_id != '') FROM events WHERE is_bot = 0`, &signedIn, &users)
+	queryOne(t, db, `SELECT countIf(days > 1) FROM (SELECT user_id, uniqExact(toDate(ts)) AS days FROM events WHERE user_id != '' GROUP BY user_id)`, &returning)
+	queryOne(t, db, `SELECT count() FROM (SELECT session_id, maxIf(ts, user_id = '') AS anon, minIf(ts, user_id != '') AS named
+		FROM events GROUP BY session_id HAVING countIf(user_id != '') > 0 AND countIf(user_id = '') > 0 AND anon > named)`, &early)
+	t.Logf("%d signed-in visits (%.1f%%), %d users, %d of them on several days", signedIn, 100*float64(signedIn)/float64(visits), users, returning)
+	if signedIn < visits/50 || signedIn > visits/5 || returning < users/10 || early != 0 {
+		t.Errorf("%d of %d visits signed in, %d users, %d on several days, %d visits anonymous after signing in", signedIn, visits, users, returning, early)
+	}
+	rows, err = db.Query(ctx, `SELECT toUInt32(intDiv(toDate(ts) - toDate(?), 7)) AS w, uniqExact(user_id) FROM events
+		WHERE user_id IN (SELECT user_id FROM events WHERE user_id != '' GROUP BY user_id HAVING min(ts) < toDateTime(?))
+		GROUP BY w ORDER BY w`, uint32(cfg.From.Unix()), uint32(cfg.From.Add(7*24*time.Hour).Unix()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var weeks []uint64
+	for rows.Next() {
+		var w uint32
+		var n uint64
+		if err := rows.Scan(&w, &n); err != nil {
+			t.Fatal(err)
+		}
+		weeks = append(weeks, n)
+	}
+	rows.Close()
+	t.Logf("users first seen in the first week, seen per week: %v", weeks)
+	if len(weeks) != 3 || weeks[1] == 0 || weeks[2] >= weeks[1] || weeks[1] >= weeks[0] {
+		t.Errorf("users first seen in the first week, seen per week: %v; want fewer each week, and some in the third", weeks)
+	}
+
 	// A daily rhythm: the busiest UTC hour has several times the quietest.
 	var quiet, busy uint64
 	queryOne(t, db, "SELECT min(c), max(c) FROM (SELECT toHour(ts) AS h, count() AS c FROM events GROUP BY h)", &quiet, &busy)

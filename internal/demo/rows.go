@@ -48,6 +48,9 @@ func (g *generator) rows(o owner, v *visit, until time.Time, out []ingest.Event)
 			IsBot:   ag.Bot,
 			Country: pl.Country, Region: pl.Region, City: pl.City,
 		}
+		if i >= v.userFrom {
+			e.UserID = v.user
+		}
 		cls := s.direct
 		if landing {
 			e.Query = v.rawQuery

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -25,6 +26,16 @@ const (
 	poolSize = 256
 	// returnDirect is the share of returning visitors who come back directly.
 	returnDirect = 0.6
+	// newUsersShare sizes the site's users: each UTC day brings
+	// visitsPerDay × newUsersShare new ones, about as many as the model's
+	// visits sign up (a Signup event in 5.8 % of visits), so the users who
+	// sign in later are mostly those who signed up.
+	newUsersShare = 0.055
+	// userGapDays is the mean of the exponential time between a user's
+	// sign-up day and a later visit of theirs (at least a day), so fewer of a
+	// cohort come back each week; userMaxDays bounds it.
+	userGapDays = 12
+	userMaxDays = 120
 )
 
 // visit is one planned visit: who, from where, and what they do when.
@@ -47,6 +58,11 @@ type visit struct {
 	steps            []step
 	// end is when the visitor leaves (closes the tab), since start.
 	end time.Duration
+	// user is the id of the signed-in user, "" for none; the events from
+	// step userFrom on (the first view of the app) carry it, as the site
+	// identifies a visitor once they are in its app.
+	user     string
+	userFrom int
 }
 
 // referrer returns the referrer URL and host of the visit's landing pageview.
@@ -82,11 +98,19 @@ type generator struct {
 	site   *site
 	rhythm *rhythm
 	pool   []regular
+	seed   uint64
+	// usersPerDay is how many users each UTC day's cohort has: signed-in
+	// visits draw their user from the cohorts of earlier days.
+	usersPerDay int
+	// signupDay and signups number the day's sign-ups, each a new user.
+	signupDay int64
+	signups   int
 }
 
 func newGenerator(host string, seed uint64, visitsPerDay float64) *generator {
 	s := newSite(host)
-	return &generator{site: s, rhythm: newRhythm(s, seed, visitsPerDay)}
+	return &generator{site: s, rhythm: newRhythm(s, seed, visitsPerDay), seed: seed,
+		usersPerDay: max(1, int(math.Round(visitsPerDay*newUsersShare)))}
 }
 
 // next fills v with a visit starting at start, reusing v's steps.
@@ -135,12 +159,52 @@ func (g *generator) next(r *rand.Rand, start time.Time, v *visit) {
 		v.steps, v.end = s.walk(r, entry, steps)
 	}
 
+	g.identify(r, v)
+
 	reg := regular{day: day(start), visitor: v.visitor, addr: v.addr, agent: v.agent, place: v.place, left: start.Add(v.end)}
 	if len(g.pool) < poolSize {
 		g.pool = append(g.pool, reg)
 	} else {
 		g.pool[r.IntN(poolSize)] = reg
 	}
+}
+
+// identify gives a visit that reaches the app its user: a new one when it
+// signs up first, otherwise (a log-in, or straight into the app) one of an
+// earlier day's cohort, a recent one more likely than an old one.
+func (g *generator) identify(r *rand.Rand, v *visit) {
+	v.userFrom = len(v.steps)
+	signedUp := false
+	for i, st := range v.steps {
+		if st.action >= 0 && g.site.pages[st.page].actions[st.action].name == "Signup" {
+			signedUp = true
+		}
+		if st.page == g.site.appPage && st.action < 0 {
+			v.userFrom = i
+			break
+		}
+	}
+	if v.userFrom == len(v.steps) {
+		return
+	}
+	d := day(v.start)
+	var k int
+	if signedUp {
+		if d != g.signupDay {
+			g.signupDay, g.signups = d, 0
+		}
+		k = g.signups
+		g.signups++
+	} else {
+		d -= 1 + min(int64(r.ExpFloat64()*userGapDays), userMaxDays-1)
+		k = r.IntN(g.usersPerDay)
+	}
+	v.user = userID(g.seed, d, k)
+}
+
+// userID is the id of the k-th user of day d's cohort.
+func userID(seed uint64, d int64, k int) string {
+	return fmt.Sprintf("usr_%012x", mix(seed, uint64(d), uint64(k))>>16)
 }
 
 // walk plans a walk through the site from page entry: a pageview per page,
