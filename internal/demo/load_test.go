@@ -147,14 +147,16 @@ func TestLoadWritesTrafficWithTheShapeOfARealSite(t *testing.T) {
 	// Signed-in users: the visits that reach the app carry a user from there
 	// on, a user comes back on later days, and fewer of a week's new users
 	// come back each later week.
-	var signedIn, users, returning, early uint64
+	var signedIn, users, returning, early, bots uint64
 	queryOne(t, db, `SELECT uniqExactIf(session_id, user_id != ''), uniqExactIf(user_id, user_id != '') FROM events WHERE is_bot = 0`, &signedIn, &users)
 	queryOne(t, db, `SELECT countIf(days > 1) FROM (SELECT user_id, uniqExact(toDate(ts)) AS days FROM events WHERE user_id != '' GROUP BY user_id)`, &returning)
 	queryOne(t, db, `SELECT count() FROM (SELECT session_id, maxIf(ts, user_id = '') AS anon, minIf(ts, user_id != '') AS named
 		FROM events GROUP BY session_id HAVING countIf(user_id != '') > 0 AND countIf(user_id = '') > 0 AND anon > named)`, &early)
+	queryOne(t, db, `SELECT count() FROM events WHERE is_bot = 1 AND user_id != ''`, &bots)
 	t.Logf("%d signed-in visits (%.1f%%), %d users, %d of them on several days", signedIn, 100*float64(signedIn)/float64(visits), users, returning)
-	if signedIn < visits/50 || signedIn > visits/5 || returning < users/10 || early != 0 {
-		t.Errorf("%d of %d visits signed in, %d users, %d on several days, %d visits anonymous after signing in", signedIn, visits, users, returning, early)
+	if signedIn < visits/50 || signedIn > visits/5 || returning < users/10 || early != 0 || bots != 0 {
+		t.Errorf("%d of %d visits signed in, %d users, %d on several days, %d visits anonymous after signing in, %d bot events with a user",
+			signedIn, visits, users, returning, early, bots)
 	}
 	rows, err = db.Query(ctx, `SELECT toUInt32(intDiv(toDate(ts) - toDate(?), 7)) AS w, uniqExact(user_id) FROM events
 		WHERE user_id IN (SELECT user_id FROM events WHERE user_id != '' GROUP BY user_id HAVING min(ts) < toDateTime(?))
