@@ -61,8 +61,12 @@ export const onUnauthorized = (f: () => void) => { unauthorized = f }
 /** RETRY_LIMIT_S: a 429 whose Retry-After is at most this many seconds is retried once, after it. */
 const RETRY_LIMIT_S = 5
 
-export async function call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' }
+/**
+ * request sends one API call and answers its response when it is OK; otherwise it throws
+ * an ApiError with the server's message. A 429 with a short Retry-After is retried once.
+ */
+async function request(method: string, path: string, body: unknown, accept: string, signal?: AbortSignal, retried = false): Promise<Response> {
+  const headers: Record<string, string> = { Accept: accept }
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   if (shareToken) headers.Authorization = 'Bearer ' + shareToken
   let res: Response
@@ -78,17 +82,46 @@ export async function call<T>(method: string, path: string, body?: unknown, sign
   const wait = Number(res.headers.get('Retry-After'))
   if (res.status === 429 && !retried && wait > 0 && wait <= RETRY_LIMIT_S) {
     await new Promise(r => setTimeout(r, wait * 1000))
-    if (!signal?.aborted) return call<T>(method, path, body, signal, true)
+    if (!signal?.aborted) return request(method, path, body, accept, signal, true)
   }
-  const text = await res.text()
-  let data: any = null
-  try { data = text ? JSON.parse(text) : null } catch { /* not JSON: keep the text */ }
-  if (!res.ok) {
-    if (res.status === 401 && !shareToken && path !== '/login') unauthorized()
-    const msg = data?.error || (res.status === 404 ? 'not found' : `request failed (${res.status})`)
-    throw new ApiError(res.status, msg, data?.field)
-  }
-  return data as T
+  if (res.ok) return res
+  const data = parseJSON(await res.text())
+  if (res.status === 401 && !shareToken && path !== '/login') unauthorized()
+  const msg = data?.error || (res.status === 404 ? 'not found' : `request failed (${res.status})`)
+  throw new ApiError(res.status, msg, data?.field)
+}
+
+/** parseJSON is the value of a JSON text, null for an empty or other text. */
+function parseJSON(text: string): any {
+  try { return text ? JSON.parse(text) : null } catch { return null }
+}
+
+export async function call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const res = await request(method, path, body, 'application/json', signal)
+  return parseJSON(await res.text()) as T
+}
+
+/** MAX_LIMIT is the most rows one query answers (MaxLimit in dashboard/limits.go). */
+export const MAX_LIMIT = 10000
+
+/** CSVFile is a query's result as CSV (docs/query-api.md, "Export (CSV)") and the server's name for it. */
+export interface CSVFile { blob: Blob; filename: string }
+
+/** queryCSV runs a query for its CSV: the same result, as the file the API names in Content-Disposition. */
+export async function queryCSV(spec: QuerySpec, signal?: AbortSignal): Promise<CSVFile> {
+  const res = await request('POST', '/query', spec, 'text/csv', signal)
+  const name = attachmentName(res.headers.get('Content-Disposition'))
+  return { blob: await res.blob(), filename: name || 'pulse.csv' }
+}
+
+/** attachmentName is the filename of a Content-Disposition header ('' without one). */
+export function attachmentName(header: string | null): string {
+  if (!header) return ''
+  const star = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(header)
+  if (star) { try { return decodeURIComponent(star[1].trim()) } catch { /* malformed: try the plain one */ } }
+  const m = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))/i.exec(header)
+  if (!m) return ''
+  return m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2].trim()
 }
 
 export const api = {

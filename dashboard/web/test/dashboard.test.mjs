@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { build } from 'esbuild'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -311,6 +311,171 @@ test('the report renders with data; a row click adds a filter chip, changes the 
   await dark.locator('.main-chart canvas').waitFor()
   await dark.waitForTimeout(500)
   await shot(dark, 'report-dark', { fullPage: true })
+})
+
+/** parseCSV reads a CSV text (RFC 4180, as Go's encoding/csv writes it) into rows of fields. */
+function parseCSV(text) {
+  const rows = []
+  let row = [], field = '', quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++ } else if (c === '"') quoted = false
+      else field += c
+    } else if (c === '"') quoted = true
+    else if (c === ',') { row.push(field); field = '' }
+    else if (c === '\n') { row.push(field.replace(/\r$/, '')); rows.push(row); row = []; field = '' }
+    else field += c
+  }
+  if (field || row.length) { row.push(field); rows.push(row) }
+  // The API writes a value that a spreadsheet would read as a formula with a leading '.
+  return rows.map(r => r.map(v => v.replace(/^'(?=[=+\-@\t\r])/, '')))
+}
+
+/** download presses a download button (with the keyboard when keyboard is true) and answers the file's name and rows. */
+async function download(p, button, { keyboard = false } = {}) {
+  const wait = p.waitForEvent('download', { timeout: 15000 })
+  if (keyboard) { await button.focus(); await p.keyboard.press('Enter') } else await button.click()
+  const dl = await wait
+  assert.equal(await dl.failure(), null, 'the download completed')
+  return { name: dl.suggestedFilename(), rows: parseCSV(readFileSync(await dl.path(), 'utf8')) }
+}
+
+/** panelRows answers the rows a breakdown panel shows: [value, visitors, second number or null]. */
+const panelRows = panel => panel.locator('.barrow:not(.filler)').evaluateAll(els => els.map(e => [
+  e.querySelector('.bar-label').title, Number(e.querySelector('.bar-n').dataset.value),
+  e.querySelector('.bar-n2') ? Number(e.querySelector('.bar-n2').dataset.value) : null,
+]))
+
+/** watchCSP collects the page's Content-Security-Policy violations. */
+const watchCSP = p => p.addInitScript(() => {
+  window.__csp = []
+  document.addEventListener('securitypolicyviolation', e => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`))
+})
+
+test('a report panel and the chart download their whole query as CSV, in the shared view too; errors are shown', async t => {
+  if (!await pulse.queryAPI()) { t.skip('the query API is not on this build'); return }
+  const PANEL_ROWS = 9 // rows of a breakdown panel (report.tsx)
+  const MAX_LIMIT = 10000 // the largest limit of the query API (MaxLimit, docs/query-api.md)
+  const p = await page(t)
+  await watchCSP(p)
+  const downloads = [], asked = []
+  p.on('download', d => downloads.push(d.suggestedFilename()))
+  p.on('request', r => { if (r.url().endsWith('/api/v1/query') && /text\/csv/.test(r.headers().accept || '')) asked.push(JSON.parse(r.postData())) })
+
+  // Days before yesterday hold only the demo's history, which its live traffic does not
+  // change, so the panel's numbers and the file's are of the same data (in any time zone).
+  const day = n => new Date(Date.now() - n * 864e5).toISOString().slice(0, 10)
+  const from = day(30), to = day(2)
+  await p.goto(`${pulse.base}/sites/${pulse.site}/report?from=${from}&to=${to}&sources=visit:source&metric=pageviews`)
+  const fileName = dim => new RegExp(`^pulse-demo\\.localhost-${from}-${to}-${dim}\\.csv$`)
+
+  // Sources, from the keyboard: the file has the panel's dimension and metric, the panel's
+  // rows with the same numbers at its top, and the rows the panel has no room for.
+  const sources = p.locator('#panel-sources')
+  await sources.locator('.barrow:not(.filler)').nth(PANEL_ROWS - 1).waitFor({ timeout: 15000 })
+  const shown = await panelRows(sources)
+  const csv = await download(p, sources.getByRole('button', { name: 'Download Sources as CSV' }), { keyboard: true })
+  assert.match(csv.name, fileName('visit-source'))
+  assert.equal(asked.at(-1).limit, MAX_LIMIT, 'the file asks for as many rows as the API answers')
+  assert.deepEqual(csv.rows[0], ['visit:source', 'visitors'])
+  const body = csv.rows.slice(1)
+  assert.ok(body.length > PANEL_ROWS, `the file has all ${body.length} sources, not only the panel's ${PANEL_ROWS}`)
+  const inFile = new Map(body.map(r => [r[0], Number(r[1])]))
+  assert.equal(inFile.size, body.length, 'each source once')
+  for (const [value, visitors] of shown) assert.equal(inFile.get(value), visitors, `visitors of source ${value}: file and panel`)
+  assert.deepEqual(body.slice(0, PANEL_ROWS).map(r => Number(r[1])), shown.map(r => r[1]), 'the file starts with the panel\'s rows, by visitors')
+
+  // Pages: two metrics, both in the file.
+  const pagesPanel = p.locator('#panel-pages')
+  await pagesPanel.locator('.barrow:not(.filler)').nth(PANEL_ROWS - 1).waitFor()
+  const pageRows = await panelRows(pagesPanel)
+  const pagesCSV = await download(p, pagesPanel.getByRole('button', { name: 'Download Pages as CSV' }))
+  assert.match(pagesCSV.name, fileName('event-page'))
+  assert.deepEqual(pagesCSV.rows[0], ['event:page', 'visitors', 'pageviews'])
+  assert.ok(pagesCSV.rows.length - 1 > PANEL_ROWS, `the file has all ${pagesCSV.rows.length - 1} pages`)
+  const pagesInFile = new Map(pagesCSV.rows.slice(1).map(r => [r[0], [Number(r[1]), Number(r[2])]]))
+  for (const [value, visitors, views] of pageRows) assert.deepEqual(pagesInFile.get(value), [visitors, views], `visitors and views of ${value}: file and panel`)
+
+  // The chart: one row per day of the range, and its pageviews add up to the report's total.
+  const total = Number(await p.getByRole('tab', { name: /Total pageviews/ }).locator('.stat-value[data-value]').getAttribute('data-value'))
+  const chart = await download(p, p.getByRole('button', { name: 'Download Total pageviews by day as CSV' }))
+  assert.match(chart.name, fileName('time-day'))
+  assert.deepEqual(chart.rows[0], ['time:day', 'pageviews'])
+  const days = []
+  for (let d = Date.parse(from); d <= Date.parse(to); d += 864e5) days.push(new Date(d).toISOString().slice(0, 10))
+  assert.deepEqual(chart.rows.slice(1).map(r => r[0]), days, 'a row for each day of the range')
+  assert.equal(chart.rows.slice(1).reduce((s, r) => s + Number(r[1]), 0), total, 'the days add up to the total pageviews')
+  assert.equal(await p.getByText('The CSV holds the first').count(), 0, 'no file reached the row limit')
+
+  // The report's filters and range are the file's: narrowed to the seeded visitors of today,
+  // the pages are exactly theirs.
+  const want = new Map()
+  for (const v of SEED) for (const [k, path] of v.pages.entries()) {
+    const [vis, views] = want.get(path) || [0, 0]
+    want.set(path, [vis + (v.pages.indexOf(path) === k ? 1 : 0), views + 1])
+  }
+  // (Their events reach ClickHouse within the batch interval; the report does not poll.)
+  const seededURL = `${pulse.base}/sites/${pulse.site}/report?range=today&f=is,visit:utm_source,seedtest`
+  for (let end = Date.now() + 15000; ; await p.waitForTimeout(500)) {
+    await p.goto(seededURL)
+    const el = p.locator('.report-stats .stat-value[data-value]').first()
+    await el.waitFor()
+    if (Number(await el.getAttribute('data-value')) === SEEDED) break
+    assert.ok(Date.now() < end, `the seeded visitors reach the report: ${await el.getAttribute('data-value')} of ${SEEDED}`)
+  }
+  await pagesPanel.locator('.barrow:not(.filler)').nth(want.size - 1).waitFor()
+  const seeded = await download(p, pagesPanel.getByRole('button', { name: 'Download Pages as CSV' }))
+  assert.deepEqual(seeded.rows[0], ['event:page', 'visitors', 'pageviews'])
+  assert.deepEqual(new Map(seeded.rows.slice(1).map(r => [r[0], [Number(r[1]), Number(r[2])]])), want, 'the pages of the seeded visitors, as sent')
+
+  // A refused query is said in the card, not swallowed: the API's own 429 (the limiter is
+  // drained to get one), answered to the CSV request and to its one retry.
+  const answers = await Promise.all(Array.from({ length: 40 }, async () => {
+    const res = await fetch(pulse.base + '/api/v1/query', {
+      method: 'POST', headers: { Authorization: 'Bearer ' + pulse.token },
+      body: JSON.stringify({ site_id: pulse.site, metrics: ['visitors'], date_range: 'today' }),
+    })
+    return { status: res.status, headers: { 'Retry-After': res.headers.get('Retry-After') || '', 'Content-Type': 'application/json' }, body: await res.text() }
+  }))
+  const refused = answers.find(r => r.status === 429)
+  assert.ok(refused, `the query API rate-limits a caller: ${answers.map(r => r.status)}`)
+  let refusedCSV = 0
+  await p.route('**/api/v1/query', route => {
+    if (!/text\/csv/.test(route.request().headers().accept || '')) return route.continue()
+    refusedCSV++
+    return route.fulfill(refused)
+  })
+  const before = downloads.length
+  await pagesPanel.getByRole('button', { name: 'Download Pages as CSV' }).click()
+  const alert = pagesPanel.getByRole('alert')
+  await alert.waitFor({ timeout: 10000 })
+  const said = await alert.innerText()
+  assert.ok(said.startsWith('Could not download Pages as CSV: ' + JSON.parse(refused.body).error), `the card says why: ${said}`)
+  assert.equal(refusedCSV, 2, 'the CSV request and its one retry')
+  assert.equal(downloads.length, before, 'no file when the query was refused')
+  await p.unroute('**/api/v1/query')
+  assert.deepEqual(await p.evaluate(() => window.__csp), [], 'no Content-Security-Policy violations')
+
+  // The shared view downloads with its link's token, and says so when the link was revoked.
+  const { share_link: link, token } = await pulse.api('POST', `/sites/${pulse.site}/share-links`, { name: 'CSV export', expires_in: '24h' })
+  const anon = await page(t, DESKTOP, { signedIn: false })
+  await watchCSP(anon)
+  await anon.goto(`${pulse.base}/share/${pulse.site}/report?from=${from}&to=${to}#${token}`)
+  const channels = anon.locator('#panel-sources')
+  await channels.locator('.barrow:not(.filler)').first().waitFor({ timeout: 15000 })
+  await anon.locator('.report-stats .stat-value[data-value]').first().waitFor({ timeout: 15000 }) // every query of the page answered
+  const channelRows = await panelRows(channels)
+  const shared = await download(anon, channels.getByRole('button', { name: 'Download Channels as CSV' }))
+  assert.match(shared.name, fileName('visit-channel'))
+  assert.deepEqual(shared.rows[0], ['visit:channel', 'visitors'])
+  const channelsInFile = new Map(shared.rows.slice(1).map(r => [r[0], Number(r[1])]))
+  for (const [value, visitors] of channelRows) assert.equal(channelsInFile.get(value), visitors, `visitors of channel ${value}: file and shared panel`)
+  assert.deepEqual(await anon.evaluate(() => window.__csp), [], 'no Content-Security-Policy violations in the shared view')
+  await pulse.api('DELETE', `/sites/${pulse.site}/share-links/${link.id}`)
+  await channels.getByRole('button', { name: 'Download Channels as CSV' }).click()
+  await channels.getByRole('alert').filter({ hasText: 'Could not download Channels as CSV: this share link is no longer valid' }).waitFor({ timeout: 10000 })
+  await shot(anon, 'share-report-csv-error-light')
 })
 
 test('site settings create a share link that opens without login and shows only its site', async t => {

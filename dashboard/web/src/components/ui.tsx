@@ -73,7 +73,7 @@ export function BarList(props: { rows: Row[]; slots?: number; onPick?: (key: str
             <span class="bar" style={{ width: `${Math.max(0.5, (r.n / max) * 100)}%` }} />
             <span class="bar-label" title={r.title}>{r.label}</span>
             {r.extra}
-            <span class="bar-n num">{fmt(r.n)}</span>
+            <span class="bar-n num" data-value={r.n}>{fmt(r.n)}</span>
           </>
         )
         return (
@@ -136,4 +136,41 @@ export function Change(props: { value: number | null | undefined; points?: boole
   const cls = v === 0 ? 'flat' : good ? 'up' : 'down'
   const arrow = v > 0 ? '↑' : v < 0 ? '↓' : ''
   return <span class={'change ' + cls}>{arrow}{Math.abs(Math.round(v * 10) / 10)}{props.points ? ' pt' : '%'}</span>
+}
+
+/** OBJECT_URL_TTL_MS is how long a saved file's object URL lives: long enough for the browser to read it. */
+const OBJECT_URL_TTL_MS = 60_000
+
+/**
+ * saveFile hands a file made in the page to the browser's downloads: an object URL and a
+ * click on a link with download=. A download is not a load, so the page's CSP (which allows
+ * no blob: source) does not stop it.
+ */
+export function saveFile(blob: Blob, filename: string) {
+  const url = URL.createObjectURL(blob)
+  const a = document.createElement('a')
+  a.href = url
+  a.download = filename
+  a.style.display = 'none'
+  document.body.append(a)
+  a.click()
+  a.remove()
+  setTimeout(() => URL.revokeObjectURL(url), OBJECT_URL_TTL_MS)
+}
+
+/**
+ * DownloadButton is a small header button with a download icon and a short visible text;
+ * label is its accessible name. While busy it shows a spinner and ignores clicks, but stays
+ * focusable (aria-disabled rather than disabled), so keyboard focus is not lost.
+ */
+export function DownloadButton(props: { label: string; text: string; busy: boolean; onClick: () => void }) {
+  return (
+    <button type="button" class="btn small ghost download-btn" aria-label={props.label} title={props.label}
+      aria-disabled={props.busy ? 'true' : undefined} aria-busy={props.busy ? 'true' : undefined}
+      onClick={() => { if (!props.busy) props.onClick() }}>
+      {props.busy ? <span class="spinner" aria-hidden="true" />
+        : <svg viewBox="0 0 24 24" width="14" height="14" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="M12 4v11M7 10l5 5 5-5M5 20h14" /></svg>}
+      {props.text}
+    </button>
+  )
 }

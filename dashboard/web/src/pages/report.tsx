@@ -2,12 +2,13 @@
 // breakdown panels; a click on a row filters the whole report, filters show as removable
 // chips, and everything is in the URL (report-state.ts).
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { api, notAvailable, type Filter, type QueryResult, type Site } from '../api'
+import { api, MAX_LIMIT, notAvailable, type Filter, type QueryResult, type QuerySpec, type Site } from '../api'
 import { navigate, useLocation, withQuery, type Loc } from '../router'
 import { bucket, country, label as valueLabel, METRICS, num, ymd } from '../format'
 import { BarList, Card, Change, Notice, Segmented, Spinner, useAsync } from '../components/ui'
 import { TimeChart } from '../components/chart'
 import { DIMENSIONS, OPERATORS, PRESETS, filterParam, interval, rangeLabel, readState, type ReportState } from './report-state'
+import { PLURALS, useExport } from './report-export'
 
 const TOP_METRICS = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration']
 /** PANEL_ROWS is the number of rows of a breakdown panel (fixed height). */
@@ -162,20 +163,27 @@ function MainChart(props: { site: Site; st: ReportState }) {
   const { site, st } = props
   const metric = METRICS[st.metric] ? st.metric : 'visitors'
   const dim = interval(st.range)
-  const res = useAsync(signal => api.query({
+  const def = METRICS[metric]
+  // spec is the chart's query without the comparison, which the CSV leaves out anyway.
+  const spec: QuerySpec = {
     site_id: site.id, metrics: [metric], date_range: st.range, filters: st.filters, dimensions: [dim],
-    include: { time_labels: true, ...(st.compare ? { comparison: st.compare } : {}) }, limit: 10000,
+    include: { time_labels: true }, limit: MAX_LIMIT,
+  }
+  const res = useAsync(signal => api.query({
+    ...spec, include: { ...spec.include, ...(st.compare ? { comparison: st.compare } : {}) },
   }, signal), [site.id, JSON.stringify(st.range), JSON.stringify(st.filters), metric, st.compare])
+  const by = dim === 'time:hour' ? 'by hour' : dim === 'time:day' ? 'by day' : 'by month'
+  const csv = useExport(spec, `${def.label} ${by}`)
   const rows = res.data?.results || []
   const labels = rows.map(r => bucket(r.dimensions[0], dim))
   const long = rows.map(r => bucket(r.dimensions[0], dim, true))
-  const def = METRICS[metric]
   // Buckets that have not begun yet (the rest of today) have no value rather than a zero.
   const future = futureBucket(dim, res.data?.meta.time_zone || site.time_zone)
   const series = [{ label: def.label, values: rows.map(r => future(r.dimensions[0]) ? null : r.metrics[0]) as number[] }]
   if (st.compare && rows.some(r => r.comparison)) series.push({ label: st.compare === 'year_over_year' ? 'A year earlier' : 'Previous period', values: rows.map(r => r.comparison?.metrics[0] ?? null) as number[], compare: true } as any)
   return (
-    <Card class="main-chart" title={def.label} actions={<span class="muted small">{dim === 'time:hour' ? 'by hour' : dim === 'time:day' ? 'by day' : 'by month'}{res.data ? ` · ${res.data.meta.time_zone}` : ''}</span>}>
+    <Card class="main-chart" title={def.label} actions={<><span class="muted small">{by}{res.data ? ` · ${res.data.meta.time_zone}` : ''}</span>{csv.button}</>}>
+      {csv.notice}
       {res.error && !notAvailable(res.error) ? <Notice kind="error">{res.error.message}</Notice>
         : rows.length === 0 ? <div class="chart-empty">{res.loading ? <Spinner /> : 'No data in this range'}</div>
         : <TimeChart labels={labels} long={long} series={series} fmt={def.fmt} />}
@@ -199,24 +207,26 @@ function Panel(props: { site: Site; st: ReportState; loc: Loc; title: string; na
   const events = dim === 'event:name'
   const filters: unknown[] = events ? [...st.filters, ['is_not', 'event:name', ['pageview', 'engagement']]] : st.filters
   const metrics = events ? ['visitors', 'events'] : dim === 'event:page' ? ['visitors', 'pageviews'] : ['visitors']
-  const res = useAsync(signal => api.query({
-    site_id: site.id, metrics, date_range: st.range, filters, dimensions: [dim], limit: PANEL_ROWS,
-    order_by: [['visitors', 'desc']],
-  }, signal), [site.id, dim, JSON.stringify(st.range), JSON.stringify(st.filters)])
-  // Campaign panels list campaigns: visits without the parameter are left out.
+  const spec: QuerySpec = { site_id: site.id, metrics, date_range: st.range, filters, dimensions: [dim], order_by: [['visitors', 'desc']] }
+  const res = useAsync(signal => api.query({ ...spec, limit: PANEL_ROWS }, signal), [site.id, dim, JSON.stringify(st.range), JSON.stringify(st.filters)])
+  // Campaign panels list campaigns: visits without the parameter are left out (of the CSV
+  // by a filter, of the panel's few rows after the query).
   const utm = dim.startsWith('visit:utm_')
+  const csv = useExport({ ...spec, filters: utm ? [...filters, ['is_not', dim, ['', '(none)']]] : filters, limit: MAX_LIMIT }, PLURALS[dim] || DIMENSIONS[dim] || dim)
   const rows = (res.data?.results || []).filter(r => !utm || (r.dimensions[0] !== '' && r.dimensions[0] !== '(none)')).map(r => ({
     key: r.dimensions[0],
     n: r.metrics[0],
     title: r.dimensions[0],
     label: dim === 'visit:country' ? <><span class="cc">{r.dimensions[0].length === 2 ? r.dimensions[0] : '–'}</span>{country(r.dimensions[0])}</> : valueLabel(dim, r.dimensions[0]),
-    extra: metrics[1] ? <span class="bar-n2 num muted">{num(r.metrics[1])}</span> : undefined,
+    extra: metrics[1] ? <span class="bar-n2 num muted" data-value={r.metrics[1]}>{num(r.metrics[1])}</span> : undefined,
   }))
   const filtered = st.filters.some(f => f[1] === dim && f[0] === 'is')
   return (
-    <Card title={props.title} class="top panel" id={`panel-${name}`} actions={tabs.length > 1
-      ? <Segmented small label={name} value={dim} onChange={v => navigate(withQuery(loc, { [name]: v === tabs[0][0] ? null : v }), { replace: true })} options={tabs} />
-      : undefined}>
+    <Card title={props.title} class="top panel" id={`panel-${name}`} actions={<>
+      {tabs.length > 1 && <Segmented small label={name} value={dim} onChange={v => navigate(withQuery(loc, { [name]: v === tabs[0][0] ? null : v }), { replace: true })} options={tabs} />}
+      {csv.button}
+    </>}>
+      {csv.notice}
       <div class="list-head">
         <span>{DIMENSIONS[dim]}</span>
         <span>{metrics[1] && <span class="head-n2">{metrics[1] === 'pageviews' ? 'Views' : 'Events'}</span>}Visitors</span>
