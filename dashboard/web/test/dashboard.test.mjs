@@ -535,8 +535,17 @@ test('funnels and retention render from the query API', async t => {
   assert.ok(n[0] >= n[1] && n[1] >= n[2] && n[0] > 0, `each step has at most the visitors of the one before: ${visitors}`)
   await shot(p, 'funnels-light', { fullPage: true })
 
+  // The demo's visitors who reach its app are signed-in users (docs/demo.md): a cohort a day,
+  // all of it seen on its first day, some of it again later.
   await p.goto(`${pulse.base}/sites/${pulse.site}/retention?period=day&range=30d`)
-  await p.locator('.cohorts, .retention p.muted').first().waitFor({ timeout: 15000 })
+  const cohorts = p.locator('table.cohorts tbody tr')
+  await cohorts.first().waitFor({ timeout: 15000 })
+  const table = await cohorts.evaluateAll(trs => trs.map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent)))
+  assert.ok(table.length >= 20, `${table.length} daily cohorts in 30 days of demo history`)
+  const [users, day0, ...later] = table[0]
+  assert.ok(Number(users.replace(/,/g, '')) > 0, `the first cohort has ${users} users`)
+  assert.equal(day0, '100%')
+  assert.ok(later.some(c => /^[1-9]\d*%$/.test(c)), `some of the first cohort come back: ${later.join(' ')}`)
   await shot(p, 'retention-light', { fullPage: true })
 })
 
