@@ -40,11 +40,23 @@ func New(raw []byte, typ string, minSize int) *File {
 	gw.Close()
 	f.Gzip = bytes.Clone(b.Bytes())
 	b.Reset()
-	bw := brotli.NewWriterLevel(&b, brotli.BestCompression)
+	bw := brotli.NewWriterOptions(&b, brotli.WriterOptions{Quality: brotli.BestCompression, LGWin: brotliWindow(len(raw))})
 	bw.Write(raw)
 	bw.Close()
 	f.Brotli = bytes.Clone(b.Bytes())
 	return f
+}
+
+// brotliWindow is the log2 of the smallest brotli window (1<<lgwin - 16
+// bytes, lgwin 10 to 24) that holds n bytes: a larger one compresses the file
+// no better, and at the best quality the encoder allocates eight bytes per
+// byte of window (32 MiB at the default 22), for every file.
+func brotliWindow(n int) int {
+	lg := 10
+	for lg < 24 && 1<<lg-16 < n {
+		lg++
+	}
+	return lg
 }
 
 func compressible(typ string) bool {
