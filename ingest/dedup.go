@@ -11,16 +11,18 @@ type dedupKey struct{ site, id uuid.UUID }
 
 // dedup remembers the ids of the last N accepted events over all sites, and
 // whether each is committed. It is a FIFO: the oldest id is forgotten first.
-// Memory: about 100 bytes per entry (map entry plus ring slot).
+// Memory: about 100 bytes per entry (map entry plus ring slot), allocated as
+// entries come, not up front: an idle node holds none.
 type dedup struct {
 	mu   sync.Mutex
 	seen map[dedupKey]bool // true once committed
 	ring []dedupKey
+	size int // the most entries remembered
 	next int
 }
 
 func newDedup(n int) *dedup {
-	return &dedup{seen: make(map[dedupKey]bool, n), ring: make([]dedupKey, 0, n)}
+	return &dedup{seen: map[dedupKey]bool{}, size: n}
 }
 
 // filter returns the events to write and, among them, the fresh ones (never
@@ -92,10 +94,10 @@ func (d *dedup) hasKey(k dedupKey) bool {
 }
 
 func (d *dedup) remember(k dedupKey) {
-	if cap(d.ring) == 0 {
+	if d.size == 0 {
 		return
 	}
-	if len(d.ring) < cap(d.ring) {
+	if len(d.ring) < d.size {
 		d.ring = append(d.ring, k)
 	} else {
 		delete(d.seen, d.ring[d.next])
