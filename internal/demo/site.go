@@ -31,7 +31,9 @@ type site struct {
 	direct enrich.Source
 	// Indexes of pages and sources the generator refers to by name.
 	appPage, checkoutPage, successPage int
-	spikeSources                       []int
+	// signupPage and signupAction are the step of a sign-up.
+	signupPage, signupAction int
+	spikeSources             []int
 }
 
 type page struct {
@@ -192,6 +194,11 @@ func newSite(host string) *site {
 		}
 	}
 	s.appPage, s.checkoutPage, s.successPage = mustIndex("/app"), mustIndex("/checkout"), mustIndex("/checkout/success")
+	s.signupPage = mustIndex("/signup")
+	s.signupAction = slices.IndexFunc(s.pages[s.signupPage].actions, func(a action) bool { return a.name == "Signup" })
+	if s.signupAction < 0 {
+		panic("demo: the site model's /signup page has no Signup action")
+	}
 
 	s.direct = enrich.ClassifySource(nil, "", host)
 	sourceWeights := make([]float64, len(s.sources))

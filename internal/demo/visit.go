@@ -170,8 +170,8 @@ func (g *generator) next(r *rand.Rand, start time.Time, v *visit) {
 }
 
 // identify gives a visit of a person that reaches the app its user: a new
-// one when it signs up first, otherwise (a log-in, or straight into the app) one of an
-// earlier day's cohort, a recent one more likely than an old one.
+// one when it signs up first, otherwise (a log-in, or straight into the app)
+// one of an earlier day's cohort, a recent one more likely than an old one.
 func (g *generator) identify(r *rand.Rand, v *visit) {
 	v.userFrom = len(v.steps)
 	if g.site.agents[v.agent].class == classBot {
@@ -179,7 +179,7 @@ func (g *generator) identify(r *rand.Rand, v *visit) {
 	}
 	signedUp := false
 	for i, st := range v.steps {
-		if st.action >= 0 && g.site.pages[st.page].actions[st.action].name == "Signup" {
+		if st.page == g.site.signupPage && st.action == g.site.signupAction {
 			signedUp = true
 		}
 		if st.page == g.site.appPage && st.action < 0 {
