@@ -77,7 +77,7 @@ func TestVisitorIDsDependOnDaySiteIPAndAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var days []string
-	rows, err := db.Query(ctx, "SELECT DISTINCT toString(day) FROM salts ORDER BY 1")
+	rows, err := db.Query(ctx, "SELECT DISTINCT toString(day) AS d FROM salts ORDER BY d")
 	if err != nil {
 		t.Fatal(err)
 	}
