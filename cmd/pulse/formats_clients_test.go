@@ -37,7 +37,7 @@ func node(t *testing.T, script string, env ...string) {
 func storedEvents(t *testing.T, db *chdb.DB, want int) []string {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(backgroundWait)
 	for {
 		rows, err := db.Query(ctx, "SELECT concat(type, ' ', name, ' ', pathname, ' ', user_id, ' ', browser, ' ', country, ' ', toString(is_bot)) FROM events FINAL")
 		if err != nil {
@@ -50,7 +50,7 @@ func storedEvents(t *testing.T, db *chdb.DB, want int) []string {
 			got = append(got, strings.TrimSpace(s))
 		}
 		rows.Close()
-		sort.Strings(got) // ORDER BY 1 is not positional on ClickHouse 18.16
+		sort.Strings(got) // compared as a sorted list
 		if len(got) >= want || time.Now().After(deadline) {
 			return got
 		}
@@ -86,7 +86,7 @@ func TestSegmentNodeLibraryDeliversToPulse(t *testing.T) {
 	var key struct{ Secret string }
 	_ = json.Unmarshal(out.Bytes(), &key)
 	// The running server learns of the key within its metadata refresh interval.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(backgroundWait)
 	for {
 		req, _ := http.NewRequest("POST", p.base+"/v1/batch", strings.NewReader(`{"batch":[]}`))
 		req.SetBasicAuth(key.Secret, "")
@@ -99,7 +99,7 @@ func TestSegmentNodeLibraryDeliversToPulse(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the server still refuses the new key after 15s: %d", resp.StatusCode)
+			t.Fatalf("the server still refuses the new key after %s: %d", backgroundWait, resp.StatusCode)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
