@@ -27,7 +27,9 @@ func TestUsageCountsEveryStoredEvent(t *testing.T) {
 	p := startPulse(t, nil, "dev", "--demo", "--demo-visits", "300", "--clickhouse", dbURL, "--batch-interval", "200ms")
 	p.waitReady(t)
 	waitFor(t, p, 4*time.Minute, func() string {
-		if !strings.Contains(p.stdout.String(), `msg="demo history written"`) {
+		if out := p.stdout.String(); strings.Contains(out, `msg="demo history failed`) {
+			t.Fatalf("the demo history failed:\n%s", out)
+		} else if !strings.Contains(out, `msg="demo history written"`) {
 			return "the demo history is not written"
 		}
 		return ""
