@@ -404,7 +404,7 @@ func (h *FormatsHandler) plausible(c *fiber.Ctx) error {
 	}
 	out, _ := json.Marshal(ev)
 	client := Client{UserAgent: c.Get(fiber.HeaderUserAgent)}
-	client.IP, _ = netip.ParseAddr(c.IP())
+	client.IP = auth.ClientAddr(c)
 	n, rejected, err := h.accept(c.UserContext(), SiteOf(site), []rawEvent{{raw: out, client: client}}, nil)
 	if err != nil {
 		return busy(c, err)
