@@ -301,11 +301,7 @@ func segmentEvent(raw json.RawMessage, index int, typ string, batch segmentBatch
 		ev["title"] = title
 	}
 	if m.MessageID != "" {
-		id, err := uuid.Parse(m.MessageID)
-		if err != nil {
-			id = uuid.NewSHA1(segmentNamespace, []byte(m.MessageID))
-		}
-		ev["id"] = id.String()
+		ev["id"] = SegmentEventID(m.MessageID).String()
 	}
 	ts, evErr := segmentTime(m, batch.SentAt, index, received)
 	if evErr != nil {
@@ -338,6 +334,16 @@ func segmentEvent(raw json.RawMessage, index int, typ string, batch segmentBatch
 		client.VisitorKey = ""
 	}
 	return rawEvent{raw: out, index: index, client: client, userID: userID, foreign: f}, site, nil
+}
+
+// SegmentEventID is the id of the event a Segment message is stored as: its
+// messageId when that is a UUID, else a UUID derived from it, so that a
+// resent message keeps its id.
+func SegmentEventID(messageID string) uuid.UUID {
+	if id, err := uuid.Parse(messageID); err == nil {
+		return id
+	}
+	return uuid.NewSHA1(segmentNamespace, []byte(messageID))
 }
 
 // segmentTime is when a message's event happened, corrected for the clock of

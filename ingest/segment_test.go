@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/pulse-analytics/pulse/auth"
 )
 
@@ -68,12 +66,7 @@ func TestSegmentCallsAreStoredAsSent(t *testing.T) {
 		t.Fatalf("/v1/group = %d %s", status, body)
 	}
 
-	id := func(messageID string) string {
-		if u, err := uuid.Parse(messageID); err == nil {
-			return u.String()
-		}
-		return uuid.NewSHA1(segmentNamespace, []byte(messageID)).String()
-	}
+	id := func(messageID string) string { return SegmentEventID(messageID).String() }
 	var trackProps []string
 	for i := range 40 {
 		trackProps = append(trackProps, fmt.Sprintf("p%02d=%d", i, i))
