@@ -126,13 +126,13 @@ func basic(key string) map[string]string {
 
 // storedRow is every column a foreign format fills, as text.
 type storedRow struct {
-	ID, Type, Name, Host, Path, Query, Title, Referrer  string
-	UTM                                                 [5]string
-	User, Group, Previous, Context                      string
-	NonInteractive                                      uint8
-	TS, Received                                        time.Time
-	Browser, Country                                    string
-	Props                                               string // k=v&k=v, sorted by name
+	ID, Type, Name, Host, Path, Query, Title, Referrer string
+	UTM                                                [5]string
+	User, Group, Previous, Context                     string
+	NonInteractive                                     uint8
+	TS, Received                                       time.Time
+	Browser, Country                                   string
+	Props                                              string // k=v&k=v, sorted by name
 }
 
 // stored returns the stored events by event id, FINAL.

@@ -34,7 +34,7 @@ func TestSegmentCallsAreStoredAsSent(t *testing.T) {
 	many["price"] = json.RawMessage(`19.50`)
 	title := strings.Repeat("t", 700)
 	batch := map[string]any{
-		"sentAt": iso(clientNow),
+		"sentAt":  iso(clientNow),
 		"context": map[string]any{"library": map[string]any{"name": "analytics-go", "version": "3.3.0"}, "locale": "en-GB"},
 		"batch": []any{
 			map[string]any{"type": "track", "messageId": "m-track", "userId": "u-42", "anonymousId": "anon-1", "event": "Order Completed",
