@@ -118,7 +118,7 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 				h.m.rejected.WithLabelValues(metricField(r.Field)).Inc()
 			}
 			slices.SortStableFunc(rejected, func(a, b EventError) int { return a.Index - b.Index })
-			return segmentRefuse(c, fiber.StatusBadRequest, refusedSummary(rejected, len(msgs)), rejected)
+			return segmentRefuse(c, fiber.StatusBadRequest, "nothing stored: "+refusedSummary(rejected, len(msgs)), rejected)
 		}
 		accepted := 0
 		for id, res := range bySite {
@@ -130,7 +130,8 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 			rejected = append(rejected, rej...)
 		}
 		if len(rejected) > 0 { // decoded differently a moment later: at most an age on the 7-day bound
-			return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"success": false, "error": refusedSummary(rejected, len(msgs)), "accepted": accepted, "rejected": rejected})
+			msg := strconv.Itoa(accepted) + " stored, refused: " + refusedSummary(rejected, len(msgs))
+			return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"success": false, "error": msg, "accepted": accepted, "rejected": rejected})
 		}
 		return c.Status(fiber.StatusOK).JSON(fiber.Map{"success": true, "accepted": accepted, "rejected": []EventError{}})
 	}
@@ -139,9 +140,9 @@ func (h *FormatsHandler) segment(typ string) fiber.Handler {
 // refusedSummary says in one line why a request was refused.
 func refusedSummary(rejected []EventError, messages int) string {
 	r := rejected[0]
-	s := fmt.Sprintf("nothing stored: message %d: %s %s", r.Index, r.Field, r.Message)
+	s := fmt.Sprintf("message %d: %s %s", r.Index, r.Field, r.Message)
 	if messages == 1 {
-		s = fmt.Sprintf("nothing stored: %s %s", r.Field, r.Message)
+		s = fmt.Sprintf("%s %s", r.Field, r.Message)
 	}
 	if len(rejected) > 1 {
 		s += fmt.Sprintf(" (and %d more refused messages)", len(rejected)-1)
