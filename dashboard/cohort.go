@@ -80,8 +80,8 @@ func (e *Engine) Cohorts(ctx context.Context, q *Query, period string, periods i
 	if period == "week" {
 		bucket = "toMonday(ts, " + b.bind(q.loc.String()) + ")"
 	}
-	from1, where1 := b.eventsSource(q.r, nil, q.filters)
-	from2, where2 := b.eventsSource(q.r, nil, q.filters)
+	from1, where1 := b.eventsSource(q.r, nil, q.filters, tableEvents)
+	from2, where2 := b.eventsSource(q.r, nil, q.filters, tableEvents)
 	sql := "SELECT toString(first), toString(p), count() FROM (" +
 		"SELECT DISTINCT user_id, " + bucket + " AS p FROM " + from1 + " WHERE " + where1 + " AND user_id != ''" +
 		") ALL INNER JOIN (" +

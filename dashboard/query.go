@@ -249,9 +249,18 @@ func (q *Query) checkMetrics() error {
 			visitOnly = append(visitOnly, m.name)
 		}
 	}
+	var engaged []string
+	for _, m := range q.metrics {
+		if m.engaged() {
+			engaged = append(engaged, m.name)
+		}
+	}
 	for i, d := range q.dims {
 		if d.kind == dimEvent && len(visitOnly) > 0 {
 			return fieldErr(fmt.Sprintf("dimensions[%d]", i), "visit metric(s) %s cannot be broken down by the event dimension %s (a visit has many); use visit:entry_page or visit:exit_page", strings.Join(visitOnly, ", "), d.name)
+		}
+		if d.goal() && len(engaged) > 0 {
+			return fieldErr(fmt.Sprintf("dimensions[%d]", i), "page metric(s) %s cannot be broken down by %s: they describe pages (engagement events carry no name or property of their own); use event:page, event:hostname, a visit: or a time: dimension", strings.Join(engaged, ", "), d.name)
 		}
 	}
 	for i, m := range q.metrics {
@@ -505,40 +514,71 @@ func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, p
 	return nil
 }
 
-// plan splits the query's metrics into parts by the table that answers them.
+// plan splits the query's metrics into parts by the table that answers them
+// (docs/query-api.md, "How queries run" and "Event filters"):
+//
+//   - visit metrics read the visits; filters on event: dimensions select the
+//     visits with a matching event;
+//   - events, sum:<property> and conversion_rate, and every metric broken
+//     down by event:name or event:props:<key>, count the matching events
+//     themselves (tableEvents): a goal's conversions;
+//   - visitors and pageviews describe the visits that did what the filters
+//     on event:name and event:props:<key> say: read from the visits, or,
+//     with an event:page or event:hostname filter or dimension, from those
+//     visits' events (tableVisitEvents); without such filters the two are
+//     the same, and the events are read as before (tableEvents);
+//   - time_on_page and scroll_depth read the engagement events of those
+//     visits (tableEngagement).
 func (q *Query) plan(r timeRange, dims []dimension) (parts []partQuery, pos [][]int) {
 	eventFilters := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.refersTo(dimEvent) })
+	goalFilters := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.any(dimension.goal) })
+	pageFilters := slices.ContainsFunc(q.filters, func(f *filter) bool {
+		return f.any(func(d dimension) bool { return d.kind == dimEvent && !d.goal() })
+	})
 	eventDims := slices.ContainsFunc(dims, func(d dimension) bool { return d.kind == dimEvent })
-	var ev, se partQuery
-	var evPos, sePos []int
+	goalDims := slices.ContainsFunc(dims, dimension.goal)
+	// The parts in a fixed order, so that statements and merged rows are
+	// the same for the same query.
+	order := []table{tableEvents, tableVisitEvents, tableSessions, tableEngagement}
+	byTable := map[table]*partQuery{}
+	byPos := map[table][]int{}
 	for i, m := range q.metrics {
-		var onEvents bool
+		var t table
 		switch {
 		case m.visitOnly():
-			onEvents = false
+			t = tableSessions
+		case m.engaged():
+			t = tableEngagement
 		case m.eventOnly():
-			onEvents = true
+			t = tableEvents
+		case m.kind == mEvents:
+			// Finished visits are plain rows of sessions_final, about a
+			// third as many as events.
+			t = tableSessions
+			if eventFilters || eventDims {
+				t = tableEvents
+			}
+		case goalDims:
+			t = tableEvents
+		case !eventDims && !pageFilters:
+			t = tableSessions
+		case goalFilters:
+			t = tableVisitEvents
 		default:
-			// Visitors, pageviews and events of visits, unless events are
-			// filtered or broken down: finished visits are plain rows of
-			// sessions_final, about a third as many as events.
-			onEvents = eventFilters || eventDims
+			t = tableEvents
 		}
-		if onEvents {
-			ev.metrics = append(ev.metrics, m)
-			evPos = append(evPos, i)
-		} else {
-			se.metrics = append(se.metrics, m)
-			sePos = append(sePos, i)
+		p := byTable[t]
+		if p == nil {
+			p = &partQuery{table: t, dims: dims, filters: q.filters, r: r}
+			byTable[t] = p
 		}
+		p.metrics = append(p.metrics, m)
+		byPos[t] = append(byPos[t], i)
 	}
-	if len(ev.metrics) > 0 {
-		ev.table, ev.dims, ev.filters, ev.r = tableEvents, dims, q.filters, r
-		parts, pos = append(parts, ev), append(pos, evPos)
-	}
-	if len(se.metrics) > 0 {
-		se.table, se.dims, se.filters, se.r = tableSessions, dims, q.filters, r
-		parts, pos = append(parts, se), append(pos, sePos)
+	for _, t := range order {
+		if p := byTable[t]; p != nil {
+			parts, pos = append(parts, *p), append(pos, byPos[t])
+		}
 	}
 	return parts, pos
 }

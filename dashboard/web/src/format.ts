@@ -28,6 +28,8 @@ export const METRICS: Record<string, { label: string; fmt: (n: number) => string
   visit_duration: { label: 'Visit duration', fmt: duration },
   events: { label: 'Total events', fmt: num },
   conversion_rate: { label: 'Conversion rate', fmt: pct, points: true },
+  time_on_page: { label: 'Time on page', fmt: duration },
+  scroll_depth: { label: 'Scroll depth', fmt: pct, points: true },
 }
 
 const regions = (() => { try { return new Intl.DisplayNames(['en'], { type: 'region' }) } catch { return null } })()

@@ -30,6 +30,9 @@ const SEED = [
   { ref: 'https://duckduckgo.com/', pages: ['/'] },
 ]
 const SEEDED = SEED.length, SEEDED_PRICING = SEED.filter(v => v.pages.includes('/pricing')).length
+// Each seeded page sends its engagement when left, as pulse.full.js does: visitor i had
+// every page visible for ENGAGED_MS(i) and scrolled it to SCROLLED(i) percent.
+const ENGAGED_MS = i => 5000 * (i + 1), SCROLLED = i => 10 * (i + 1)
 
 before(async () => {
   // --demo: the demo site is busy (live visitors and 30 days of history), as after make run.
@@ -42,6 +45,7 @@ before(async () => {
     for (const [k, p] of v.pages.entries()) {
       const url = 'https://demo.localhost' + p + (k === 0 ? '?utm_source=seedtest' : '')
       await pulse.send({ type: 'page', url, referrer }, { 'User-Agent': UA(i) })
+      await pulse.send({ type: 'track', name: 'engagement', url, props: { ms: ENGAGED_MS(i), scroll: SCROLLED(i) } }, { 'User-Agent': UA(i) })
       referrer = 'https://demo.localhost' + p
     }
     if (v.pages.includes('/signup')) await pulse.send({ type: 'track', name: 'Signup', url: 'https://demo.localhost/signup', props: { plan: 'pro' } }, { 'User-Agent': UA(i) })
@@ -305,6 +309,29 @@ test('the report renders with data; a row click adds a filter chip, changes the 
   await p.waitForURL(u => !decodeURIComponent(u.search).includes('/pricing'))
   await waitVisitors(p, SEEDED, 'after removing the chip')
 
+  // Filtered by an event: the visitors and visits that did it, the conversions and the
+  // conversion rate; the pages panel lists the pages those visits viewed.
+  const signups = SEED.filter(v => v.pages.includes('/signup'))
+  await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=today&f=is,visit:utm_source,seedtest&f=is,event:name,Signup`)
+  await p.locator('.chip', { hasText: 'Signup' }).waitFor()
+  await waitVisitors(p, signups.length, 'seeded visitors who signed up')
+  const stat = name => p.getByRole('tab', { name }).locator('.stat-value[data-value]')
+  await stat(/Total conversions/).waitFor()
+  assert.equal(Number(await stat(/Total conversions/).getAttribute('data-value')), signups.length, 'one conversion each')
+  assert.equal(Number(await stat(/Total visits/).getAttribute('data-value')), signups.length, 'the visits that converted')
+  assert.equal(Number(await stat(/Conversion rate/).getAttribute('data-value')), Math.round(1000 * signups.length / SEEDED) / 10, 'of the seeded visitors')
+  assert.equal(await p.getByRole('tab', { name: /Bounce rate|Total pageviews/ }).count(), 0, 'no pageviews or bounce rate of the event itself')
+  const converted = new Set(signups.flatMap(v => v.pages))
+  await p.locator('#panel-pages .barrow:not(.filler)').nth(converted.size - 1).waitFor()
+  const pagesOfConverted = await panelRows(p.locator('#panel-pages'))
+  assert.deepEqual(new Set(pagesOfConverted.map(r => r[0])), converted, 'the pages the converted visits viewed')
+  assert.ok(pagesOfConverted.every(r => r[2] >= 1), `each with its views: ${JSON.stringify(pagesOfConverted)}`)
+  const goalRow = p.locator('#panel-events .barrow:not(.filler)')
+  await goalRow.first().waitFor()
+  assert.deepEqual(await panelRows(p.locator('#panel-events')), [['Signup', signups.length, signups.length]], 'the goal with its conversions')
+  await p.waitForTimeout(500) // the chart's animation, for the picture
+  await shot(p, 'report-event-filter-light', { fullPage: true })
+
   const dark = await page(t, DESKTOP, { dark: true })
   await dark.goto(`${pulse.base}/sites/${pulse.site}/report?range=7d&compare=previous_period`)
   await dark.locator('#panel-sources .barrow').first().waitFor()
@@ -392,7 +419,7 @@ test('a report panel and the chart download their whole query as CSV, in the sha
   const pageRows = await panelRows(pagesPanel)
   const pagesCSV = await download(p, pagesPanel.getByRole('button', { name: 'Download Pages as CSV' }))
   assert.match(pagesCSV.name, fileName('event-page'))
-  assert.deepEqual(pagesCSV.rows[0], ['event:page', 'visitors', 'pageviews'])
+  assert.deepEqual(pagesCSV.rows[0], ['event:page', 'visitors', 'pageviews', 'time_on_page', 'scroll_depth'])
   assert.ok(pagesCSV.rows.length - 1 > PANEL_ROWS, `the file has all ${pagesCSV.rows.length - 1} pages`)
   const pagesInFile = new Map(pagesCSV.rows.slice(1).map(r => [r[0], [Number(r[1]), Number(r[2])]]))
   for (const [value, visitors, views] of pageRows) assert.deepEqual(pagesInFile.get(value), [visitors, views], `visitors and views of ${value}: file and panel`)
@@ -410,11 +437,15 @@ test('a report panel and the chart download their whole query as CSV, in the sha
 
   // The report's filters and range are the file's: narrowed to the seeded visitors of today,
   // the pages are exactly theirs.
-  const want = new Map()
-  for (const v of SEED) for (const [k, path] of v.pages.entries()) {
+  const want = new Map(), engaged = new Map()
+  for (const [i, v] of SEED.entries()) for (const [k, path] of v.pages.entries()) {
     const [vis, views] = want.get(path) || [0, 0]
     want.set(path, [vis + (v.pages.indexOf(path) === k ? 1 : 0), views + 1])
+    // A page visit (one visit's engagement on one page): its time and deepest scroll.
+    if (v.pages.indexOf(path) === k) engaged.set(path, [...(engaged.get(path) || []), [ENGAGED_MS(i) / 1000, SCROLLED(i)]])
   }
+  const mean = xs => Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)
+  const wantEngaged = new Map([...engaged].map(([path, pvs]) => [path, [mean(pvs.map(x => x[0])), mean(pvs.map(x => x[1]))]]))
   // (Their events reach ClickHouse within the batch interval; the report does not poll.)
   const seededURL = `${pulse.base}/sites/${pulse.site}/report?range=today&f=is,visit:utm_source,seedtest`
   for (let end = Date.now() + 15000; ; await p.waitForTimeout(500)) {
@@ -426,8 +457,15 @@ test('a report panel and the chart download their whole query as CSV, in the sha
   }
   await pagesPanel.locator('.barrow:not(.filler)').nth(want.size - 1).waitFor()
   const seeded = await download(p, pagesPanel.getByRole('button', { name: 'Download Pages as CSV' }))
-  assert.deepEqual(seeded.rows[0], ['event:page', 'visitors', 'pageviews'])
+  assert.deepEqual(seeded.rows[0], ['event:page', 'visitors', 'pageviews', 'time_on_page', 'scroll_depth'])
   assert.deepEqual(new Map(seeded.rows.slice(1).map(r => [r[0], [Number(r[1]), Number(r[2])]])), want, 'the pages of the seeded visitors, as sent')
+  assert.deepEqual(new Map(seeded.rows.slice(1).map(r => [r[0], [Number(r[3]), Number(r[4])]])), wantEngaged, 'time on page and scroll depth of the seeded visitors\' engagement')
+  // The panel shows them per page, as the file has them.
+  const shownEngaged = await pagesPanel.locator('.barrow:not(.filler)').evaluateAll(els => els.map(e => [
+    e.querySelector('.bar-label').title,
+    [Number(e.querySelector('[data-metric=time_on_page]').dataset.value), Number(e.querySelector('[data-metric=scroll_depth]').dataset.value)],
+  ]))
+  assert.deepEqual(new Map(shownEngaged), wantEngaged, 'the pages panel shows time on page and scroll depth')
 
   // A refused query is said in the card, not swallowed: the API's own 429 (the limiter is
   // drained to get one), answered to the CSV request and to its one retry.
