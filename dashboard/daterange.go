@@ -101,20 +101,140 @@ func parseDateRange(raw json.RawMessage, loc *time.Location, now time.Time, firs
 	return timeRange{From: t1.In(loc), To: t2.In(loc), Loc: loc}, nil
 }
 
-// compareRange is the range a comparison of r covers.
-func compareRange(r timeRange, mode string) timeRange {
-	if mode == compareYear {
-		return timeRange{From: r.From.AddDate(-1, 0, 0), To: r.To.AddDate(-1, 0, 0), Loc: r.Loc, days: r.days}
+// comparison is how a query's range is compared with an earlier one
+// (docs/query-api.md, "Comparisons"): like with like, so while the range
+// has not ended only its elapsed part is compared, with the same part of
+// the earlier period.
+type comparison struct {
+	mode string
+	// cur is the query's range; r the comparison range actually queried.
+	cur, r timeRange
+	// until is the moment the current range is answered up to while it
+	// has not ended (the query's now, to the second); zero once it has.
+	until time.Time
+}
+
+// rangeUnit is what a range is counted in when it is moved back a period.
+type rangeUnit int
+
+const (
+	unitDuration rangeUnit = iota // ends that are not both local midnights
+	unitDays                      // local midnights: whole calendar days
+	unitMonths                    // first days of months: whole calendar months
+)
+
+func (r timeRange) unit() rangeUnit {
+	if !r.days {
+		return unitDuration
 	}
-	if r.days {
-		n := 0
-		for d := r.From; d.Before(r.To); d = d.AddDate(0, 0, 1) {
-			n++
+	if r.From.In(r.Loc).Day() == 1 && r.To.In(r.Loc).Day() == 1 {
+		return unitMonths
+	}
+	return unitDays
+}
+
+// newComparison is the comparison of cur in mode (comparePrevious or
+// compareYear) asked at now.
+func newComparison(cur timeRange, mode string, now time.Time) comparison {
+	c := comparison{mode: mode, cur: cur}
+	end := cur.To
+	if now = now.Truncate(time.Second); now.Before(cur.To) {
+		c.until = now
+		if now.Before(cur.From) {
+			c.until = cur.From
 		}
-		return timeRange{From: r.From.AddDate(0, 0, -n), To: r.From, Loc: r.Loc, days: true}
+		end = c.until
 	}
-	d := r.To.Sub(r.From)
-	return timeRange{From: r.From.Add(-d), To: r.From, Loc: r.Loc}
+	from, _ := c.shift(cur.From)
+	to, _ := c.shift(end)
+	if last, _ := c.shift(cur.To); to.After(last) {
+		to = last
+	}
+	if to.Before(from) {
+		to = from
+	}
+	c.r = timeRange{From: from, To: to, Loc: cur.Loc}
+	return c
+}
+
+// shift maps a moment of the current range to the same moment of the
+// comparison period: a year earlier by the calendar and the clock; or
+// the range's own length earlier, counted in calendar months (the same
+// day of the month, and the month's end when it is shorter), calendar
+// days (the same clock time) or, for ranges that are not whole days,
+// seconds. exact is false when the earlier period has no such moment (a
+// 31st, 29 February, an hour the clocks skipped): the answer is then the
+// first moment after.
+func (c comparison) shift(t time.Time) (_ time.Time, exact bool) {
+	loc := c.cur.Loc
+	t = t.In(loc)
+	if c.mode == compareYear {
+		at, exact := clockOn(time.Date(t.Year()-1, t.Month(), t.Day(), 0, 0, 0, 0, time.UTC), t, loc)
+		return at, exact && !(t.Month() == time.February && t.Day() == 29)
+	}
+	switch c.cur.unit() {
+	case unitMonths:
+		from := c.cur.From.In(loc)
+		k := monthsBetween(from, c.cur.To.In(loc))
+		month := time.Date(from.Year(), from.Month()+time.Month(monthsBetween(from, t)-k), 1, 0, 0, 0, 0, time.UTC)
+		if t.Day() > daysIn(month) {
+			next := month.AddDate(0, 1, 0)
+			return time.Date(next.Year(), next.Month(), 1, 0, 0, 0, 0, loc), false
+		}
+		return clockOn(time.Date(month.Year(), month.Month(), t.Day(), 0, 0, 0, 0, time.UTC), t, loc)
+	case unitDays:
+		n := civilDays(c.cur.From.In(loc), c.cur.To.In(loc))
+		return clockOn(time.Date(t.Year(), t.Month(), t.Day()-n, 0, 0, 0, 0, time.UTC), t, loc)
+	}
+	return t.Add(-c.cur.To.Sub(c.cur.From)), true
+}
+
+// clockOn is the first moment of the day date (its year, month and day
+// in UTC) at which the clocks of loc show clock's time of day or later:
+// across a DST change, a time of day the clocks skipped is the moment
+// they jumped, and one they showed twice is its first showing. exact is
+// false for a skipped time.
+func clockOn(date, clock time.Time, loc *time.Location) (time.Time, bool) {
+	h, m, s := clock.Clock()
+	want := time.Date(date.Year(), date.Month(), date.Day(), h, m, s, 0, time.UTC)
+	t := time.Date(date.Year(), date.Month(), date.Day(), h, m, s, 0, loc)
+	shown := func(t time.Time) time.Time {
+		return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
+	}
+	start, end := t.ZoneBounds()
+	switch got := shown(t); {
+	case got.After(want): // skipped; t is on the later side of the jump
+		return start, false
+	case got.Before(want): // skipped; t is on the earlier side
+		return end, false
+	}
+	if !start.IsZero() {
+		// Shown twice when the zone before t's was ahead of it and t is
+		// within that difference of the change.
+		_, before := start.Add(-time.Second).Zone()
+		_, offset := t.Zone()
+		if earlier := t.Add(-time.Duration(before-offset) * time.Second); before > offset && earlier.Before(start) {
+			return earlier, true
+		}
+	}
+	return t, true
+}
+
+// monthsBetween is the number of month starts from a's month to b's.
+func monthsBetween(a, b time.Time) int {
+	return (b.Year()-a.Year())*12 + int(b.Month()) - int(a.Month())
+}
+
+// civilDays is the number of calendar days from a's date to b's.
+func civilDays(a, b time.Time) int {
+	da := time.Date(a.Year(), a.Month(), a.Day(), 0, 0, 0, 0, time.UTC)
+	db := time.Date(b.Year(), b.Month(), b.Day(), 0, 0, 0, 0, time.UTC)
+	return int(db.Sub(da) / (24 * time.Hour))
+}
+
+// daysIn is the number of days of the month of t (in UTC).
+func daysIn(t time.Time) int {
+	return time.Date(t.Year(), t.Month()+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // bucketStart is the start of the time bucket of grain that holds t, in loc,
