@@ -87,25 +87,6 @@ type ResultMeta struct {
 	TotalRows           *int            `json:"total_rows,omitempty"`
 }
 
-// ComparisonMeta describes the comparison that was answered.
-type ComparisonMeta struct {
-	Mode string `json:"mode"`
-	// DateRange is the comparison range actually queried: while the range
-	// has not ended, the same part of the earlier period.
-	DateRange [2]string `json:"date_range"`
-	// ChangeUnavailable is why every change is null (changeNotCovered),
-	// empty when changes are given.
-	ChangeUnavailable string `json:"change_unavailable,omitempty"`
-	// FirstData is the site's first counted event, with changeNotCovered
-	// (empty when the site has none before the range's end).
-	FirstData string `json:"first_data,omitempty"`
-}
-
-// changeNotCovered says that the site's first counted event is after the
-// start of the comparison range: the earlier period is not covered by
-// data, so a change against it would say nothing.
-const changeNotCovered = "not_covered"
-
 // siteLocation is the site's time zone, UTC when it has none.
 func siteLocation(s auth.Site) (*time.Location, error) {
 	if s.TimeZone == "" {
@@ -390,37 +371,6 @@ func (e *Engine) firstDay(ctx context.Context, s scope) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	return day, nil
-}
-
-// coverage reports whether the site has a counted event at or before
-// start, the start of a comparison range; when it has not, first is its
-// first counted event before end (zero when none). The first statement
-// stops at the first row it finds; the second, run only when there is no
-// such row, reads no more than the comparison and current ranges hold.
-func (e *Engine) coverage(ctx context.Context, s scope, start, end time.Time) (covered bool, first time.Time, err error) {
-	release, err := e.acquire(ctx)
-	if err != nil {
-		return false, time.Time{}, err
-	}
-	defer release()
-	b := &sqlBuilder{scope: s, loc: time.UTC}
-	var n uint64
-	q := "SELECT count() FROM (SELECT 1 FROM events WHERE " + b.tenantSite() + " AND ts <= " + b.bindTime(start) + " AND is_bot = 0 LIMIT 1)"
-	if err := e.db.QueryRow(e.ctx(ctx), q, b.args...).Scan(&n); err != nil {
-		return false, time.Time{}, queryError(err)
-	}
-	if n > 0 {
-		return true, time.Time{}, nil
-	}
-	b = &sqlBuilder{scope: s, loc: time.UTC}
-	q = "SELECT min(ts), count() FROM events WHERE " + b.tenantSite() + " AND ts > " + b.bindTime(start) + " AND ts < " + b.bindTime(end) + " AND is_bot = 0"
-	if err := e.db.QueryRow(e.ctx(ctx), q, b.args...).Scan(&first, &n); err != nil {
-		return false, time.Time{}, queryError(err)
-	}
-	if n == 0 {
-		return false, time.Time{}, nil
-	}
-	return false, first, nil
 }
 
 // multidayMonths are the site's months (YYYYMM) whose visitors
@@ -865,115 +815,6 @@ func (q *Query) label(rows []*Row) {
 			}
 		}
 	}
-}
-
-// attachComparison gives each row the metrics of the same group in prev,
-// over the comparison c, with every change left null when withhold is
-// set. A time bucket of minutes or hours is matched with the bucket that
-// holds the same moment of the earlier period (c.shift: the same clock
-// time), a day, week or month with the bucket at the same position in
-// c.r; a bucket with no such match (after the compared part of a range
-// that has not ended, a 31st against a 30-day month, an hour the clocks
-// skipped) has no comparison.
-func (q *Query) attachComparison(rows, prev []*Row, c comparison, withhold bool) error {
-	timeDim := slices.IndexFunc(q.dims, func(d dimension) bool { return d.kind == dimTime })
-	byKey := map[string]*Row{}
-	for _, p := range prev {
-		byKey[strings.Join(p.Dimensions, "\x00")] = p
-	}
-	var grain string
-	var cur, old []time.Time
-	if timeDim >= 0 {
-		var err error
-		grain = q.dims[timeDim].grain
-		if cur, err = buckets(q.r, grain); err != nil {
-			return err
-		}
-		if c.r.From.Before(c.r.To) {
-			if old, err = buckets(c.r, grain); err != nil {
-				return err
-			}
-		}
-	}
-	for _, r := range rows {
-		key := slices.Clone(r.Dimensions)
-		if timeDim >= 0 {
-			t, _ := parseBucket(key[timeDim], grain, q.loc)
-			b, ok := c.bucket(t, grain, cur, old)
-			if !ok {
-				continue
-			}
-			key[timeDim] = rawBucket(b, grain)
-		}
-		pm := make([]float64, len(r.Metrics))
-		if p, ok := byKey[strings.Join(key, "\x00")]; ok {
-			pm = p.Metrics
-		}
-		r.Comparison = q.compare(r.Metrics, pm, withhold)
-	}
-	return nil
-}
-
-// bucket is the bucket of grain in the comparison range that the current
-// bucket starting at t is compared with; cur and old are the buckets of
-// c.cur and c.r.
-func (c comparison) bucket(t time.Time, grain string, cur, old []time.Time) (time.Time, bool) {
-	if grain == "minute" || grain == "hour" {
-		at := t
-		if at.Before(c.cur.From) {
-			at = c.cur.From
-		}
-		if !c.until.IsZero() && !at.Before(c.until) {
-			return time.Time{}, false
-		}
-		p, exact := c.shift(at)
-		if !exact || p.Before(c.r.From) || !p.Before(c.r.To) {
-			return time.Time{}, false
-		}
-		return bucketStart(p, grain, c.r.Loc), true
-	}
-	i := slices.IndexFunc(cur, func(b time.Time) bool { return b.Equal(t) })
-	if i < 0 || i >= len(old) {
-		return time.Time{}, false
-	}
-	return old[i], true
-}
-
-// compare is prev with the change from prev to cur of each metric; every
-// change is null when withhold is set.
-func (q *Query) compare(cur, prev []float64, withhold bool) *Comparison {
-	c := &Comparison{Metrics: slices.Clone(prev), Change: make([]*float64, len(cur))}
-	if withhold {
-		return c
-	}
-	for i, m := range q.metrics {
-		cr, pr := roundMetric(m, cur[i]), roundMetric(m, prev[i])
-		var ch float64
-		switch {
-		case m.points():
-			ch = cr - pr
-		case pr == 0:
-			continue
-		default:
-			ch = (cr - pr) / pr * 100
-		}
-		ch = math.Round(ch*10) / 10
-		c.Change[i] = &ch
-	}
-	return c
-}
-
-// incompleteUntil labels the moment the query's range is answered up to
-// while it has not ended; empty once it has.
-func (q *Query) incompleteUntil() string {
-	now := q.now.Truncate(time.Second)
-	if !now.Before(q.r.To) {
-		return ""
-	}
-	if now.Before(q.r.From) {
-		now = q.r.From
-	}
-	return now.In(q.loc).Format(time.RFC3339)
 }
 
 func (q *Query) round(ms []float64) {
