@@ -340,6 +340,110 @@ test('the report renders with data; a row click adds a filter chip, changes the 
   await shot(dark, 'report-dark', { fullPage: true })
 })
 
+/** siteDay is how the dashboard names the day of an RFC 3339 time of the API: "7 Nov" (with the year when it is not this one). */
+const siteDay = rfc => {
+  const [y, m, d] = rfc.slice(0, 10).split('-').map(Number)
+  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString('en-GB', { day: 'numeric', month: 'short', year: y === new Date().getFullYear() ? undefined : 'numeric', timeZone: 'UTC' })
+}
+
+/** percents answers the percentages a text shows ("↑12.5%", "↓3%") as numbers. */
+const percents = text => [...text.matchAll(/([↑↓]?)(\d[\d,.]*)%/g)].map(m => (m[1] === '↓' ? -1 : 1) * Number(m[2].replace(/,/g, '')))
+
+/**
+ * expectComparison asserts what a comparison shows, given the API's answer to the same
+ * question: "no data before <first data>" and no percentage when the earlier period is not
+ * covered by the site's data, else percentages that are not absurd.
+ */
+function expectComparison(text, meta, what) {
+  if (meta.change_unavailable) {
+    assert.equal(meta.change_unavailable, 'not_covered', `${what}: the API's reason`)
+    assert.ok(meta.first_data, `${what}: the API names the first data`)
+    assert.ok(text.includes(`no data before ${siteDay(meta.first_data)}`), `${what} says "no data before ${siteDay(meta.first_data)}": ${text}`)
+    assert.deepEqual(percents(text), [], `${what} shows no percentage: ${text}`)
+  } else {
+    assert.ok(!/no data before/.test(text), `${what}: the earlier period is covered, yet: ${text}`)
+    for (const v of percents(text)) assert.ok(Math.abs(v) < 1000, `${what}: ${v}% is absurd (${text})`)
+  }
+  assert.ok(!/– vs 0/.test(text), `${what} shows "– vs 0": ${text}`)
+}
+
+test('comparisons compare like with like: no absurd percentage, "no data before …" where the earlier period has none, the part not over marked', async t => {
+  if (!await pulse.queryAPI()) { t.skip('the query API is not on this build'); return }
+  const p = await page(t)
+  const query = spec => pulse.api('POST', '/query', { site_id: pulse.site, ...spec })
+
+  // The site list: the card's 30 days against the 30 before. The demo has 30 days of history,
+  // so the 30 days before hold at most a part of one day.
+  const card = await query({ metrics: ['visitors'], date_range: '30d', dimensions: ['time:day'], include: { time_labels: true, totals: true, comparison: 'previous_period' } })
+  assert.equal(card.meta.comparison.change_unavailable, 'not_covered', `the demo's 30 days before are not covered: ${JSON.stringify(card.meta.comparison)}`)
+  assert.ok(card.meta.incomplete_until, 'the last 30 days include today, which is not over')
+  await p.goto(pulse.base + '/')
+  const demo = p.locator('.site-card', { hasText: 'demo.localhost' })
+  await demo.locator('.site-card-foot .change, .site-card-foot .change-note').first().waitFor({ timeout: 15000 })
+  expectComparison(await demo.locator('.site-card-foot').innerText(), card.meta.comparison, 'the site card')
+  assert.equal(await demo.locator('.spark[data-partial="true"]').count(), 1, "the sparkline's last day (today) is drawn as so far")
+  await p.waitForTimeout(300)
+  await shot(p, 'compare-sites-light')
+
+  // The report compared with the previous period: this month, the last 30 days, and today
+  // (whose yesterday the demo's history covers).
+  const TOP = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration']
+  for (const [range, name] of [['month', 'this-month'], ['30d', '30d'], ['today', 'today']]) {
+    const api = await query({ metrics: TOP, date_range: range, include: { totals: true, comparison: 'previous_period' } })
+    await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=${range}&compare=previous_period`)
+    await p.locator('.report-stats .stat-sub .change, .report-stats .stat-sub .change-note').first().waitFor({ timeout: 15000 })
+    const subs = await p.locator('.report-stats .stat-sub').allInnerTexts()
+    assert.equal(subs.length, TOP.length)
+    for (const [i, sub] of subs.entries()) expectComparison(sub, api.meta.comparison, `${range}: ${TOP[i]}`)
+    const caption = p.locator('.compare-caption')
+    await caption.waitFor({ timeout: 15000 })
+    // The same range as the API's answer to the test (whose end is now, to the second, moved back a period).
+    const [from, to] = (await caption.getAttribute('data-compare-range')).split('/')
+    assert.equal(from, api.meta.comparison.date_range[0], `${range}: the caption's comparison starts where the API's does`)
+    assert.ok(Math.abs(Date.parse(to) - Date.parse(api.meta.comparison.date_range[1])) < 120000, `${range}: the caption's comparison ends at ${to}, the API's at ${api.meta.comparison.date_range[1]}`)
+    expectComparison(await caption.innerText(), api.meta.comparison, `${range}: the caption`)
+    if (range === 'today') assert.equal(api.meta.comparison.change_unavailable, undefined, 'yesterday is in the demo history: today has changes')
+    // The bucket that holds now is marked: dashed, "so far".
+    await p.locator('.main-chart canvas').waitFor()
+    await p.locator('.main-chart .chart[data-partial]').waitFor({ timeout: 15000 })
+    assert.match(await p.locator('.main-chart .so-far-key').innerText(), /so far/)
+    await p.waitForTimeout(500)
+    await shot(p, `compare-report-${name}-light`, { fullPage: true })
+  }
+  const dark = await page(t, PHONE, { dark: true })
+  await dark.goto(`${pulse.base}/sites/${pulse.site}/report?range=month&compare=previous_period`)
+  await dark.locator('.report-stats .stat-sub .change, .report-stats .stat-sub .change-note').first().waitFor({ timeout: 15000 })
+  await dark.locator('.main-chart .chart[data-partial]').waitFor({ timeout: 15000 })
+  await dark.waitForTimeout(500)
+  await noHorizontalScroll(dark, 'the compared report on a phone (dark)')
+  await shot(dark, 'compare-report-this-month-phone-dark')
+
+  // The report filtered by one of the demo's custom events.
+  await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=7d&f=is,event:name,Signup`)
+  await p.locator('.chip', { hasText: 'Signup' }).waitFor()
+  await p.locator('.report-stats .stat-value[data-value]').first().waitFor({ timeout: 15000 })
+  await p.locator('.main-chart canvas').waitFor()
+  await p.waitForTimeout(500)
+  await shot(p, 'report-event-signup-light', { fullPage: true })
+
+  // Retention: the cells of today are counts so far, hatched, not shaded as low retention;
+  // each cohort has at most one, its last.
+  await p.goto(`${pulse.base}/sites/${pulse.site}/retention?period=day&range=30d`)
+  await p.locator('table.cohorts tbody tr').first().waitFor({ timeout: 15000 })
+  const rows = await p.locator('table.cohorts tbody tr').evaluateAll(trs => trs.map(tr => {
+    const cells = [...tr.querySelectorAll('td.num.heat')]
+    return { partial: cells.map((c, i) => c.dataset.partial ? i : -1).filter(i => i >= 0), last: cells.length - 1, shaded: cells.filter(c => c.dataset.partial && c.style.getPropertyValue('--heat')).length }
+  }))
+  const marked = rows.filter(r => r.partial.length)
+  assert.ok(marked.length >= 1, 'the cells of today are marked')
+  for (const r of marked) {
+    assert.deepEqual(r.partial, [r.last], 'a cohort\'s one marked cell is its last')
+    assert.equal(r.shaded, 0, 'a marked cell is not shaded as a rate')
+  }
+  assert.match(await p.locator('.cohorts-key').innerText(), /This day is not over/)
+  await shot(p, 'compare-retention-light', { fullPage: true })
+})
+
 /** parseCSV reads a CSV text (RFC 4180, as Go's encoding/csv writes it) into rows of fields. */
 function parseCSV(text) {
   const rows = []

@@ -4,9 +4,10 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, MAX_LIMIT, notAvailable, type Filter, type QueryResult, type QuerySpec, type Site } from '../api'
 import { navigate, useLocation, withQuery, type Loc } from '../router'
-import { bucket, country, duration, label as valueLabel, METRICS, num, pct, ymd } from '../format'
-import { BarList, Card, Change, Notice, Segmented, Spinner, useAsync } from '../components/ui'
+import { bucket, country, duration, label as valueLabel, METRICS, noChangeReason, num, partialBucket, pct, ymd } from '../format'
+import { BarList, Card, Notice, Segmented, Spinner, useAsync } from '../components/ui'
 import { TimeChart } from '../components/chart'
+import { ComparedChange, ComparisonCaption } from '../components/compare'
 import { DIMENSIONS, OPERATORS, PRESETS, filterParam, interval, rangeLabel, readState, type ReportState } from './report-state'
 import { PLURALS, useExport } from './report-export'
 
@@ -54,6 +55,7 @@ export function Report(props: { site: Site; base?: string }) {
       <Controls loc={loc} st={st} go={go} />
       {st.filters.length > 0 && <Chips filters={st.filters} onRemove={removeFilter} onClear={() => go({ f: null })} />}
       {top.error && <Notice kind="error">{top.error.message}</Notice>}
+      {st.compare && <ComparisonCaption meta={top.data?.meta.comparison} until={top.data?.meta.incomplete_until} />}
       <TopStats res={top.data} st={st} metrics={topMetrics} labels={goal ? GOAL_LABELS : {}} onMetric={m => navigate(withQuery(loc, { metric: m === 'visitors' ? null : m }), { replace: true })} />
       <MainChart site={site} st={st} />
       <div class="grid2">
@@ -162,7 +164,7 @@ function TopStats(props: { res?: QueryResult; st: ReportState; metrics: string[]
             <span class="stat-label">{def.label}</span>
             <span class="stat-value num" data-value={v ?? undefined} title={v == null ? undefined : String(v)}>{v == null ? "–" : def.fmt(v)}</span>
             {t?.comparison
-              ? <span class="stat-sub"><Change value={t.comparison.change[i]} points={def.points} lowerIsBetter={def.lowerIsBetter} /> <span class="muted">vs {def.fmt(t.comparison.metrics[i] ?? 0)}</span></span>
+              ? <span class="stat-sub"><ComparedChange meta={props.res?.meta.comparison} change={t.comparison.change[i]} prev={t.comparison.metrics[i]} fmt={def.fmt} points={def.points} lowerIsBetter={def.lowerIsBetter} /></span>
               : <span class="stat-sub" />}
           </button>
         )
@@ -189,27 +191,26 @@ function MainChart(props: { site: Site; st: ReportState }) {
   const rows = res.data?.results || []
   const labels = rows.map(r => bucket(r.dimensions[0], dim))
   const long = rows.map(r => bucket(r.dimensions[0], dim, true))
-  // Buckets that have not begun yet (the rest of today) have no value rather than a zero.
-  const future = futureBucket(dim, res.data?.meta.time_zone || site.time_zone)
-  const series = [{ label: def.label, values: rows.map(r => future(r.dimensions[0]) ? null : r.metrics[0]) as number[] }]
-  if (st.compare && rows.some(r => r.comparison)) series.push({ label: st.compare === 'year_over_year' ? 'A year earlier' : 'Previous period', values: rows.map(r => r.comparison?.metrics[0] ?? null) as number[], compare: true } as any)
+  // The bucket that holds the moment the range was answered up to is partial ("so far");
+  // buckets after it have not begun and have no value rather than a zero.
+  const until = res.data?.meta.incomplete_until
+  const partial = partialBucket(rows.map(r => r.dimensions[0]), dim, until)
+  const series = [{ label: def.label, values: rows.map((r, i) => until && i > partial ? null : r.metrics[0]) as number[] }]
+  // Without data for the earlier period there is no line to compare with (it would be a cliff).
+  const cmpReason = noChangeReason(res.data?.meta.comparison)
+  if (st.compare && !cmpReason && rows.some(r => r.comparison)) series.push({ label: st.compare === 'year_over_year' ? 'A year earlier' : 'Previous period', values: rows.map(r => r.comparison?.metrics[0] ?? null) as number[], compare: true } as any)
   return (
-    <Card class="main-chart" title={def.label} actions={<><span class="muted small">{by}{res.data ? ` · ${res.data.meta.time_zone}` : ''}</span>{csv.button}</>}>
+    <Card class="main-chart" title={def.label} actions={<>
+      {partial >= 0 && <span class="so-far-key muted small" title={`The last ${dim.slice(5)} is not over: its value is up to ${bucket(until!.slice(0, 16), 'time:hour', true)}`}><span class="so-far-dash" aria-hidden="true" />so far</span>}
+      {st.compare && cmpReason && <span class="change-note small">previous period: {cmpReason}</span>}
+      <span class="muted small">{by}{res.data ? ` · ${res.data.meta.time_zone}` : ''}</span>{csv.button}
+    </>}>
       {csv.notice}
       {res.error && !notAvailable(res.error) ? <Notice kind="error">{res.error.message}</Notice>
         : rows.length === 0 ? <div class="chart-empty">{res.loading ? <Spinner /> : 'No data in this range'}</div>
-        : <TimeChart labels={labels} long={long} series={series} fmt={def.fmt} />}
+        : <TimeChart labels={labels} long={long} series={series} fmt={def.fmt} partial={partial} />}
     </Card>
   )
-}
-
-/** futureBucket tells whether a time bucket of dim starts after now, in the site's time zone. */
-function futureBucket(dim: string, tz: string): (v: string) => boolean {
-  const now = Date.now()
-  if (dim === 'time:hour' || dim === 'time:minute') return v => Date.parse(v) > now
-  let today = ''
-  try { today = new Intl.DateTimeFormat('en-CA', { timeZone: tz }).format(now) } catch { today = ymd(new Date()) }
-  return v => v > today
 }
 
 function Panel(props: { site: Site; st: ReportState; loc: Loc; title: string; name: string; tabs: [string, string][]; onPick: (dim: string, value: string) => void }) {
