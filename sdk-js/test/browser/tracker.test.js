@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { chromium } from 'playwright-core'
 import { Pulse, tracker, CHROMIUM } from './pulse.js'
 import { buildAll } from '../../build.mjs'
+import { MAX_IN_FLIGHT } from '../../src/limits.js'
 
 const pulse = new Pulse()
 let browser
@@ -184,6 +185,36 @@ test('WebSocket blocked, then let through: HTTP delivers meanwhile, then the pag
   assert.ok(!posted.some(b => b.includes('"back"')), 'and not by HTTP')
   const { rows, raw } = await pulse.until('/__sdk/comeback', r => r.some(x => x.name == 'back'))
   assert.deepEqual(names(rows).sort(), ['page:pageview', 'track:back', 'track:during', 'track:early'])
+  assert.equal(raw, rows.length, 'each stored once')
+})
+
+test('a resume after a stall with 200 unacknowledged events is not rate limited: no close 4029, every event once', { timeout: 120000 }, async t => {
+  const ctx = await newContext()
+  t.after(() => ctx.close())
+  // The first connection stalls: the page's event frames are held, so nothing is
+  // acknowledged; then the page loses it and resumes on a second one, which passes all.
+  let conns = 0, held = 0, first
+  const closes = []
+  await ctx.routeWebSocket(/\/v1\/ingest/, ws => {
+    const n = ++conns, server = ws.connectToServer()
+    if (n == 1) first = ws
+    ws.onMessage(m => n == 1 && JSON.parse(m).type == 'events' ? held++ : server.send(m))
+    server.onClose((code, reason) => { closes.push(code); ws.close({ code, reason }) })
+  })
+  const page = await open(t, 'stall', { build: 'pulse.js', context: ctx })
+  await waitFor(() => held > 0, 'the pageview held on the stalled connection')
+  // A visitor's events over 6 s, 30 ms apart: over the 25 ms frame delay, so without a bound on
+  // the frames in flight each would take a frame of its own, all to be resent on resume.
+  await page.evaluate(async () => {
+    for (let n = 1; n <= 200; n++) pulse.track('stalled', { n: String(n) }), await new Promise(r => setTimeout(r, 30))
+  })
+  await first.close({ code: 4000, reason: 'stall' })
+  const { rows, raw } = await pulse.until('/__sdk/stall', r => r.filter(x => x.name == 'stalled').length >= 200, 60000)
+  assert.deepEqual(closes, [4000], 'only the close of the stalled connection, none by the server (4029: rate limited)')
+  assert.ok(held <= MAX_IN_FLIGHT, `${held} frames in flight on the stalled connection`)
+  assert.equal(conns, 2, 'one resume, no reconnects after it')
+  const ns = rows.filter(r => r.name == 'stalled').map(r => +r.props.n).sort((a, b) => a - b)
+  assert.deepEqual(ns, Array.from({ length: 200 }, (_, i) => i + 1))
   assert.equal(raw, rows.length, 'each stored once')
 })
 
