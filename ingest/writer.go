@@ -26,10 +26,11 @@ const insertEvents = `INSERT INTO events (tenant_id, site_id, event_id, ts, rece
 	utm_source, utm_medium, utm_campaign, utm_term, utm_content,
 	visitor_id, session_id, user_id,
 	device, browser, browser_version, os, os_version, country, region, city,
-	prop_keys, prop_values, source, medium, channel, is_bot)`
+	prop_keys, prop_values, source, medium, channel, is_bot,
+	group_id, previous_id, context, non_interactive)`
 
 // insertColumns is the number of columns insertEvents names.
-const insertColumns = 35
+const insertColumns = 39
 
 // insertBlockRows is how many rows of an insert the writer encodes before it
 // sends them as one block of the INSERT. ClickHouse joins the blocks of an
@@ -80,13 +81,14 @@ func (w *Writer) WriteChunks(ctx context.Context, chunks [][]Event) error {
 			}
 			inBlock++
 			e := &events[i]
-			bot := boolByte(e.IsBot)
+			bot, nonInteractive := boolByte(e.IsBot), boolByte(e.NonInteractive)
 			row := [insertColumns]any{&e.TenantID, &e.SiteID, &e.ID, &e.Time, &e.ReceivedAt, &e.Type, &e.Name,
 				&e.Hostname, &e.Pathname, &e.Query, &e.Title, &e.Referrer, &e.ReferrerHost,
 				&e.UTMSource, &e.UTMMedium, &e.UTMCampaign, &e.UTMTerm, &e.UTMContent,
 				&e.VisitorID, &e.SessionID, &e.UserID,
 				&e.Device, &e.Browser, &e.BrowserVersion, &e.OS, &e.OSVersion, &e.Country, &e.Region, &e.City,
-				keys.row(e.PropKeys), values.row(e.PropValues), &e.Source, &e.Medium, &e.Channel, bot}
+				keys.row(e.PropKeys), values.row(e.PropValues), &e.Source, &e.Medium, &e.Channel, bot,
+				&e.GroupID, &e.PreviousID, &e.Context, nonInteractive}
 			for c, v := range row {
 				if err := cols[c].AppendRow(v); err != nil {
 					_ = batch.Abort()
