@@ -25,6 +25,7 @@ build: node_modules/.package-lock.json
 test: clickhouse chromium node_modules/.package-lock.json vet
 	node --test sdk-js/test/unit/
 	node dashboard/web/build.mjs --check
+	node --test dashboard/web/test/format.test.mjs
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 	node --test --test-concurrency=1 sdk-js/test/browser/
 	node --test --test-concurrency=1 dashboard/web/test/dashboard.test.mjs

@@ -56,7 +56,14 @@ func (s *Store) APIKeys(org uuid.UUID) []APIKey {
 			out = append(out, k)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	// Newest first; keys made in the same second (created_at is stored in
+	// seconds) by id, so the list reads the same on every node and reload.
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID.String() < out[j].ID.String()
+	})
 	return out
 }
 
@@ -210,7 +217,14 @@ func (s *Store) ShareLinks(site uuid.UUID) []ShareLink {
 			out = append(out, v.row)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	// Newest first; keys made in the same second (created_at is stored in
+	// seconds) by id, so the list reads the same on every node and reload.
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID.String() < out[j].ID.String()
+	})
 	return out
 }
 

@@ -251,6 +251,18 @@ func (s *Store) AcquireConnection(org uuid.UUID) (release func(), d Decision) {
 	return s.quotas.acquire(org, s.QuotaOf(org).MaxConnections)
 }
 
+// RecordStoredEvents adds n events of org on day (UTC) to its usage, written
+// at once: for events stored without passing ingest's quota check, such as
+// the demo's back-filled history, which counts on the day it happened. Call
+// it once the events are stored. The month's total, and so the monthly quota,
+// takes them in at the next refresh.
+func (s *Store) RecordStoredEvents(ctx context.Context, org uuid.UUID, day time.Time, n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	return s.writeUsage(ctx, map[usageKey]usageCount{{org, dayStart(day)}: {events: n}})
+}
+
 // Flush writes counted usage and API key last-use times to ClickHouse.
 func (s *Store) Flush(ctx context.Context) error {
 	s.quotas.flushMu.Lock()

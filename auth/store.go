@@ -1,12 +1,15 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -333,6 +336,19 @@ func buildIndex(t *tables) *index {
 		}
 		ix.membersByOrg[v.row.OrgID] = append(ix.membersByOrg[v.row.OrgID], v.row)
 		ix.membersByUser[v.row.UserID] = append(ix.membersByUser[v.row.UserID], v.row)
+	}
+	// Members and memberships in the order they were made (ties, in the
+	// same second, by id), not in the map's order: the lists read the same
+	// on every call, and a user's first org is the same on every start.
+	for _, ms := range ix.membersByOrg {
+		slices.SortFunc(ms, func(a, b Member) int {
+			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.UserID.String(), b.UserID.String()))
+		})
+	}
+	for _, ms := range ix.membersByUser {
+		slices.SortFunc(ms, func(a, b Member) int {
+			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.OrgID.String(), b.OrgID.String()))
+		})
 	}
 	for _, v := range t.keys {
 		if !v.deleted && liveOrg(v.row.OrgID) {

@@ -58,7 +58,12 @@ func (s *Store) Orgs() []Org {
 			out = append(out, v.row)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { // by name; orgs of the same name by id
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].ID.String() < out[j].ID.String()
+	})
 	return out
 }
 

@@ -218,7 +218,7 @@ func TestKeyRotation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	waitFor(t, 20*cfg.KeyReloadInterval, "node b reloads the rotated key file", func() bool {
+	waitFor(t, propagation, "node b reloads the rotated key file", func() bool {
 		_, err := b.VerifySession(after.Token)
 		return err == nil
 	})

@@ -161,8 +161,10 @@ func readFinalState(ctx context.Context, db *chdb.DB) (*finalState, error) {
 	var g errgroup.Group
 	g.Go(func() error {
 		// The watermark is the latest one recorded (max), a month's
-		// through that of its last write.
-		rows, err := db.Query(ctx, "SELECT month, if(month = 0, max(through), argMax(through, finalized_at)), max(finalized_at) FROM sessions_final_months GROUP BY month")
+		// through that of its last write; of two writes in the same second
+		// the smaller through, so that the month is rather written again
+		// than taken for more complete than it is.
+		rows, err := db.Query(ctx, "SELECT month, if(month = 0, max(through), argMax(through, (finalized_at, -toInt64(through)))), max(finalized_at) FROM sessions_final_months GROUP BY month")
 		if err != nil {
 			return fmt.Errorf("read finalized months: %w", err)
 		}

@@ -164,7 +164,9 @@ func (e *Engine) Funnel(ctx context.Context, f *funnel) (*FunnelResult, error) {
 	}
 	group := "''"
 	if f.breakdown != nil {
-		group = "any(" + b.eventDimExpr(*f.breakdown) + ")"
+		// A visitor counts under the value of their first event in the
+		// range (any() would take whichever row it met first).
+		group = "argMin(" + b.eventDimExpr(*f.breakdown) + ", (ts, event_id))"
 	}
 	sql := "SELECT g, level, count() FROM (SELECT visitor_id, " + group + " AS g, windowFunnel(" + b.bind(f.window) + ")(ts, " + strings.Join(conds, ", ") + ") AS level" +
 		" FROM " + from + " WHERE " + where + " AND visitor_id != 0 GROUP BY visitor_id) WHERE level > 0 GROUP BY g, level"

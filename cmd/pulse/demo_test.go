@@ -91,7 +91,9 @@ func TestDevDemoSendsLiveVisitorsThroughIngestAndBackfillsThirtyDays(t *testing.
 
 	// History: thirty days back from the start, every hour of it.
 	waitFor(t, p, 4*time.Minute, func() string {
-		if !strings.Contains(p.stdout.String(), `msg="demo history written"`) {
+		if out := p.stdout.String(); strings.Contains(out, `msg="demo history failed`) {
+			t.Fatalf("the demo history failed:\n%s", out)
+		} else if !strings.Contains(out, `msg="demo history written"`) {
 			return "the demo history is not written"
 		}
 		return ""

@@ -40,6 +40,9 @@ func startDemoTraffic(ctx context.Context, db *chdb.DB, store *auth.Store, login
 			}
 			return auth.SignIdentityToken(s, userID, demoIdentityLifetime)
 		},
+		// The history is stored without passing ingest: it is counted in
+		// the org's usage here.
+		Usage: store.RecordStoredEvents,
 	}, db, ingest.NewWriter(db))
 	if err != nil {
 		log.Error("demo traffic not started", "err", err)

@@ -38,10 +38,15 @@ func TestEventsAreEnrichedAndStoreNoIP(t *testing.T) {
 
 	ctx := context.Background()
 	var n uint64
-	deadline := time.Now().Add(10 * time.Second)
-	for n < 2 && time.Now().Before(deadline) {
-		_ = db.QueryRow(ctx, "SELECT count() FROM events").Scan(&n)
+	deadline := time.Now().Add(backgroundWait)
+	for n < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the 2 accepted events stored after %s", n, backgroundWait)
+		}
 		time.Sleep(50 * time.Millisecond)
+		if err := db.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rows, err := db.Query(ctx, "SELECT pathname, browser, os, device, visitor_id, session_id, source, channel, is_bot FROM events ORDER BY pathname")
 	if err != nil {

@@ -111,7 +111,7 @@ func segmentServer(t *testing.T) (*process, *chdb.DB, string) {
 	var key struct{ Secret string }
 	_ = json.Unmarshal(out.Bytes(), &key)
 	// The running server learns of the key within its metadata refresh interval.
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(backgroundWait)
 	for {
 		req, _ := http.NewRequest("POST", p.base+"/v1/batch", strings.NewReader(`{"batch":[]}`))
 		req.SetBasicAuth(key.Secret, "")
@@ -124,7 +124,7 @@ func segmentServer(t *testing.T) (*process, *chdb.DB, string) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the server still refuses the new key after 15s: %d", resp.StatusCode)
+			t.Fatalf("the server still refuses the new key after %s: %d", backgroundWait, resp.StatusCode)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

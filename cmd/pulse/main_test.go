@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -194,9 +193,11 @@ func startPulse(t testing.TB, env []string, args ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}, base: "http://127.0.0.1:" + port}
-	args = append(args, "--listen", "127.0.0.1:"+port)
+	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	// Port 0: pulse binds a port the kernel picks and logs it (waitReady
+	// reads it), so no other process can take the port between a test
+	// choosing it and pulse binding it.
+	args = append(args, "--listen", "127.0.0.1:0")
 	if args[0] == "serve" || args[0] == "dev" {
 		if i := slices.Index(args, "--data"); i >= 0 {
 			p.dataDir = args[i+1]
@@ -220,6 +221,17 @@ func startPulse(t testing.TB, env []string, args ...string) *process {
 	return p
 }
 
+// backgroundWait bounds a test's wait for what the server does in the
+// background (a batch flush, a metadata refresh): generous, because on a
+// loaded 2-core machine these take longer than their intervals, and what
+// never happens fails all the same.
+const backgroundWait = 60 * time.Second
+
+// listening is the log line that says where pulse listens.
+var listening = regexp.MustCompile(`msg="pulse listening" url=(\S+)`)
+
+// waitReady waits for pulse to say where it listens (p.base) and then for
+// /readyz to answer 200.
 func (p *process) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -228,6 +240,14 @@ func (p *process) waitReady(t testing.TB) {
 		case <-p.exited:
 			t.Fatalf("pulse exited (%v) before it was ready; stdout:\n%s\nstderr:\n%s", p.waitErr, p.stdout, p.stderr)
 		default:
+		}
+		if p.base == "" {
+			if m := listening.FindStringSubmatch(p.stdout.String()); m != nil {
+				p.base = m[1]
+			} else {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
 		}
 		resp, err := http.Get(p.base + "/readyz")
 		if err == nil {
@@ -291,17 +311,6 @@ func (p *process) siteKey(t testing.TB) string {
 	return m[1]
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
 func countEvents(t *testing.T, db *chdb.DB) uint64 {
 	t.Helper()
 	var n uint64
@@ -340,8 +349,7 @@ func TestDevManagesItsOwnClickHouse(t *testing.T) {
 
 	p := startPulse(t, nil, "dev", "--data", data)
 	p.waitReady(t)
-	p.postEvents(t, 3)
-	time.Sleep(1500 * time.Millisecond) // let the 1 s batch interval pass
+	p.postEvents(t, 3) // accepted events are written by the batcher or, at the latest, by the final flush of Ctrl-C
 	p.stop(t, syscall.SIGINT)
 	if pids := processesUsing(t, data); len(pids) > 0 {
 		t.Fatalf("processes still running on %s after Ctrl-C: %v", data, pids)

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/mileusna/useragent"
@@ -24,7 +25,8 @@ type Agent struct {
 	Bot            bool
 }
 
-// browserNames maps the parser's names to the ones Pulse shows.
+// browserNames maps the parser's names to the ones Pulse stores and shows:
+// each browser as its maker spells it.
 var browserNames = map[string]string{
 	useragent.MobileSafari:   "Safari",
 	useragent.SamsungBrowser: "Samsung Internet",
@@ -35,7 +37,22 @@ var browserNames = map[string]string{
 	useragent.FacebookApp:    "Facebook",
 	useragent.InstagramApp:   "Instagram",
 	useragent.TiktokApp:      "TikTok",
+	"Android browser":        "Android Browser",
+	"Miui Browser":           "MIUI Browser",
+	"YaBrowser":              "Yandex Browser",
 }
+
+// tokenBrowsers are browsers the parser takes for the engine they are built
+// on (Silk for Safari, UC Browser for Chrome): the token of the header that
+// names each, and its name.
+var tokenBrowsers = []struct{ token, name string }{
+	{"Silk/", "Silk"},
+	{"UCBrowser/", "UC Browser"},
+}
+
+// firstIPadOS is the first version of the iPad's system that Apple calls
+// iPadOS; before it, iPads ran iOS.
+const firstIPadOS = 13
 
 // botMarkers are substrings of clients that are automation rather than people,
 // beyond the crawlers the parser knows by name.
@@ -65,8 +82,23 @@ func ParseUserAgent(header string) Agent {
 	if name, ok := browserNames[a.Browser]; ok {
 		a.Browser = name
 	}
+	for _, tb := range tokenBrowsers {
+		if i := strings.Index(header, tb.token); i >= 0 {
+			version := header[i+len(tb.token):]
+			if j := strings.IndexAny(version, " ;)"); j >= 0 {
+				version = version[:j]
+			}
+			a.Browser, a.BrowserVersion = tb.name, major(version)
+			break
+		}
+	}
 	if a.OS == useragent.CrOS {
 		a.OS = useragent.ChromeOS
+	}
+	if a.OS == useragent.IOS && ua.Device == "iPad" {
+		if v, err := strconv.Atoi(a.OSVersion); err == nil && v >= firstIPadOS {
+			a.OS = "iPadOS"
+		}
 	}
 	lower := strings.ToLower(header)
 	for _, m := range botMarkers {

@@ -205,8 +205,11 @@ func (db *DB) Status(ctx context.Context, ms []Migration) (SchemaStatus, error) 
 	return st, nil
 }
 
+// recordedMigrations returns the checksum each recorded version was first
+// applied with (a version recorded twice by concurrent starts is compared
+// with its first record, the same one on every start).
 func (db *DB) recordedMigrations(ctx context.Context) (map[int]string, error) {
-	rows, err := db.Query(ctx, "SELECT version, any(checksum) FROM "+migrationsTable+" GROUP BY version")
+	rows, err := db.Query(ctx, "SELECT version, argMin(checksum, (applied_at, checksum)) FROM "+migrationsTable+" GROUP BY version")
 	if err != nil {
 		return nil, fmt.Errorf("migrate: read %s: %w", migrationsTable, err)
 	}

@@ -3,7 +3,9 @@ package demo
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/pulse-analytics/pulse/ingest"
@@ -51,6 +53,9 @@ func (d *Demo) Backfill(ctx context.Context, from, until time.Time) (BackfillSta
 			return fmt.Errorf("demo: back-fill: %w", err)
 		}
 		st.Events += len(batch)
+		if err := d.recordUsage(ctx, batch); err != nil {
+			return err
+		}
 		batch = batch[:0]
 		return nil
 	}
@@ -91,6 +96,24 @@ func (d *Demo) Backfill(ctx context.Context, from, until time.Time) (BackfillSta
 	}
 	st.Hours = len(hours)
 	return st, nil
+}
+
+// recordUsage adds the stored events of batch to the tenant's usage, per
+// UTC day of the events.
+func (d *Demo) recordUsage(ctx context.Context, batch []ingest.Event) error {
+	if d.cfg.Usage == nil {
+		return nil
+	}
+	days := map[int64]uint64{}
+	for i := range batch {
+		days[floorDiv(batch[i].Time.Unix(), 86400)]++
+	}
+	for _, dd := range slices.Sorted(maps.Keys(days)) {
+		if err := d.cfg.Usage(ctx, d.cfg.Tenant, time.Unix(dd*86400, 0).UTC(), days[dd]); err != nil {
+			return fmt.Errorf("demo: back-fill: record usage: %w", err)
+		}
+	}
+	return nil
 }
 
 // hoursWithEvents returns the UTC hours (as hours since the epoch) in

@@ -191,7 +191,7 @@ func TestLoadWritesTrafficWithTheShapeOfARealSite(t *testing.T) {
 // "track NAME") in order.
 func funnelCounts(t *testing.T, db *chdb.DB, steps []string) []int {
 	t.Helper()
-	rows, err := db.Query(context.Background(), "SELECT session_id, concat(type, ' ', if(type = 'page', pathname, name)) FROM events ORDER BY session_id, ts, type")
+	rows, err := db.Query(context.Background(), "SELECT session_id, concat(type, ' ', if(type = 'page', pathname, name)) FROM events ORDER BY session_id, ts, type, event_id")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,9 @@ export function label(dim: string, v: string): string {
   if (dim === 'visit:country' || dim === 'countries') return country(v)
   if (v === '(direct)' || ((v === '(none)' || v === '') && (dim.includes('source') || dim === 'sources' || dim.includes('referrer')))) return 'Direct / None'
   if (v === '(none)' || v === '') return '(none)'
-  if (/device|browser|os/.test(dim) && /^[a-z]/.test(v)) return v[0].toUpperCase() + v.slice(1)
+  // Device types are stored lower-case (desktop, mobile…); browsers and operating systems are
+  // stored as their makers spell them (iOS, macOS) and shown as they are.
+  if (/device/.test(dim) && /^[a-z]/.test(v)) return v[0].toUpperCase() + v.slice(1)
   return v
 }
 

@@ -5,17 +5,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createServer } from 'node:net'
 import { chromium } from 'playwright-core'
 import { buildDashboard } from '../build.mjs'
 
 const repo = fileURLToPath(new URL('../../..', import.meta.url))
 export const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium'
 export const SHOTS = fileURLToPath(new URL('./screenshots/', import.meta.url))
-
-const freePort = () => new Promise((res, rej) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)) }).on('error', rej)
-})
 
 /** Pulse builds the dashboard and cmd/pulse, runs `pulse dev` in a temporary data directory and logs in over the API. */
 export class Pulse {
@@ -25,23 +20,24 @@ export class Pulse {
     // PULSE_BIN: a pulse binary built elsewhere (with this dashboard build embedded).
     this.bin = process.env.PULSE_BIN || join(this.dir, 'pulse')
     if (!process.env.PULSE_BIN) execFileSync('go', ['build', '-o', this.bin, './cmd/pulse'], { cwd: repo, stdio: 'inherit' })
-    this.port = await freePort()
-    this.base = `http://127.0.0.1:${this.port}`
     const data = join(this.dir, 'data')
-    this.proc = spawn(this.bin, ['dev', '--data', data, '--listen', `127.0.0.1:${this.port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // Port 0: pulse binds a port the kernel picks and logs it, so no other process can take
+    // the port between a test choosing it and pulse binding it.
+    this.proc = spawn(this.bin, ['dev', '--data', data, '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.out = ''
     const seen = new Promise((res, rej) => {
       const read = d => {
         const out = (this.out += d)
         const key = out.match(/site key: (pk_[\w-]+)/), pw = out.match(/log in:\s+(\S+) \/ (\S+)/)
-        if (key && pw) res([key[1], pw[1], pw[2]])
+        const url = out.match(/msg="pulse listening" url=(http:\/\/127\.0\.0\.1:(\d+))/)
+        if (key && pw && url) res([key[1], pw[1], pw[2], url[1], +url[2]])
       }
       this.proc.stdout.on('data', read)
       this.proc.stderr.on('data', read)
       this.proc.on('exit', code => rej(new Error(`pulse dev exited (${code}):\n${this.out}`)))
     })
     const timeout = new Promise((_, rej) => setTimeout(() => rej(new Error('pulse dev did not start in 90 s:\n' + this.out)), 90000))
-    ;[this.key, this.email, this.password] = await Promise.race([seen, timeout])
+    ;[this.key, this.email, this.password, this.base, this.port] = await Promise.race([seen, timeout])
     for (let i = 0; i < 100; i++) {
       try { if ((await fetch(this.base + '/readyz')).ok) break } catch (e) {}
       await new Promise(r => setTimeout(r, 100))

@@ -4,43 +4,41 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createServer } from 'node:net'
 
 const repo = fileURLToPath(new URL('../../..', import.meta.url))
 const sdk = fileURLToPath(new URL('../..', import.meta.url))
 export const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium'
 
-const freePort = () => new Promise((res, rej) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)) }).on('error', rej)
-})
-
-/** Pulse builds cmd/pulse once and runs `pulse dev` on a fixed port and data directory, restartable. */
+/** Pulse builds cmd/pulse once and runs `pulse dev` on one port and data directory, restartable. */
 export class Pulse {
   async start() {
     this.dir = mkdtempSync(join(tmpdir(), 'pulse-sdk-'))
     this.bin = join(this.dir, 'pulse')
     execFileSync('go', ['build', '-o', this.bin, './cmd/pulse'], { cwd: repo, stdio: 'inherit' })
-    this.port = await freePort()
-    this.base = `http://127.0.0.1:${this.port}`
     await this.up()
   }
 
-  // up starts `pulse dev` and waits for its site key, its ClickHouse address and /readyz.
+  // up starts `pulse dev` and waits for its site key, its ClickHouse address, the address it
+  // listens on and /readyz. The first start binds port 0 (the kernel's choice, so no other
+  // process can take it between choosing and binding); a restart binds the same port again,
+  // because the pages under test reconnect to it.
   async up() {
-    this.proc = spawn(this.bin, ['dev', '--data', join(this.dir, 'data'), '--listen', `127.0.0.1:${this.port}`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const listen = this.port ? `127.0.0.1:${this.port}` : '127.0.0.1:0'
+    this.proc = spawn(this.bin, ['dev', '--data', join(this.dir, 'data'), '--listen', listen], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     const seen = new Promise((res, rej) => {
       const read = d => {
         out += d
         const key = out.match(/site key: (pk_[\w-]+)/), ch = out.match(/clickhouse ready.*?addr=([\d.]+):(\d+)/)
-        if (key && ch) res([key[1], ch[2]])
+        const url = out.match(/msg="pulse listening" url=(http:\/\/127\.0\.0\.1:(\d+))/)
+        if (key && ch && url) res([key[1], ch[2], url[1], +url[2]])
       }
       this.proc.stdout.on('data', read)
       this.proc.stderr.on('data', read)
       this.proc.on('exit', code => rej(new Error(`pulse dev exited (${code}):\n${out}`)))
     })
     const timeout = new Promise((_, rej) => setTimeout(() => rej(new Error('pulse dev did not start in 60 s:\n' + out)), 60000))
-    ;[this.key, this.chPort] = await Promise.race([seen, timeout])
+    ;[this.key, this.chPort, this.base, this.port] = await Promise.race([seen, timeout])
     for (let i = 0; i < 100; i++) {
       try { if ((await fetch(this.base + '/readyz')).ok) return } catch (e) {}
       await new Promise(r => setTimeout(r, 100))
@@ -71,7 +69,7 @@ export class Pulse {
   /** events returns the stored events whose path starts with prefix, merged by id (FINAL), plus the raw row count. */
   events(prefix) {
     const where = `pathname LIKE '${prefix.replace(/'/g, '')}%'`
-    const rows = this.query(`SELECT toString(event_id) AS id, type, name, pathname, referrer, prop_keys, prop_values FROM events FINAL WHERE ${where} ORDER BY ts, received_at`)
+    const rows = this.query(`SELECT toString(event_id) AS id, type, name, pathname, referrer, prop_keys, prop_values FROM events FINAL WHERE ${where} ORDER BY ts, received_at, type, name, event_id`)
     const [{ raw }] = this.query(`SELECT count() AS raw FROM events WHERE ${where}`)
     const props = r => Object.fromEntries(r.prop_keys.map((k, i) => [k, r.prop_values[i]]))
     return { rows: rows.map(r => ({ ...r, props: props(r) })), raw: +raw }
