@@ -177,7 +177,9 @@ function MainChart(props: { site: Site; st: ReportState }) {
   const { site, st } = props
   const metric = METRICS[st.metric] ? st.metric : 'visitors'
   const dim = interval(st.range)
-  const def = METRICS[metric]
+  // Under an event filter the chart names its metric as the top stats do ("Total conversions").
+  const goal = st.filters.some(f => f[1] === 'event:name')
+  const def = { ...METRICS[metric], label: (goal && GOAL_LABELS[metric]) || METRICS[metric].label }
   // spec is the chart's query without the comparison, which the CSV leaves out anyway.
   const spec: QuerySpec = {
     site_id: site.id, metrics: [metric], date_range: st.range, filters: st.filters, dimensions: [dim],
