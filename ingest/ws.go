@@ -658,7 +658,6 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 		return false
 	}
 	write, fresh, dups := s.dedup.filter(c.site.ID, events)
-	s.m.accepted.Add(float64(len(write)))
 	s.m.duplicates.Add(float64(dups))
 	s.hooks.publish(c.isite, c.id, fresh)
 	if len(write) == 0 {
@@ -674,17 +673,29 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 	c.acks.push(seq, false)
 	done := func(err error) {
 		if err != nil {
-			return // given up at shutdown: never acknowledged, the client resends
+			// Given up at shutdown: never acknowledged, the client resends,
+			// and nothing holds the ids any more.
+			s.dedup.forget(site, ids)
+			return
 		}
 		s.dedup.committed(site, ids)
 		s.sessions.ack(c.session, seq, s.now())
 		c.acks.commit(seq)
 	}
-	return c.add(write, done)
+	if !c.add(write, done) {
+		return false
+	}
+	// Remembered only once the batcher holds them: when the connection ends
+	// while add waits for room, nothing holds these events, and the same ids
+	// sent again (over HTTP, or after a reconnect) must not look seen.
+	s.dedup.rememberIDs(site, ids)
+	s.m.accepted.Add(float64(len(write)))
+	return true
 }
 
 // add hands events to the batcher, waiting (without reading further frames)
-// while its buffer is full, and telling the client busy after BusyAfter.
+// while its buffer is full, and telling the client busy after BusyAfter. It
+// reports whether the batcher took them; false ends the connection.
 func (c *wsConn) add(events []Event, done func(error)) bool {
 	s := c.s
 	if s.batcher.tryAdd(events, done) {

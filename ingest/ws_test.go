@@ -26,6 +26,10 @@ import (
 
 const testOrigin = "https://shop.example"
 
+// testPageOrigin is the site's other allowed origin: a browser test's page
+// (on plain http, so that it may open a ws:// socket to the test server).
+const testPageOrigin = "http://shop.example"
+
 // wsEnv is the ingest WebSocket on a real Fiber listener on 127.0.0.1, with a
 // real auth store, batcher and ClickHouse.
 type wsEnv struct {
@@ -35,6 +39,7 @@ type wsEnv struct {
 	org         auth.Org
 	site        auth.Site
 	srv         *Server
+	b           *Batcher
 	m           *Metrics
 	stopBatcher func() error
 }
@@ -55,7 +60,7 @@ func newWSEnvOn(t testing.TB, cfg Config, bcfg BatcherConfig, db, writerDB *chdb
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	store := authtest.Store(t, db, auth.Config{Logger: log})
-	tn := authtest.NewTenant(t, store, "shop.example", testOrigin)
+	tn := authtest.NewTenant(t, store, "shop.example", testOrigin, testPageOrigin)
 	site := tn.Site
 	org, err := store.SetQuota(ctx, tn.Org.ID, auth.Quota{EventsPerSecond: 10_000_000, EventsPerMonth: 1 << 40, MaxConnections: 50})
 	if err != nil {
@@ -85,7 +90,7 @@ func newWSEnvOn(t testing.TB, cfg Config, bcfg BatcherConfig, db, writerDB *chdb
 		_ = stopBatcher()
 	})
 	return &wsEnv{url: "ws://" + ln.Addr().String() + "/v1/ingest", db: db, store: store, org: org, site: site,
-		srv: srv, m: m, stopBatcher: stopBatcher}
+		srv: srv, b: b, m: m, stopBatcher: stopBatcher}
 }
 
 // serverFrame is any frame the server sends, or a close (Type "close").
