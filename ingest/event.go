@@ -55,6 +55,12 @@ type Event struct {
 	// PropKeys and PropValues are the event's properties, pairwise.
 	PropKeys   []string
 	PropValues []string
+
+	// serverTime says that Time is when the server received an event whose
+	// id the client chose (it sent no ts, or one too far ahead): a resend of
+	// it gets another Time, so the writer looks for its stored copy by UTC
+	// day instead of by time (Writer.WriteChunks).
+	serverTime bool
 }
 
 // Site is what ingest needs to know about the site events are sent for.

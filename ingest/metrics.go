@@ -58,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pulse_ingest_events_accepted_total", Help: "Events that passed validation and were handed to the batcher.",
 		}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pulse_ingest_events_duplicate_total", Help: "Resent events recognised by id and already committed (not written again).",
+			Name: "pulse_ingest_events_duplicate_total", Help: "Resent events recognised by id and not written again: acknowledged from the memory of recent ids, or found stored by the writer's lookup.",
 		}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pulse_ingest_connections", Help: "Open ingest WebSocket connections.",

@@ -83,3 +83,117 @@ func serverSideInsertRate(ctx context.Context, db *chdb.DB, rows int) (float64, 
 	}
 	return float64(rows) / time.Since(start).Seconds(), nil
 }
+
+// storedEventsToday is how many events the lookup benchmark's site holds
+// before it writes: about the day of a site with 12 events per second.
+const storedEventsToday = 1_000_000
+
+// BenchmarkIngestStoredLookup measures what the writer's lookup of stored
+// events costs per block of DefaultBatchRows events (WriteChunks: the lookup,
+// then the insert of what is new) on a site that holds storedEventsToday
+// events of today. A block is shaped as the tracker's: times of the last
+// seconds, with 0.1% resends of stored events (backdated: each costs the
+// lookup a granule of its own). Its limit is the
+// same-run rate of inserting a block of the same shape without a lookup
+// (WriteEvents). It also reports the lookup alone (lookup-ms) and, for
+// comparison, the same lookup in events by UTC day (events-lookup-ms), which
+// reads every granule of the day and grows with it.
+func BenchmarkIngestStoredLookup(b *testing.B) {
+	db := chtest.Open(b)
+	ctx := context.Background()
+	w := NewWriter(db)
+	tenant, site := uuid.New(), uuid.New()
+	now := time.Now().UTC().Truncate(time.Second)
+	err := db.Exec(ctx, `INSERT INTO events (tenant_id, site_id, event_id, ts, received_at, type, name,
+		hostname, pathname, query, title, referrer, referrer_host,
+		utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+		visitor_id, session_id, user_id,
+		device, browser, browser_version, os, os_version, country, region, city,
+		prop_keys, prop_values, source, medium, channel, is_bot)
+	SELECT toUUID(?), toUUID(?), generateUUIDv4(), toDateTime(toUInt32(toDateTime(?)) - number % 43200), toDateTime(?), 'page', 'pageview',
+		'shop.example', concat('/products/', toString(number % 500)), '', 'Product page', '', '',
+		'', '', '', '', '', number % 2000, number % 3000, '',
+		'desktop', 'Firefox', '133', 'Linux', '', 'DE', '', '', [], [], '', '', 'Direct', 0
+	FROM system.numbers LIMIT ?`, tenant.String(), site.String(), now, now, storedEventsToday)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var resends []Event
+	rows, err := db.Query(ctx, "SELECT event_id, ts FROM events WHERE site_id = toUUID(?) LIMIT ?", site.String(), DefaultBatchRows/1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		e := Event{TenantID: tenant, SiteID: site, Type: "page", Name: "pageview"}
+		if err := rows.Scan(&e.ID, &e.Time); err != nil {
+			b.Fatal(err)
+		}
+		resends = append(resends, e)
+	}
+	rows.Close()
+	block := func() []Event {
+		events := benchEvents(DefaultBatchRows - len(resends))
+		for i := range events {
+			events[i].TenantID, events[i].SiteID = tenant, site
+			events[i].Time = now.Add(-time.Duration(i%5) * time.Second)
+		}
+		return append(events, resends...)
+	}
+
+	var lookup, eventsLookup, checked, plain time.Duration
+	var written, plainRows int
+	for b.Loop() {
+		chunks := [][]Event{block()}
+		start := time.Now()
+		skip, err := w.stored(ctx, chunks)
+		lookup += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := countTrue(skip); n != len(resends) {
+			b.Fatalf("the lookup found %d stored events, want the %d resends", n, len(resends))
+		}
+		keys, err := newKeyTable()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range chunks[0] {
+			e := &chunks[0][i]
+			_ = keys.Append(&e.TenantID, &e.SiteID, &e.Time, &e.ID)
+		}
+		start = time.Now()
+		if _, err := w.find(ctx, findStoredByDay, keys, dayNumber); err != nil {
+			b.Fatal(err)
+		}
+		eventsLookup += time.Since(start)
+
+		start = time.Now()
+		n, err := w.WriteChunks(ctx, chunks)
+		checked += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		written += n
+		other := block()[:DefaultBatchRows-len(resends)]
+		start = time.Now()
+		if err := w.WriteEvents(ctx, other); err != nil {
+			b.Fatal(err)
+		}
+		plain += time.Since(start)
+		plainRows += len(other)
+	}
+	b.ReportMetric(float64(lookup.Milliseconds())/float64(b.N), "lookup-ms")
+	b.ReportMetric(float64(eventsLookup.Milliseconds())/float64(b.N), "events-lookup-ms")
+	b.ReportMetric(float64(written)/checked.Seconds(), "rows/s")
+	b.ReportMetric(float64(plainRows)/plain.Seconds(), "limit-rows/s")
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
