@@ -92,6 +92,12 @@ const (
 	DefaultSessionLifetime = 30 * time.Minute
 	// DefaultShutdownGrace bounds how long Shutdown waits for connections to end.
 	DefaultShutdownGrace = 5 * time.Second
+	// CloseDrainTimeout is how long the server keeps reading (and discarding)
+	// what a client sends after the server's close frame, waiting for the
+	// client's close answer, before it closes the socket: closing with the
+	// client's frames unread resets the connection, and the client then sees
+	// 1006 instead of the close code.
+	CloseDrainTimeout = time.Second
 )
 
 // WebSocket close codes of the ingest protocol (docs/protocol.md, "Close codes").

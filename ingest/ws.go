@@ -299,6 +299,7 @@ func (s *Server) handle(c *fiber.Ctx) error {
 			if r := recover(); r != nil {
 				s.log.Error("ingest connection panicked", "panic", fmt.Sprint(r))
 				closeConn(ws, CloseInternalError, "internal error", s.cfg.WriteTimeout)
+				drainAfterClose(ws)
 			}
 		}()
 		s.serve(ws, site, client)
@@ -356,8 +357,9 @@ type wsConn struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	wmu      sync.Mutex // serialises data writes
-	closed   sync.Once  // the close (or drop) happens once
+	wmu      sync.Mutex  // serialises data writes
+	closed   sync.Once   // the close (or drop) happens once
+	closing  atomic.Bool // end sent a close frame: drain before the socket closes
 	lifeMu   sync.Mutex
 	finished bool // serve has returned: ws belongs to the library again
 	acks     ackTracker
@@ -380,6 +382,7 @@ func (s *Server) serve(ws *fws.Conn, site auth.Site, client Client) {
 	if s.closing {
 		s.mu.Unlock()
 		closeConn(ws, CloseGoingAway, "server shutting down", s.cfg.WriteTimeout)
+		drainAfterClose(ws)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -391,6 +394,11 @@ func (s *Server) serve(ws *fws.Conn, site auth.Site, client Client) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer func() {
+		if conn.closing.Load() {
+			// Before the socket closes: what the client sent after the
+			// close frame must not be left unread (see drainAfterClose).
+			drainAfterClose(ws)
+		}
 		conn.finish()
 		s.mu.Lock()
 		delete(s.conns, conn)
@@ -491,14 +499,26 @@ func (c *wsConn) hello() bool {
 func (c *wsConn) readLoop() {
 	s := c.s
 	c.ws.SetPongHandler(func(string) error {
+		if c.ctx.Err() != nil {
+			return nil // closing: the deadline is the drain's
+		}
 		s.hooks.presence.Heartbeat(c.site.ID, c.id)
 		return c.ws.SetReadDeadline(s.now().Add(s.cfg.ReadTimeout))
 	})
 	for {
+		// The deadline first, then the check: end sets its own deadline after
+		// cancelling, so one of the two sees the other (see end).
 		_ = c.ws.SetReadDeadline(s.now().Add(s.cfg.ReadTimeout))
+		if c.ctx.Err() != nil {
+			return // ended by Shutdown: serve reads the client's answer
+		}
 		mt, fb, err := c.readFrame()
 		if err != nil {
 			c.readFailed(err, CloseDeadPeer, "nothing received for "+s.cfg.ReadTimeout.String())
+			return
+		}
+		if c.ctx.Err() != nil {
+			s.frameBufs.Put(fb) // sent after the close frame: not handled
 			return
 		}
 		ok := c.handleFrame(mt, fb)
@@ -598,10 +618,10 @@ func (c *wsConn) readFailed(err error, timeoutCode int, reason string) {
 		c.end(timeoutCode, reason)
 	case errors.Is(err, fws.ErrReadLimit):
 		c.s.m.closes.WithLabelValues("1009").Inc()
-		// The rest of the frame is unread: read it away for closeDrain, so
-		// that the close frame reaches the client instead of a reset.
+		// The rest of the frame is unread: read it away for CloseDrainTimeout,
+		// so that the close frame reaches the client instead of a reset.
 		nc := c.ws.NetConn()
-		_ = nc.SetReadDeadline(time.Now().Add(closeDrain))
+		_ = nc.SetReadDeadline(time.Now().Add(CloseDrainTimeout))
 		_, _ = io.Copy(io.Discard, nc)
 	}
 }
@@ -827,28 +847,46 @@ func (c *wsConn) kill() {
 	}
 }
 
-// end closes the connection with a close code and reason, once. The reader
-// then sees the peer's close answer (or a short deadline) and returns.
+// end closes the connection with a close code and reason, once: it sends
+// the close frame and ends the connection's context. The reader stops
+// handling frames, and serve reads what the client still sends until its
+// close answer before the socket closes (drainAfterClose).
 func (c *wsConn) end(code int, reason string) {
 	c.closed.Do(func() {
 		c.s.m.closes.WithLabelValues(strconv.Itoa(code)).Inc()
+		c.closing.Store(true)
 		// The close frame goes out before the connection's context ends, so
 		// nothing woken by the cancellation can close the socket under it.
 		c.wmu.Lock()
 		closeConn(c.ws, code, reason, c.s.cfg.WriteTimeout)
 		c.wmu.Unlock()
 		c.cancel()
+		// A reader waiting for the next frame wakes within the drain's time
+		// at the latest (readLoop sets its deadline before it looks at the
+		// context, and this one is set after the context ended).
+		_ = c.ws.SetReadDeadline(time.Now().Add(CloseDrainTimeout))
 	})
 }
 
-// closeDrain is how long a closing connection keeps reading for the peer's
-// close answer, so that unread data does not turn the close into a reset.
-const closeDrain = time.Second
-
-// closeConn sends a close frame and lets the reader drain for closeDrain.
+// closeConn sends a close frame.
 func closeConn(ws *fws.Conn, code int, reason string, timeout time.Duration) {
 	_ = ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, truncate(reason, 120)), time.Now().Add(timeout))
-	_ = ws.SetReadDeadline(time.Now().Add(closeDrain))
+}
+
+// drainAfterClose reads and discards what the client sends after the
+// server's close frame, until the client's own close frame answers it, the
+// connection fails, or CloseDrainTimeout passes; then the socket may close.
+// A client that is still sending when the server closes (a tracker resending
+// its queue) would otherwise have data unread at the server, whose kernel
+// then answers the close with a reset instead of an orderly end, and a
+// browser reports 1006 instead of the close code and reason.
+func drainAfterClose(ws *fws.Conn) {
+	_ = ws.SetReadDeadline(time.Now().Add(CloseDrainTimeout))
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			return // the client's close (a *CloseError), the deadline, or a failed connection
+		}
+	}
 }
 
 // ackTracker turns commits of frames (in any order) into cumulative acks.

@@ -26,10 +26,6 @@ import (
 
 const testOrigin = "https://shop.example"
 
-// testPageOrigin is the site's other allowed origin: a browser test's page
-// (on plain http, so that it may open a ws:// socket to the test server).
-const testPageOrigin = "http://shop.example"
-
 // wsEnv is the ingest WebSocket on a real Fiber listener on 127.0.0.1, with a
 // real auth store, batcher and ClickHouse.
 type wsEnv struct {
@@ -60,7 +56,7 @@ func newWSEnvOn(t testing.TB, cfg Config, bcfg BatcherConfig, db, writerDB *chdb
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	store := authtest.Store(t, db, auth.Config{Logger: log})
-	tn := authtest.NewTenant(t, store, "shop.example", testOrigin, testPageOrigin)
+	tn := authtest.NewTenant(t, store, "shop.example", testOrigin)
 	site := tn.Site
 	org, err := store.SetQuota(ctx, tn.Org.ID, auth.Quota{EventsPerSecond: 10_000_000, EventsPerMonth: 1 << 40, MaxConnections: 50})
 	if err != nil {
