@@ -74,7 +74,7 @@ func sendingBrowser(t *testing.T, env *wsEnv) func(kind string, runs int) []brow
 // socket. Ten connections per code, so that an unordered close shows.
 func TestCloseCodesReachASendingBrowser(t *testing.T) {
 	const runs = 10
-	cfg := Config{FramesPerSecond: 50, FrameBurst: 100}
+	cfg := Config{FramesPerSecond: 200, FrameBurst: 20, PacedFrames: 100}
 	env := newWSEnv(t, cfg, BatcherConfig{Rows: 1000, FlushInterval: 10 * time.Millisecond})
 	if _, err := env.store.SetQuota(context.Background(), env.org.ID, auth.Quota{EventsPerSecond: 20, EventsPerMonth: 1 << 40, MaxConnections: 50}); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/google/uuid"
@@ -77,31 +76,6 @@ func TestDecodeFrame(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestTokenBucketAllowsRateAndBurst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := tokenBucket{rate: 10, burst: 5}
-		n := 0
-		for b.take(time.Now()) {
-			n++
-		}
-		if n != 5 {
-			t.Fatalf("burst allowed %d frames, want 5", n)
-		}
-		time.Sleep(100 * time.Millisecond) // one token at 10/s
-		if !b.take(time.Now()) || b.take(time.Now()) {
-			t.Fatal("after 100 ms exactly one more frame must pass")
-		}
-		time.Sleep(10 * time.Second)
-		n = 0
-		for b.take(time.Now()) {
-			n++
-		}
-		if n != 5 {
-			t.Fatalf("after a long pause %d frames passed, want the burst of 5", n)
-		}
-	})
 }
 
 func TestAckTrackerIsCumulative(t *testing.T) {

@@ -19,6 +19,7 @@ type Metrics struct {
 	frames        *prometheus.CounterVec
 	closes        *prometheus.CounterVec
 	busy          prometheus.Counter
+	paced         prometheus.Counter
 	acksPending   prometheus.Gauge
 }
 
@@ -72,11 +73,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		busy: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pulse_ingest_busy_total", Help: "busy frames sent: a connection waited for room in the batcher.",
 		}),
+		paced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_frames_paced_total", Help: "Frames that waited for the connection's frame rate before they were handled.",
+		}),
 		acksPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pulse_ingest_acks_pending", Help: "Events frames received and not yet acknowledged.",
 		}),
 	}
 	reg.MustRegister(m.received, m.rejected, m.written, m.lost, m.insertErrors, m.insertSeconds, m.batchRows, m.buffered,
-		m.bufferedBytes, m.accepted, m.duplicates, m.connections, m.frames, m.closes, m.busy, m.acksPending)
+		m.bufferedBytes, m.accepted, m.duplicates, m.connections, m.frames, m.closes, m.busy, m.paced, m.acksPending)
 	return m
 }

@@ -35,8 +35,12 @@ type Config struct {
 	ReadTimeout time.Duration
 	// WriteTimeout bounds one write to a client.
 	WriteTimeout time.Duration
-	// FramesPerSecond and FrameBurst are the per-connection frame rate limit.
+	// FramesPerSecond and FrameBurst are the per-connection frame rate: a
+	// client over it is paced (its frames are read only as fast), not refused.
 	FramesPerSecond, FrameBurst int
+	// PacedFrames is how many frames in a row a connection may be paced
+	// before it is closed with CloseRateLimited (see pacer).
+	PacedFrames int
 	// BusyAfter is how long a frame waits for room in the batcher before the
 	// client is sent busy; BusyRetryAfter is the retry_after_ms it carries.
 	BusyAfter, BusyRetryAfter time.Duration
@@ -134,6 +138,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.FrameBurst <= 0 {
 		c.FrameBurst = max(DefaultFrameBurst, c.FramesPerSecond)
+	}
+	if c.PacedFrames <= 0 {
+		c.PacedFrames = DefaultPacedFrames
 	}
 	if c.DedupEntries <= 0 {
 		c.DedupEntries = DefaultDedupEntries
@@ -371,7 +378,7 @@ type wsConn struct {
 	bgStopped bool
 	bg        sync.WaitGroup
 
-	bucket tokenBucket
+	pacer pacer
 }
 
 // serve runs one connection: hello, then frames until it ends.
@@ -387,8 +394,8 @@ func (s *Server) serve(ws *fws.Conn, site auth.Site, client Client) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	conn := &wsConn{id: s.connIDs.Add(1), s: s, ws: ws, sock: wsnet.Socket(ws), site: site, client: client, ctx: ctx, cancel: cancel,
-		isite:  SiteOf(site),
-		bucket: tokenBucket{rate: float64(s.cfg.FramesPerSecond), burst: float64(s.cfg.FrameBurst)}}
+		isite: SiteOf(site),
+		pacer: newPacer(s.cfg.FramesPerSecond, s.cfg.FrameBurst, s.cfg.PacedFrames)}
 	conn.acks.start = conn.startAckWriter
 	s.conns[conn] = struct{}{}
 	s.wg.Add(1)
@@ -574,9 +581,17 @@ func (c *wsConn) readFrame() (int, *frameBuf, error) {
 // handleFrame answers one message; false ends the connection.
 func (c *wsConn) handleFrame(mt int, fb *frameBuf) bool {
 	s := c.s
-	if !c.bucket.take(s.now()) {
-		c.end(CloseRateLimited, "more than "+strconv.Itoa(s.cfg.FramesPerSecond)+" frames per second")
+	delay, ok := c.pacer.take(s.now())
+	if !ok {
+		c.end(CloseRateLimited, "more than "+strconv.Itoa(s.cfg.FramesPerSecond)+" frames per second for "+
+			strconv.Itoa(s.cfg.PacedFrames)+" frames in a row")
 		return false
+	}
+	if delay > 0 {
+		s.m.paced.Inc()
+		if !wait(c.ctx, delay) {
+			return false // ended meanwhile (Shutdown)
+		}
 	}
 	if mt != fws.TextMessage {
 		c.end(CloseProtocolError, "frames are JSON text")
@@ -984,25 +999,4 @@ func (a *ackTracker) pendingCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.pending) + a.unsent
-}
-
-// tokenBucket limits frames per connection; used by the reader only.
-type tokenBucket struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-}
-
-func (b *tokenBucket) take(now time.Time) bool {
-	if b.last.IsZero() {
-		b.tokens = b.burst
-	} else {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
