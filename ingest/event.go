@@ -58,8 +58,8 @@ type Event struct {
 
 	// serverTime says that Time is when the server received an event whose
 	// id the client chose (it sent no ts, or one too far ahead): a resend of
-	// it gets another Time, so the writer looks for its stored copy by UTC
-	// day instead of by time (Writer.WriteChunks).
+	// it gets another Time, so the writer cannot look up its stored copy by
+	// time (see lookedUp).
 	serverTime bool
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -69,14 +71,14 @@ func (w *Writer) WriteEvents(ctx context.Context, events []Event) error {
 // only after ClickHouse has committed them or failed. The Batcher hands over
 // the slices its Adds brought rather than one copy of them.
 //
-// An event is stored once: one that event_ids already holds (same site, id
-// and time; by UTC day for one whose time the server chose, in `events`),
-// and a second copy within the chunks (same site, id and UTC day), are left
-// out. A resend is thus a no-op: no second row and, above all, no second
-// visit, since a resend is enriched again and may be given another session.
-// Retrying after a failed insert is safe too: what the failed attempt did
-// commit is found. Two inserts of one event that run at the same moment
-// (two nodes) can still both store it; `events` then merges the rows.
+// An event that counts in visits is stored once: one that event_ids already
+// holds (same site, time and id) and a second copy within the chunks are
+// left out (lookedUp says which events are looked for). A resend is thus a
+// no-op: no second row and, above all, no second visit, since a resend is
+// enriched again and may be given another session. Retrying after a failed
+// insert is safe too: what the failed attempt did commit is found. Two
+// inserts of one event that run at the same moment (two nodes) can still
+// both store it.
 func (w *Writer) WriteChunks(ctx context.Context, chunks [][]Event) (int, error) {
 	skip, err := w.stored(ctx, chunks)
 	if err != nil {
@@ -153,89 +155,85 @@ func (w *Writer) insert(ctx context.Context, chunks [][]Event, skip []bool) (int
 	return rows, nil
 }
 
-// findStored finds the events of a block that event_ids holds already (same
-// tenant, site, time and id; event_ids is sorted by time, so a block's ids
-// are looked up in a few granules). The block's keys travel as an external
-// table: tens of thousands of them would not fit in a query's text (at most
-// max_query_size, 256 KiB), and as a table they are one compact block.
+// findStored finds the events of a block that event_ids holds already. The
+// block's event ids travel as an external table (block): 50,000 of them would
+// not fit in a query's text (at most max_query_size, 256 KiB). A set of ids
+// costs ClickHouse a third of a set of (tenant, site, time, id) tuples, so the
+// query asks for the block's ids among its sites (an external table too) in
+// the block's stretches of time (see timeRanges), which event_ids, sorted by
+// site and time, finds in a few granules; the writer then keeps the rows that
+// match an event of the block exactly.
 const findStored = `SELECT site_id, ts, event_id FROM event_ids
-	WHERE (tenant_id, site_id, ts, event_id) IN (SELECT tenant_id, site_id, ts, event_id FROM block)`
+	WHERE (tenant_id, site_id) IN (SELECT tenant_id, site_id FROM sites) AND (%s)
+	AND event_id IN (SELECT event_id FROM block)`
 
-// findStoredByDay finds events whose time the server chose, which a resend
-// does not share, by UTC day and id in events itself (its sort key, which
-// narrows the search to one granule per id).
-const findStoredByDay = `SELECT site_id, toDate(ts), event_id FROM events
-	WHERE (tenant_id, site_id, toDate(ts), event_id) IN (SELECT tenant_id, site_id, toDate(ts), event_id FROM block)`
-
-// storedKey is one event of one site at one time: a Unix second, or a UTC
-// day number.
+// storedKey is one event of one site at one second.
 type storedKey struct {
 	site, id uuid.UUID
-	at       int64
+	at       int64 // Unix seconds
 }
 
-func dayNumber(t time.Time) int64 { return t.Unix() / (24 * 60 * 60) }
+func keyOf(e *Event) storedKey { return storedKey{e.SiteID, e.ID, e.Time.Unix()} }
+
+// lookedUp says whether the writer looks for e's stored copy. It does for
+// the events that count in visits (a session, not a bot): a second copy of
+// one of those, enriched again, can land in another visit, which nothing
+// would take back. A second copy of any other event only adds a row that
+// `events` merges away and that no count sees twice (every count of events
+// counts distinct event ids, and such events have no visitor). It does not
+// for an event whose time the server chose (it came without ts, or with one
+// too far ahead): a resend of it gets another time, so its stored copy could
+// only be found by UTC day, and `events`, sorted by random ids within a day,
+// would be read whole for every block (docs/clickhouse.md).
+func lookedUp(e *Event) bool {
+	return e.SessionID != 0 && !e.IsBot && !e.serverTime
+}
 
 // stored returns, per event of chunks (counted over all chunks), whether to
 // leave it out of the insert: ClickHouse holds it already, or it is a second
-// copy within chunks.
+// copy within chunks (see lookedUp for which events are looked for).
 func (w *Writer) stored(ctx context.Context, chunks [][]Event) ([]bool, error) {
 	if w.lookup == nil {
 		return nil, errors.New("ingest: look up stored events: the writer's connection cannot run queries")
 	}
-	n := 0
-	for _, c := range chunks {
-		n += len(c)
+	n, count := 0, 0
+	for _, events := range chunks {
+		n += len(events)
+		for i := range events {
+			if lookedUp(&events[i]) {
+				count++
+			}
+		}
 	}
-	all, err := newKeyTable()
-	if err != nil {
-		return nil, err
+	if count == 0 {
+		return nil, nil
 	}
-	var byDay *ext.Table
+	keys := make([]storedKey, 0, count)
+	tenantOf := map[uuid.UUID]uuid.UUID{}
+	var last uuid.UUID
 	for _, events := range chunks {
 		for i := range events {
-			e := &events[i]
-			if err := all.Append(&e.TenantID, &e.SiteID, &e.Time, &e.ID); err != nil {
-				return nil, fmt.Errorf("ingest: look up stored events: %w", err)
-			}
-			if !e.serverTime {
-				continue
-			}
-			if byDay == nil {
-				if byDay, err = newKeyTable(); err != nil {
-					return nil, err
+			if e := &events[i]; lookedUp(e) {
+				keys = append(keys, keyOf(e))
+				if e.SiteID != last {
+					tenantOf[e.SiteID], last = e.TenantID, e.SiteID
 				}
-			}
-			if err := byDay.Append(&e.TenantID, &e.SiteID, &e.Time, &e.ID); err != nil {
-				return nil, fmt.Errorf("ingest: look up stored events: %w", err)
 			}
 		}
 	}
-	exact, err := w.find(ctx, findStored, all, func(t time.Time) int64 { return t.Unix() })
+	found, err := w.find(ctx, keys, tenantOf)
 	if err != nil {
 		return nil, err
 	}
-	var days map[storedKey]bool
-	if byDay != nil {
-		if days, err = w.find(ctx, findStoredByDay, byDay, dayNumber); err != nil {
-			return nil, err
-		}
-	}
-
 	skip := make([]bool, n)
-	copies := make(map[storedKey]bool, n)
+	copies := make(map[storedKey]bool, count)
 	at := -1
 	for _, events := range chunks {
 		for i := range events {
 			at++
-			e := &events[i]
-			k := storedKey{e.SiteID, e.ID, dayNumber(e.Time)}
-			switch {
-			case copies[k]:
-				skip[at] = true
-			case exact[storedKey{e.SiteID, e.ID, e.Time.Unix()}], e.serverTime && days[k]:
-				skip[at], copies[k] = true, true
-			default:
+			if e := &events[i]; lookedUp(e) {
+				k := keyOf(e)
+				skip[at] = found[k] || copies[k]
 				copies[k] = true
 			}
 		}
@@ -243,39 +241,94 @@ func (w *Writer) stored(ctx context.Context, chunks [][]Event) ([]bool, error) {
 	return skip, nil
 }
 
-// newKeyTable returns an empty external table of event keys, named block.
-func newKeyTable() (*ext.Table, error) {
-	t, err := ext.NewTable("block", ext.Column("tenant_id", column.Type("UUID")), ext.Column("site_id", column.Type("UUID")),
-		ext.Column("ts", column.Type("DateTime('UTC')")), ext.Column("event_id", column.Type("UUID")))
+// find runs findStored for the events of keys and returns the keys it found.
+func (w *Writer) find(ctx context.Context, keys []storedKey, tenantOf map[uuid.UUID]uuid.UUID) (map[storedKey]bool, error) {
+	sites, err := ext.NewTable("sites", ext.Column("tenant_id", column.Type("UUID")), ext.Column("site_id", column.Type("UUID")))
 	if err != nil {
 		return nil, fmt.Errorf("ingest: look up stored events: %w", err)
 	}
-	return t, nil
-}
-
-// find runs query, one of the lookups above, with keys as its table block,
-// and returns the keys it found, their time turned into at by at.
-func (w *Writer) find(ctx context.Context, query string, keys *ext.Table, at func(time.Time) int64) (map[storedKey]bool, error) {
-	rows, err := w.lookup.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(keys)), query)
+	for site, tenant := range tenantOf {
+		if err := sites.Append(tenant, site); err != nil {
+			return nil, fmt.Errorf("ingest: look up stored events: %w", err)
+		}
+	}
+	ids := make([]uuid.UUID, len(keys))
+	times := make([]int64, len(keys))
+	for i := range keys {
+		ids[i], times[i] = keys[i].id, keys[i].at
+	}
+	block, err := ext.NewTable("block", ext.Column("event_id", column.Type("UUID")))
 	if err != nil {
-		return nil, fmt.Errorf("ingest: look up %d stored events: %w", keys.Block().Rows(), err)
+		return nil, fmt.Errorf("ingest: look up stored events: %w", err)
+	}
+	if _, err := block.Block().Columns[0].Append(ids); err != nil {
+		return nil, fmt.Errorf("ingest: look up stored events: %w", err)
+	}
+	ranges := timeRanges(times, lookupRangeGap, maxLookupRanges)
+	cond := make([]string, len(ranges))
+	args := make([]any, 0, 2*len(ranges))
+	for i, r := range ranges {
+		cond[i] = "ts BETWEEN toDateTime(?) AND toDateTime(?)"
+		args = append(args, r[0], r[1])
+	}
+	query := fmt.Sprintf(findStored, strings.Join(cond, " OR "))
+	rows, err := w.lookup.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(sites, block)), query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: look up %d stored events: %w", len(keys), err)
 	}
 	defer rows.Close()
 	found := map[storedKey]bool{}
 	for rows.Next() {
-		var (
-			site, id uuid.UUID
-			t        time.Time
-		)
-		if err := rows.Scan(&site, &t, &id); err != nil {
+		var k storedKey
+		var t time.Time
+		if err := rows.Scan(&k.site, &t, &k.id); err != nil {
 			return nil, fmt.Errorf("ingest: look up stored events: %w", err)
 		}
-		found[storedKey{site, id, at(t)}] = true
+		k.at = t.Unix()
+		found[k] = true
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("ingest: look up stored events: %w", err)
 	}
 	return found, nil
+}
+
+// Time ranges of a lookup (see timeRanges).
+const (
+	// lookupRangeGap: times at most this far apart share a range.
+	lookupRangeGap = 10
+	// maxLookupRanges bounds the ranges of one lookup, and so its text.
+	maxLookupRanges = 64
+)
+
+// timeRanges covers times (Unix seconds) with at most max ranges [from, to]:
+// times at most gap seconds apart share a range, and while there are more
+// ranges than max, the two closest merge. A block's times (mostly the last
+// seconds, a few backdated ones) are a range or a few; what a range covers
+// beyond the block's times only costs the lookup rows to read.
+func timeRanges(times []int64, gap int64, max int) [][2]int64 {
+	ts := slices.Clone(times)
+	slices.Sort(ts)
+	ts = slices.Compact(ts)
+	var out [][2]int64
+	for _, t := range ts {
+		if n := len(out); n > 0 && t-out[n-1][1] <= gap {
+			out[n-1][1] = t
+			continue
+		}
+		out = append(out, [2]int64{t, t})
+	}
+	for len(out) > max {
+		closest := 1
+		for i := 2; i < len(out); i++ {
+			if out[i][0]-out[i-1][1] < out[closest][0]-out[closest-1][1] {
+				closest = i
+			}
+		}
+		out[closest-1][1] = out[closest][1]
+		out = slices.Delete(out, closest, closest+1)
+	}
+	return out
 }
 
 // propRows hands an Array(String) column one row of strings without

@@ -1,14 +1,14 @@
 -- The key of every stored event, sorted by time, kept by ClickHouse from every
--- insert into `events`. Ingest's writer looks up here which events of a block
--- are stored already and leaves them out of the insert, so a resent event
--- (same id, same timestamp) never gets a second row, nor a second visit: a
--- resend is enriched again, and its session can differ from the first copy's.
+-- insert into `events`. Before each insert ingest's writer looks up here which
+-- events of its block are stored already and leaves them out, so a resent
+-- event of a visit (same id, same timestamp) gets no second row, nor a second
+-- visit: a resend is enriched again, and its session can differ from the first
+-- copy's (docs/clickhouse.md, "event_ids").
 --
--- `events` is sorted by (tenant, site, UTC day, event id): a lookup of a
--- block's random ids there reads every granule of those days of the site,
--- about a second per 10 million events of a day. Sorted by time, the ids of a
--- block (mostly from the last seconds) are in a few granules, and a backdated
--- one costs one granule of 1,024 rows. About 20 bytes per event on disk.
+-- `events` is sorted by (tenant, site, UTC day, event id): a block's random
+-- ids would be looked up in every granule of those days of the site. Sorted by
+-- time, the ids of a block (mostly of the last seconds) are in a few granules,
+-- and a backdated one costs one granule of 1,024 rows.
 CREATE TABLE IF NOT EXISTS event_ids (
     tenant_id UUID,
     site_id   UUID,
