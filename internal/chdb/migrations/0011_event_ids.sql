@@ -1,5 +1,5 @@
--- The key of every stored event, sorted by time, kept by ClickHouse from every
--- insert into `events`. Before each insert ingest's writer looks up here which
+-- The key of every stored event that counts in visits (a session, not a bot),
+-- sorted by time, kept by ClickHouse from every insert into `events`. Before each insert ingest's writer looks up here which
 -- events of its block are stored already and leaves them out, so a resent
 -- event of a visit (same id, same timestamp) gets no second row, nor a second
 -- visit: a resend is enriched again, and its session can differ from the first
@@ -21,10 +21,12 @@ SETTINGS index_granularity = 1024;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS event_ids_mv TO event_ids AS
 SELECT tenant_id, site_id, ts, event_id
-FROM events;
+FROM events
+WHERE session_id != 0 AND is_bot = 0;
 
 -- The events stored before the view existed. Running it twice (two nodes
 -- migrating at once) stores a key twice, which a lookup reads as one.
 INSERT INTO event_ids (tenant_id, site_id, ts, event_id)
 SELECT tenant_id, site_id, ts, event_id
-FROM events;
+FROM events
+WHERE session_id != 0 AND is_bot = 0;
