@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -120,11 +119,6 @@ func idParam(c *fiber.Ctx, name string) (uuid.UUID, error) {
 	return id, nil
 }
 
-func clientAddr(c *fiber.Ctx) netip.Addr {
-	addr, _ := netip.ParseAddr(c.IP())
-	return addr
-}
-
 // actor is the id recorded as creator: the user, or the API key.
 func actor(p *Principal) uuid.UUID {
 	switch {
@@ -160,7 +154,7 @@ func (a *API) login(c *fiber.Ctx) error {
 	}
 	ctx, cancel := opCtx(c)
 	defer cancel()
-	u, sess, err := a.s.Login(ctx, req.Email, req.Password, clientAddr(c))
+	u, sess, err := a.s.Login(ctx, req.Email, req.Password, ClientAddr(c))
 	if err != nil {
 		return a.fail(c, err)
 	}
@@ -222,7 +216,7 @@ func (a *API) acceptInvite(c *fiber.Ctx) error {
 	}
 	ctx, cancel := opCtx(c)
 	defer cancel()
-	u, m, err := a.s.AcceptInvite(ctx, req.Token, req.Name, req.Password, clientAddr(c))
+	u, m, err := a.s.AcceptInvite(ctx, req.Token, req.Name, req.Password, ClientAddr(c))
 	if err != nil {
 		return a.fail(c, err)
 	}
@@ -261,7 +255,7 @@ func (a *API) changePassword(c *fiber.Ctx) error {
 	}
 	ctx, cancel := opCtx(c)
 	defer cancel()
-	if err := a.s.ChangePassword(ctx, p.User.ID, req.Old, req.New, clientAddr(c)); err != nil {
+	if err := a.s.ChangePassword(ctx, p.User.ID, req.Old, req.New, ClientAddr(c)); err != nil {
 		return a.fail(c, err)
 	}
 	a.s.ClearSessionCookie(c)

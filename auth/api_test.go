@@ -303,3 +303,48 @@ func TestAPILoginIsRateLimited(t *testing.T) {
 		t.Fatalf("fourth failed login = %d Retry-After %q, want 429 with Retry-After", last.StatusCode, last.Header.Get("Retry-After"))
 	}
 }
+
+// Behind a trusted proxy every visitor has their own login limit per
+// address; from anyone else X-Forwarded-For changes nothing.
+func TestAPILoginLimitPerForwardedClient(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.LoginAttemptsPerIP = 2
+	s := openStore(t, chtest.Open(t), cfg)
+	f := newFixture(t, s, "xff")
+	login := func(app *fiber.App, xff string) int {
+		req := httptest.NewRequest("POST", "https://app.pulse.test/api/v1/login", strings.NewReader(`{"email":"`+f.owner.Email+`","password":"nope"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	proxies, err := ParseProxies("0.0.0.0") // app.Test's requests come from 0.0.0.0
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind := fiber.New()
+	behind.Use(proxies.Middleware())
+	NewAPI(s, slog.New(slog.DiscardHandler)).Register(behind)
+	for range 2 {
+		if got := login(behind, "198.51.100.1, 203.0.113.7"); got != 401 {
+			t.Fatalf("failed login within the limit = %d, want 401", got)
+		}
+	}
+	if got := login(behind, "203.0.113.7"); got != 429 {
+		t.Fatalf("third failed login from 203.0.113.7 = %d, want 429", got)
+	}
+	if got := login(behind, "203.0.113.8"); got != 401 {
+		t.Fatalf("first failed login from 203.0.113.8 behind the same proxy = %d, want 401 (its own limit)", got)
+	}
+	// Without a trusted proxy the peer (0.0.0.0) is the client, whatever the header says.
+	direct := apiApp(s)
+	for range 2 {
+		login(direct, "192.0.2.1")
+	}
+	if got := login(direct, "192.0.2.2"); got != 429 {
+		t.Fatalf("third failed login from one peer claiming another address = %d, want 429", got)
+	}
+}

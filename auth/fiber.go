@@ -15,6 +15,7 @@ type localsKey int
 const (
 	principalKey localsKey = iota
 	ingestSiteKey
+	clientKey
 )
 
 // Caller returns the request's principal, nil when anonymous. It is the one
@@ -136,7 +137,7 @@ func (s *Store) ClearSessionCookie(c *fiber.Ctx) {
 }
 
 func (s *Store) secure(c *fiber.Ctx) bool {
-	return c.Protocol() == "https" || strings.HasPrefix(s.cfg.DashboardOrigin, "https://")
+	return ClientScheme(c) == "https" || strings.HasPrefix(s.cfg.DashboardOrigin, "https://")
 }
 
 // IngestOrigin guards the ingest WebSocket upgrade (and POST /v1/events):
@@ -200,7 +201,7 @@ func (s *Store) isDashboardOrigin(c *fiber.Ctx, origin string) bool {
 	}
 	want := s.cfg.DashboardOrigin
 	if want == "" {
-		want = c.Protocol() + "://" + string(c.Request().Host())
+		want = ClientScheme(c) + "://" + string(c.Request().Host())
 	}
 	w, err := ParseOrigin(want)
 	return err == nil && o == w

@@ -302,6 +302,36 @@ func TestLoginCookie(t *testing.T) {
 			t.Fatalf("Set-Cookie over plain HTTP = %q", set)
 		}
 	})
+	// X-Forwarded-Proto counts only from a trusted proxy (app.Test's
+	// requests come from 0.0.0.0).
+	for _, tt := range []struct {
+		name, trusted string
+		secure        bool
+	}{{"X-Forwarded-Proto from anyone", "", false}, {"X-Forwarded-Proto from a trusted proxy", "0.0.0.0", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			app := fiber.New()
+			if tt.trusted != "" {
+				p, err := ParseProxies(tt.trusted)
+				if err != nil {
+					t.Fatal(err)
+				}
+				app.Use(p.Middleware())
+			}
+			app.Get("/", func(c *fiber.Ctx) error {
+				plain.SetSessionCookie(c, Session{Token: "t", ExpiresAt: time.Now().Add(time.Hour)})
+				return nil
+			})
+			req := httptest.NewRequest("GET", "http://localhost:8080/", nil)
+			req.Header.Set("X-Forwarded-Proto", "https")
+			resp, err := app.Test(req, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if set := strings.ToLower(resp.Header.Get("Set-Cookie")); strings.Contains(set, "secure") != tt.secure {
+				t.Fatalf("Set-Cookie = %q, want Secure %v", set, tt.secure)
+			}
+		})
+	}
 	f := newFixture(t, s, "acme")
 	app := fiber.New()
 	app.Post("/login", func(c *fiber.Ctx) error {

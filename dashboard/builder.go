@@ -26,8 +26,39 @@ import (
 type table int
 
 const (
-	tableEvents   table = iota // one row per stored copy of an event
-	tableSessions              // one row per visit (sessions, merged per session_id)
+	// tableEvents is the interactions, one row per stored copy of an
+	// event; a filter on an event: dimension holds for the event itself.
+	tableEvents table = iota
+	// tableVisitEvents is the interactions too, but filters on event:name
+	// and event:props:<key> hold for the events of the visits with a
+	// matching event (filters on event:page and event:hostname still hold
+	// for the event itself).
+	tableVisitEvents
+	// tableSessions is one row per visit (sessions, merged per session_id);
+	// a filter on an event: dimension holds for the visits with a
+	// matching event.
+	tableSessions
+	// tableEngagement is the engagement events, grouped into page visits
+	// (engagedPages); filters hold as for tableVisitEvents.
+	tableEngagement
+)
+
+// Engagement events are the trackers' reports of a page being left or
+// hidden: Pulse's full tracker's `engagement` (props ms and scroll) and
+// Plausible's (stored in the same shape). They are not interactions: no
+// metric but time_on_page and scroll_depth counts them, and visits are
+// made of the other events (the sessions view leaves them out, migration
+// 0011, which repeats this condition).
+const (
+	// engagementSQL holds for an engagement event.
+	engagementSQL = "(type = 'track' AND name = 'engagement')"
+	// engagementName is their event name, which no funnel step or goal may use.
+	engagementName = "engagement"
+	// engagementTimeKey and engagementScrollKey are the properties that
+	// hold the time the page was visible, in milliseconds, and the deepest
+	// scroll position reached, in percent.
+	engagementTimeKey   = "ms"
+	engagementScrollKey = "scroll"
 )
 
 // scope is the tenant and site every query is restricted to.
@@ -70,9 +101,15 @@ func (b *sqlBuilder) tenantSite() string {
 	return "tenant_id = toUUID(" + b.bind(b.scope.tenant.String()) + ") AND site_id = toUUID(" + b.bind(b.scope.site.String()) + ")"
 }
 
-// eventsWhere is the WHERE clause of a read of events in r.
+// eventsWhere is the WHERE clause of a read of the interactions in r: the
+// events but bots' and engagement events.
 func (b *sqlBuilder) eventsWhere(r timeRange) string {
-	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0"
+	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0 AND NOT " + engagementSQL
+}
+
+// engagementWhere is the WHERE clause of a read of the engagement events in r.
+func (b *sqlBuilder) engagementWhere(r timeRange) string {
+	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0 AND " + engagementSQL
 }
 
 // openVisits is a subquery of the ids of the visits that sessions_recent
@@ -249,8 +286,10 @@ func (b *sqlBuilder) build(p partQuery) string {
 		from  string
 	)
 	switch p.table {
-	case tableEvents:
-		from, where = b.eventsSource(p.r, p.dims, p.filters)
+	case tableEngagement:
+		return b.engagedPages(p)
+	case tableEvents, tableVisitEvents:
+		from, where = b.eventsSource(p.r, p.dims, p.filters, p.table)
 		for i, d := range p.dims {
 			sel = append(sel, b.eventDimExpr(d)+" AS d"+fmt.Sprint(i))
 		}
@@ -326,19 +365,60 @@ func metricCols(ms []metric) []string {
 	return cols
 }
 
-// eventsSource is the FROM and WHERE of a read of the events in r that match
+// eventsSource is the FROM and WHERE of a read of the events of table t
+// (tableEvents, tableVisitEvents or tableEngagement) in r that match
 // filters, with the visit attributes dims and filters need joined from the
 // visits (source, entry page… differ between a visit's events).
-func (b *sqlBuilder) eventsSource(r timeRange, dims []dimension, filters []*filter) (from, where string) {
+func (b *sqlBuilder) eventsSource(r timeRange, dims []dimension, filters []*filter, t table) (from, where string) {
 	from = "events"
 	if cols := visitCols(dims, filters, false); len(cols) > 0 {
 		from += " ANY LEFT JOIN (" + b.sessionsInner(widen(r), cols, "v_") + ") USING session_id"
 	}
 	where = b.eventsWhere(r)
+	if t == tableEngagement {
+		where = b.engagementWhere(r)
+	}
 	for _, f := range filters {
-		where += " AND " + b.filterExpr(f, tableEvents, r)
+		where += " AND " + b.filterExpr(f, t, r)
 	}
 	return from, where
+}
+
+// engagedPages writes part p of tableEngagement. A page visit is the
+// engagement events of one visit (session_id) on one page (pathname): its
+// engaged time is the sum of their times (each event once, however many
+// copies are stored; a page hidden and shown again reports each visible
+// stretch), its scroll depth the deepest of their scroll positions.
+// time_on_page is the mean engaged time of the page visits in seconds,
+// scroll_depth their mean scroll depth; the dimensions are those of the
+// page visit's events (an event dimension or a visit attribute; a time
+// bucket of the events' times).
+func (b *sqlBuilder) engagedPages(p partQuery) string {
+	from, where := b.eventsSource(p.r, p.dims, p.filters, tableEngagement)
+	num := func(key string) string {
+		return "toFloat64OrZero(prop_values[indexOf(prop_keys, " + b.bind(key) + ")])"
+	}
+	inner := []string{"session_id", "pathname",
+		// Each event's time once; a negative or unreadable time is 0.
+		"arraySum(arrayMap(x -> tupleElement(x, 2), groupUniqArray((event_id, greatest(0, " + num(engagementTimeKey) + "))))) AS e_ms",
+		"max(least(100, greatest(0, " + num(engagementScrollKey) + "))) AS e_scroll"}
+	group := []string{"session_id", "pathname"}
+	var outer []string
+	for i, d := range p.dims {
+		name := "d" + fmt.Sprint(i)
+		inner = append(inner, b.eventDimExpr(d)+" AS "+name)
+		group = append(group, name)
+		outer = append(outer, name)
+	}
+	for i, m := range p.metrics {
+		e := "if(count() = 0, 0, sum(e_ms) / count() / 1000)"
+		if m.kind == mScrollDepth {
+			e = "if(count() = 0, 0, sum(e_scroll) / count())"
+		}
+		outer = append(outer, e+" AS m"+fmt.Sprint(i))
+	}
+	return "SELECT " + strings.Join(outer, ", ") + " FROM (SELECT " + strings.Join(inner, ", ") + " FROM " + from + " WHERE " + where +
+		" AND session_id != 0 GROUP BY " + strings.Join(group, ", ") + ")" + b.groupTail(p)
 }
 
 // widen is r with a day more on each side: the visits an event query joins
@@ -414,9 +494,16 @@ func (b *sqlBuilder) filterExpr(f *filter, t table, r timeRange) string {
 	case "not":
 		return "NOT (" + b.filterExpr(f.children[0], t, r) + ")"
 	}
-	if t == tableSessions && f.dim.kind == dimEvent {
-		// A visit matches when one of its events does.
-		return "session_id IN (SELECT session_id FROM events WHERE " + b.eventsWhere(widen(r)) + " AND " + b.leafExpr(f, b.eventDimExpr(f.dim)) + ")"
+	if t == tableSessions && f.dim.kind == dimEvent || (t == tableVisitEvents || t == tableEngagement) && f.dim.goal() {
+		// A visit matches when one of its events does; a negated filter
+		// holds for the visits with no matching event.
+		pos := *f
+		pos.op = strings.TrimSuffix(f.op, "_not")
+		in := "session_id IN (SELECT session_id FROM events WHERE " + b.eventsWhere(widen(r)) + " AND session_id != 0 AND " + b.leafExpr(&pos, b.eventDimExpr(f.dim)) + ")"
+		if f.negated() {
+			return "NOT (" + in + ")"
+		}
+		return in
 	}
 	if t == tableSessions {
 		return b.leafExpr(f, b.sessionDimExpr(f.dim))

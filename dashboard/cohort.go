@@ -40,6 +40,12 @@ type CohortMeta struct {
 	TimeZone  string    `json:"time_zone"`
 	Period    string    `json:"period"`
 	DateRange [2]string `json:"date_range"`
+	// IncompleteUntil is set while the range has not ended: the moment it
+	// is answered up to. IncompletePeriod is then the start of the period
+	// that holds it: the cells of that period (a cohort's own while it is
+	// still forming, or a later period of an earlier cohort) count so far.
+	IncompleteUntil  string `json:"incomplete_until,omitempty"`
+	IncompletePeriod string `json:"incomplete_period,omitempty"`
 }
 
 func (a *API) cohorts(c *fiber.Ctx) error {
@@ -80,8 +86,8 @@ func (e *Engine) Cohorts(ctx context.Context, q *Query, period string, periods i
 	if period == "week" {
 		bucket = "toMonday(ts, " + b.bind(q.loc.String()) + ")"
 	}
-	from1, where1 := b.eventsSource(q.r, nil, q.filters)
-	from2, where2 := b.eventsSource(q.r, nil, q.filters)
+	from1, where1 := b.eventsSource(q.r, nil, q.filters, tableEvents)
+	from2, where2 := b.eventsSource(q.r, nil, q.filters, tableEvents)
 	sql := "SELECT toString(first), toString(p), count() FROM (" +
 		"SELECT DISTINCT user_id, " + bucket + " AS p FROM " + from1 + " WHERE " + where1 + " AND user_id != ''" +
 		") ALL INNER JOIN (" +
@@ -133,7 +139,14 @@ func (e *Engine) Cohorts(ctx context.Context, q *Query, period string, periods i
 	if err := rows.Err(); err != nil {
 		return nil, queryError(err)
 	}
-	res := &CohortResult{Cohorts: []Cohort{}, Meta: CohortMeta{TimeZone: q.loc.String(), Period: period, DateRange: rangeLabels(q.r)}}
+	res := &CohortResult{Cohorts: []Cohort{}, Meta: CohortMeta{TimeZone: q.loc.String(), Period: period, DateRange: rangeLabels(q.r), IncompleteUntil: q.incompleteUntil()}}
+	if res.Meta.IncompleteUntil != "" {
+		at := q.now
+		if at.Before(q.r.From) {
+			at = q.r.From
+		}
+		res.Meta.IncompletePeriod = bucketStart(at, period, q.loc).Format(time.DateOnly)
+	}
 	for i, c := range counts {
 		if c == nil || c[0] == 0 {
 			continue

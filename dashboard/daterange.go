@@ -101,22 +101,6 @@ func parseDateRange(raw json.RawMessage, loc *time.Location, now time.Time, firs
 	return timeRange{From: t1.In(loc), To: t2.In(loc), Loc: loc}, nil
 }
 
-// compareRange is the range a comparison of r covers.
-func compareRange(r timeRange, mode string) timeRange {
-	if mode == compareYear {
-		return timeRange{From: r.From.AddDate(-1, 0, 0), To: r.To.AddDate(-1, 0, 0), Loc: r.Loc, days: r.days}
-	}
-	if r.days {
-		n := 0
-		for d := r.From; d.Before(r.To); d = d.AddDate(0, 0, 1) {
-			n++
-		}
-		return timeRange{From: r.From.AddDate(0, 0, -n), To: r.From, Loc: r.Loc, days: true}
-	}
-	d := r.To.Sub(r.From)
-	return timeRange{From: r.From.Add(-d), To: r.From, Loc: r.Loc}
-}
-
 // bucketStart is the start of the time bucket of grain that holds t, in loc,
 // as ClickHouse's toStartOfMinute/toStartOfHour/toDate/toMonday/toStartOfMonth
 // with the same time zone computes it.

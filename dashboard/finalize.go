@@ -473,7 +473,8 @@ func (f *Finalizer) writeMonth(ctx context.Context, month uint32, start, through
 }
 
 // writeRollup sums the month's visits (from the staging table, which
-// writeMonth has just filled) and its events in [start, through) per site,
+// writeMonth has just filled) and its interactions (events but engagement
+// events, as the query API counts them) in [start, through) per site,
 // UTC day and value of each dimension into the rollup staging table, and
 // returns how many rows it holds.
 func (f *Finalizer) writeRollup(ctx context.Context, month uint32, start, through time.Time) (uint64, error) {
@@ -492,7 +493,7 @@ func (f *Finalizer) writeRollup(ctx context.Context, month uint32, start, throug
 		return "INSERT INTO " + f.rollupStage + into +
 			"SELECT tenant_id, site_id, ? AS dim, toDate(ts) AS day, " + value + " AS value, " +
 			"uniqExactIf(visitor_id, visitor_id != 0), toUInt64(0), uniqExactIf(event_id, type = 'page'), uniqExact(event_id), toUInt64(0), toUInt64(0)" +
-			" FROM events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 GROUP BY tenant_id, site_id, day, value" +
+			" FROM events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 AND NOT " + engagementSQL + " GROUP BY tenant_id, site_id, day, value" +
 			" SETTINGS max_bytes_before_external_group_by = 1000000000"
 	}
 	if err := f.db.Exec(ctx, visits("''"), "", month); err != nil {
@@ -518,8 +519,8 @@ func (f *Finalizer) writeRollup(ctx context.Context, month uint32, start, throug
 	carry := "INSERT INTO " + f.rollupStage + " (tenant_id, site_id, dim, day, value, carry) " +
 		"SELECT tenant_id, site_id, dim, d, value, count() FROM (" +
 		"SELECT tenant_id, site_id, tupleElement(dv, 1) AS dim, tupleElement(dv, 2) AS value, visitor_id, groupUniqArray(toDate(ts)) AS days FROM events ARRAY JOIN [" + strings.Join(dimArr, ", ") + "] AS dv" +
-		" WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 AND visitor_id != 0 AND visitor_id IN (" +
-		"SELECT visitor_id FROM events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 AND visitor_id != 0 GROUP BY visitor_id HAVING min(toDate(ts)) != max(toDate(ts)))" +
+		" WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 AND NOT " + engagementSQL + " AND visitor_id != 0 AND visitor_id IN (" +
+		"SELECT visitor_id FROM events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND is_bot = 0 AND NOT " + engagementSQL + " AND visitor_id != 0 GROUP BY visitor_id HAVING min(toDate(ts)) != max(toDate(ts)))" +
 		" GROUP BY tenant_id, site_id, dim, value, visitor_id HAVING length(days) > 1" +
 		") ARRAY JOIN days AS d WHERE has(days, d - 1) AND d >= toDate(?) GROUP BY tenant_id, site_id, dim, d, value" +
 		" SETTINGS max_bytes_before_external_group_by = 1000000000"

@@ -101,6 +101,9 @@ func parseFunnel(req FunnelRequest, q *Query) (*funnel, error) {
 		if checkValue(s.Page+s.Event) != nil {
 			return nil, fieldErr(field, "at most %d bytes of UTF-8", MaxValueLength)
 		}
+		if s.Event == engagementName {
+			return nil, fieldErr(field+".event", "%q events report the time spent on a page, not something a visitor did: no funnel step counts them (see time_on_page and scroll_depth)", engagementName)
+		}
 	}
 	f := &funnel{q: q, steps: req.Steps, window: req.Window, limit: req.Limit}
 	if f.window == 0 {
@@ -146,7 +149,7 @@ func (e *Engine) Funnel(ctx context.Context, f *funnel) (*FunnelResult, error) {
 	if f.breakdown != nil {
 		dims = append(dims, *f.breakdown)
 	}
-	from, where := b.eventsSource(q.r, dims, q.filters)
+	from, where := b.eventsSource(q.r, dims, q.filters, tableEvents)
 	conds := make([]string, len(f.steps))
 	for i, s := range f.steps {
 		if s.Page != "" {

@@ -21,6 +21,7 @@ func FuzzQuerySpec(f *testing.F) {
 		`{"metrics":["visits"],"date_range":"7d","filters":[["or",[["contains","visit:entry_page",["blog"],{"case_sensitive":false}],["not",["matches","event:page",["^/a"]]]]]],"order_by":[["visits","asc"]]}`,
 		`{"metrics":["conversion_rate"],"date_range":"month","dimensions":["event:name","visit:country"],"include":{"comparison":"year_over_year","totals":true,"time_labels":false}}`,
 		`{"metrics":["visitors"],"date_range":"all","dimensions":["time:day"],"include":{"time_labels":true}}`,
+		`{"metrics":["time_on_page","scroll_depth","pageviews"],"date_range":"30d","dimensions":["event:page","visit:source"],"filters":[["is_not","event:name",["Signup"]],["contains","event:page",["/a"]]]}`,
 		`{"metrics":["events"],"date_range":"today","filters":[["is","event:props:x') OR 1=1 --",["' OR '1"]]]}`,
 	} {
 		f.Add([]byte(seed))
@@ -42,7 +43,7 @@ func FuzzQuerySpec(f *testing.F) {
 		for _, p := range parts {
 			b := q.builder(false)
 			sql := b.build(p)
-			for _, lit := range []string{"'page'", "'(none)'"} {
+			for _, lit := range []string{engagementSQL, "'page'", "'(none)'"} {
 				sql = strings.ReplaceAll(sql, lit, "")
 			}
 			if strings.ContainsAny(sql, `'"`+"`") {

@@ -37,6 +37,9 @@ type Query struct {
 	// openSince is when the visits that sessions_recent may not hold
 	// began to be open (see recentCutoff).
 	openSince time.Time
+	// now is when the query was asked: a range that has not ended is
+	// answered and compared up to it.
+	now time.Time
 }
 
 // builder is a SQL builder for q; rollup lets it read rollup_days.
@@ -72,12 +75,16 @@ type Comparison struct {
 
 // ResultMeta describes what was answered.
 type ResultMeta struct {
-	Metrics             []string   `json:"metrics"`
-	Dimensions          []string   `json:"dimensions"`
-	TimeZone            string     `json:"time_zone"`
-	DateRange           [2]string  `json:"date_range"`
-	ComparisonDateRange *[2]string `json:"comparison_date_range,omitempty"`
-	TotalRows           *int       `json:"total_rows,omitempty"`
+	Metrics    []string  `json:"metrics"`
+	Dimensions []string  `json:"dimensions"`
+	TimeZone   string    `json:"time_zone"`
+	DateRange  [2]string `json:"date_range"`
+	// IncompleteUntil is set while the range has not ended: the moment it
+	// is answered up to.
+	IncompleteUntil     string          `json:"incomplete_until,omitempty"`
+	ComparisonDateRange *[2]string      `json:"comparison_date_range,omitempty"`
+	Comparison          *ComparisonMeta `json:"comparison,omitempty"`
+	TotalRows           *int            `json:"total_rows,omitempty"`
 }
 
 // siteLocation is the site's time zone, UTC when it has none.
@@ -103,6 +110,7 @@ func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, no
 		return nil, err
 	}
 	q.watermark, q.multiday, q.openSince = st.watermark, st.multiday, st.openSince
+	q.now = now
 	return q, nil
 }
 
@@ -249,9 +257,18 @@ func (q *Query) checkMetrics() error {
 			visitOnly = append(visitOnly, m.name)
 		}
 	}
+	var engaged []string
+	for _, m := range q.metrics {
+		if m.engaged() {
+			engaged = append(engaged, m.name)
+		}
+	}
 	for i, d := range q.dims {
 		if d.kind == dimEvent && len(visitOnly) > 0 {
 			return fieldErr(fmt.Sprintf("dimensions[%d]", i), "visit metric(s) %s cannot be broken down by the event dimension %s (a visit has many); use visit:entry_page or visit:exit_page", strings.Join(visitOnly, ", "), d.name)
+		}
+		if d.goal() && len(engaged) > 0 {
+			return fieldErr(fmt.Sprintf("dimensions[%d]", i), "page metric(s) %s cannot be broken down by %s: they describe pages (engagement events carry no name or property of their own); use event:page, event:hostname, a visit: or a time: dimension", strings.Join(engaged, ", "), d.name)
 		}
 	}
 	for i, m := range q.metrics {
@@ -505,47 +522,78 @@ func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, p
 	return nil
 }
 
-// plan splits the query's metrics into parts by the table that answers them.
+// plan splits the query's metrics into parts by the table that answers them
+// (docs/query-api.md, "How queries run" and "Event filters"):
+//
+//   - visit metrics read the visits; filters on event: dimensions select the
+//     visits with a matching event;
+//   - events, sum:<property> and conversion_rate, and every metric broken
+//     down by event:name or event:props:<key>, count the matching events
+//     themselves (tableEvents): a goal's conversions;
+//   - visitors and pageviews describe the visits that did what the filters
+//     on event:name and event:props:<key> say: read from the visits, or,
+//     with an event:page or event:hostname filter or dimension, from those
+//     visits' events (tableVisitEvents); without such filters the two are
+//     the same, and the events are read as before (tableEvents);
+//   - time_on_page and scroll_depth read the engagement events of those
+//     visits (tableEngagement).
 func (q *Query) plan(r timeRange, dims []dimension) (parts []partQuery, pos [][]int) {
 	eventFilters := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.refersTo(dimEvent) })
+	goalFilters := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.any(dimension.goal) })
+	pageFilters := slices.ContainsFunc(q.filters, func(f *filter) bool {
+		return f.any(func(d dimension) bool { return d.kind == dimEvent && !d.goal() })
+	})
 	eventDims := slices.ContainsFunc(dims, func(d dimension) bool { return d.kind == dimEvent })
-	var ev, se partQuery
-	var evPos, sePos []int
+	goalDims := slices.ContainsFunc(dims, dimension.goal)
+	// The parts in a fixed order, so that statements and merged rows are
+	// the same for the same query.
+	order := []table{tableEvents, tableVisitEvents, tableSessions, tableEngagement}
+	byTable := map[table]*partQuery{}
+	byPos := map[table][]int{}
 	for i, m := range q.metrics {
-		var onEvents bool
+		var t table
 		switch {
 		case m.visitOnly():
-			onEvents = false
+			t = tableSessions
+		case m.engaged():
+			t = tableEngagement
 		case m.eventOnly():
-			onEvents = true
+			t = tableEvents
+		case m.kind == mEvents:
+			// Finished visits are plain rows of sessions_final, about a
+			// third as many as events.
+			t = tableSessions
+			if eventFilters || eventDims {
+				t = tableEvents
+			}
+		case goalDims:
+			t = tableEvents
+		case !eventDims && !pageFilters:
+			t = tableSessions
+		case goalFilters:
+			t = tableVisitEvents
 		default:
-			// Visitors, pageviews and events of visits, unless events are
-			// filtered or broken down: finished visits are plain rows of
-			// sessions_final, about a third as many as events.
-			onEvents = eventFilters || eventDims
+			t = tableEvents
 		}
-		if onEvents {
-			ev.metrics = append(ev.metrics, m)
-			evPos = append(evPos, i)
-		} else {
-			se.metrics = append(se.metrics, m)
-			sePos = append(sePos, i)
+		p := byTable[t]
+		if p == nil {
+			p = &partQuery{table: t, dims: dims, filters: q.filters, r: r}
+			byTable[t] = p
 		}
+		p.metrics = append(p.metrics, m)
+		byPos[t] = append(byPos[t], i)
 	}
-	if len(ev.metrics) > 0 {
-		ev.table, ev.dims, ev.filters, ev.r = tableEvents, dims, q.filters, r
-		parts, pos = append(parts, ev), append(pos, evPos)
-	}
-	if len(se.metrics) > 0 {
-		se.table, se.dims, se.filters, se.r = tableSessions, dims, q.filters, r
-		parts, pos = append(parts, se), append(pos, sePos)
+	for _, t := range order {
+		if p := byTable[t]; p != nil {
+			parts, pos = append(parts, *p), append(pos, byPos[t])
+		}
 	}
 	return parts, pos
 }
 
 // Run answers q.
 func (e *Engine) Run(ctx context.Context, q *Query) (*Result, error) {
-	res := &Result{Meta: ResultMeta{TimeZone: q.loc.String(), DateRange: rangeLabels(q.r)}}
+	res := &Result{Meta: ResultMeta{TimeZone: q.loc.String(), DateRange: rangeLabels(q.r), IncompleteUntil: q.incompleteUntil()}}
 	for _, m := range q.metrics {
 		res.Meta.Metrics = append(res.Meta.Metrics, m.name)
 	}
@@ -560,16 +608,29 @@ func (e *Engine) Run(ctx context.Context, q *Query) (*Result, error) {
 	if q.include.TotalRows {
 		res.Meta.TotalRows = &total
 	}
-	var cmpR timeRange
+	var cmp comparison
+	withhold := false
 	if q.include.Comparison != "" {
-		cmpR = compareRange(q.r, q.include.Comparison)
-		labels := rangeLabels(cmpR)
+		cmp = newComparison(q.r, q.include.Comparison, q.now)
+		labels := rangeLabels(cmp.r)
 		res.Meta.ComparisonDateRange = &labels
-		prev, _, err := e.rows(ctx, q, cmpR, q.dims, false)
+		res.Meta.Comparison = &ComparisonMeta{Mode: q.include.Comparison, DateRange: labels}
+		covered, first, err := e.coverage(ctx, q.scope, cmp.r.From, q.r.To)
 		if err != nil {
 			return nil, err
 		}
-		if err := q.attachComparison(rows, prev, cmpR); err != nil {
+		if !covered {
+			withhold = true
+			res.Meta.Comparison.ChangeUnavailable = changeNotCovered
+			if !first.IsZero() {
+				res.Meta.Comparison.FirstData = first.In(q.loc).Format(time.RFC3339)
+			}
+		}
+		prev, _, err := e.rows(ctx, q, cmp.r, q.dims, false)
+		if err != nil {
+			return nil, err
+		}
+		if err := q.attachComparison(rows, prev, cmp, withhold); err != nil {
 			return nil, err
 		}
 	}
@@ -580,11 +641,11 @@ func (e *Engine) Run(ctx context.Context, q *Query) (*Result, error) {
 		}
 		res.Totals = &Totals{Metrics: tot[0].Metrics}
 		if q.include.Comparison != "" {
-			prev, _, err := e.rows(ctx, q, cmpR, nil, false)
+			prev, _, err := e.rows(ctx, q, cmp.r, nil, false)
 			if err != nil {
 				return nil, err
 			}
-			res.Totals.Comparison = q.compare(tot[0].Metrics, prev[0].Metrics)
+			res.Totals.Comparison = q.compare(tot[0].Metrics, prev[0].Metrics, withhold)
 		}
 	}
 	q.label(rows)
@@ -794,66 +855,6 @@ func (q *Query) label(rows []*Row) {
 			}
 		}
 	}
-}
-
-// attachComparison gives each row the metrics of the same group in prev. A
-// time bucket is matched with the bucket at the same position in cmpR.
-func (q *Query) attachComparison(rows, prev []*Row, cmpR timeRange) error {
-	timeDim := slices.IndexFunc(q.dims, func(d dimension) bool { return d.kind == dimTime })
-	byKey := map[string]*Row{}
-	for _, p := range prev {
-		byKey[strings.Join(p.Dimensions, "\x00")] = p
-	}
-	var cur, old []time.Time
-	if timeDim >= 0 {
-		var err error
-		grain := q.dims[timeDim].grain
-		if cur, err = buckets(q.r, grain); err != nil {
-			return err
-		}
-		if old, err = buckets(cmpR, grain); err != nil {
-			return err
-		}
-	}
-	for _, r := range rows {
-		key := slices.Clone(r.Dimensions)
-		if timeDim >= 0 {
-			grain := q.dims[timeDim].grain
-			t, _ := parseBucket(key[timeDim], grain, q.loc)
-			i := slices.IndexFunc(cur, func(b time.Time) bool { return b.Equal(t) })
-			if i < 0 || i >= len(old) {
-				r.Comparison = q.compare(r.Metrics, make([]float64, len(r.Metrics)))
-				continue
-			}
-			key[timeDim] = rawBucket(old[i], grain)
-		}
-		pm := make([]float64, len(r.Metrics))
-		if p, ok := byKey[strings.Join(key, "\x00")]; ok {
-			pm = p.Metrics
-		}
-		r.Comparison = q.compare(r.Metrics, pm)
-	}
-	return nil
-}
-
-// compare is prev with the change from prev to cur of each metric.
-func (q *Query) compare(cur, prev []float64) *Comparison {
-	c := &Comparison{Metrics: slices.Clone(prev), Change: make([]*float64, len(cur))}
-	for i, m := range q.metrics {
-		cr, pr := roundMetric(m, cur[i]), roundMetric(m, prev[i])
-		var ch float64
-		switch {
-		case m.points():
-			ch = cr - pr
-		case pr == 0:
-			continue
-		default:
-			ch = (cr - pr) / pr * 100
-		}
-		ch = math.Round(ch*10) / 10
-		c.Change[i] = &ch
-	}
-	return c
 }
 
 func (q *Query) round(ms []float64) {

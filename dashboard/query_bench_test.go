@@ -17,7 +17,7 @@ import (
 	"github.com/pulse-analytics/pulse/internal/demo"
 )
 
-// Goals of issue 8 for the query benchmarks: not physical limits, so each
+// Goals for the query benchmarks (what a dashboard user waits for): not physical limits, so each
 // figure's ratio ≤ 1 means the goal is met.
 const (
 	goalQueryP50  = 100 // ms, each standard report query

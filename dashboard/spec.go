@@ -114,6 +114,8 @@ const (
 	mVisitDuration
 	mConversionRate
 	mSum
+	mTimeOnPage
+	mScrollDepth
 )
 
 var metricNames = map[string]metricKind{
@@ -125,9 +127,11 @@ var metricNames = map[string]metricKind{
 	"bounce_rate":     mBounceRate,
 	"visit_duration":  mVisitDuration,
 	"conversion_rate": mConversionRate,
+	"time_on_page":    mTimeOnPage,
+	"scroll_depth":    mScrollDepth,
 }
 
-const knownMetrics = "visitors, visits, pageviews, events, views_per_visit, bounce_rate, visit_duration, conversion_rate, sum:<property>"
+const knownMetrics = "visitors, visits, pageviews, events, views_per_visit, bounce_rate, visit_duration, conversion_rate, time_on_page, scroll_depth, sum:<property>"
 
 // metric is a parsed metric: its kind and, for sums, the property key.
 type metric struct {
@@ -148,9 +152,15 @@ func (m metric) visitOnly() bool {
 // eventOnly reports whether the metric is computed from events only.
 func (m metric) eventOnly() bool { return m.kind == mConversionRate || m.kind == mSum }
 
+// engaged reports whether the metric is read from engagement events (the
+// time and scroll depth of page visits), which no other metric counts.
+func (m metric) engaged() bool { return m.kind == mTimeOnPage || m.kind == mScrollDepth }
+
 // points reports whether a change of the metric is a difference in
 // percentage points rather than a percent change.
-func (m metric) points() bool { return m.kind == mBounceRate || m.kind == mConversionRate }
+func (m metric) points() bool {
+	return m.kind == mBounceRate || m.kind == mConversionRate || m.kind == mScrollDepth
+}
 
 func parseMetric(field, s string) (metric, error) {
 	if k, ok := metricNames[s]; ok {
@@ -189,6 +199,12 @@ type dimension struct {
 	// grain is the time bucket of time dimensions.
 	grain string
 }
+
+// goal reports whether the dimension describes what a visit did rather
+// than where: an event's name or a property. Filters on these select
+// visits for the metrics of pages and visits (docs/query-api.md, "Event
+// filters").
+func (d dimension) goal() bool { return d.kind == dimEvent && (d.col == "name" || d.prop != "") }
 
 var eventDims = map[string]string{
 	"event:page":     "pathname",
@@ -269,11 +285,16 @@ func (f *filter) negated() bool { return strings.HasSuffix(f.op, "_not") }
 // refersTo reports whether the filter or any of its children uses a
 // dimension of kind k.
 func (f *filter) refersTo(k dimKind) bool {
+	return f.any(func(d dimension) bool { return d.kind == k })
+}
+
+// any reports whether a leaf of the filter has a dimension for which ok holds.
+func (f *filter) any(ok func(dimension) bool) bool {
 	if f.children == nil && f.op != "not" && f.op != "and" && f.op != "or" {
-		return f.dim.kind == k
+		return ok(f.dim)
 	}
 	for _, c := range f.children {
-		if c.refersTo(k) {
+		if c.any(ok) {
 			return true
 		}
 	}

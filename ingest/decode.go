@@ -67,8 +67,33 @@ type eventParser struct {
 	// block is how many property strings to allocate at once (at least
 	// what one event needs); about what the events still to come need.
 	block int
-	pairs []propPair // the event's properties while they are read
-	strs  []string   // the free part of the current block of property strings
+	// limits are the limits of the event's format; nil: the protocol's.
+	limits *eventLimits
+	pairs  []propPair // the event's properties while they are read
+	strs   []string   // the free part of the current block of property strings
+}
+
+// eventLimits are the limits decoding applies to an event's properties and
+// title; a zero limit is no limit. Our protocol truncates long values and
+// titles (docs/protocol.md); the foreign formats refuse them, as their
+// clients must hear of anything not stored as sent.
+type eventLimits struct {
+	props      int  // most properties
+	keyBytes   int  // longest property name
+	valueBytes int  // longest property value
+	titleBytes int  // longest title
+	truncate   bool // values and titles over their limit are truncated, not refused
+}
+
+// protocolLimits are the limits of our own event format (limits.go).
+var protocolLimits = eventLimits{props: MaxProps, keyBytes: MaxPropKeyBytes, valueBytes: MaxPropValueBytes,
+	titleBytes: MaxTitleBytes, truncate: true}
+
+func (p *eventParser) limit() *eventLimits {
+	if p.limits == nil {
+		return &protocolLimits
+	}
+	return p.limits
 }
 
 // propPair is one property as read: its name and value (the value's text
@@ -256,7 +281,13 @@ func (p *eventParser) parse(e *Event, raw string, index int, site Site, received
 		}
 		e.Referrer, e.ReferrerHost = referrer, host
 	}
-	e.Title = truncate(title, MaxTitleBytes)
+	if lim := p.limit(); lim.titleBytes > 0 && len(title) > lim.titleBytes {
+		if !lim.truncate {
+			return evErr(index, "title", "is %d bytes, more than the limit of %d", len(title), lim.titleBytes)
+		}
+		title = truncate(title, lim.titleBytes)
+	}
+	e.Title = title
 	return p.props(e, index)
 }
 
@@ -290,16 +321,23 @@ func (p *eventParser) props(e *Event, index int) *EventError {
 		n++
 	}
 	pairs = pairs[:n]
-	if len(pairs) > MaxProps {
-		return evErr(index, "props", "has %d properties, more than the limit of %d", len(pairs), MaxProps)
+	lim := p.limit()
+	if lim.props > 0 && len(pairs) > lim.props {
+		return evErr(index, "props", "has %d properties, more than the limit of %d", len(pairs), lim.props)
 	}
 	for _, pr := range pairs {
-		if pr.key == "" || len(pr.key) > MaxPropKeyBytes {
-			return evErr(index, "props", "property name %q must be 1 to %d bytes", truncate(pr.key, MaxPropKeyBytes+8), MaxPropKeyBytes)
+		if pr.key == "" || lim.keyBytes > 0 && len(pr.key) > lim.keyBytes {
+			if lim.keyBytes == 0 {
+				return evErr(index, "props", "has a property without a name")
+			}
+			return evErr(index, "props", "property name %q must be 1 to %d bytes", truncate(pr.key, lim.keyBytes+8), lim.keyBytes)
 		}
 		switch pr.kind {
 		case kindObject, kindArray, kindNull:
 			return evErr(index, "props."+pr.key, "must be a string, number or boolean")
+		}
+		if lim.valueBytes > 0 && len(pr.value) > lim.valueBytes && !lim.truncate {
+			return evErr(index, "props."+truncate(pr.key, 64), "is %d bytes, more than the limit of %d", len(pr.value), lim.valueBytes)
 		}
 	}
 	kv := p.take(2 * len(pairs))
@@ -312,7 +350,10 @@ func (p *eventParser) props(e *Event, index int) *EventError {
 		case kindFalse:
 			values[i] = "false"
 		default:
-			values[i] = truncate(pr.value, MaxPropValueBytes)
+			values[i] = pr.value
+			if lim.valueBytes > 0 {
+				values[i] = truncate(pr.value, lim.valueBytes)
+			}
 		}
 	}
 	e.PropKeys, e.PropValues = keys, values

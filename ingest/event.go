@@ -56,6 +56,19 @@ type Event struct {
 	PropKeys   []string
 	PropValues []string
 
+	// What the foreign formats carry beyond our own (docs/ingest-formats.md).
+	// GroupID is the group (account) of a Segment group call, or the
+	// context.groupId of another call.
+	GroupID string
+	// PreviousID is the previous id of a Segment alias call.
+	PreviousID string
+	// Context is the JSON text of a Segment message's context without ip and
+	// userAgent, or the Plausible tracker's version ({"v": 36}); "" for ours.
+	Context string
+	// NonInteractive marks an event its sender declared not an interaction
+	// (Plausible's "interactive": false).
+	NonInteractive bool
+
 	// serverTime says that Time is when the server received an event whose
 	// id the client chose (it sent no ts, or one too far ahead): a resend of
 	// it gets another Time, so the writer cannot look up its stored copy by
@@ -84,7 +97,7 @@ func (e *Event) size() int {
 		len(e.Title) + len(e.Referrer) + len(e.ReferrerHost) + len(e.UTMSource) + len(e.UTMMedium) +
 		len(e.UTMCampaign) + len(e.UTMTerm) + len(e.UTMContent) + len(e.UserID) + len(e.Device) +
 		len(e.Browser) + len(e.BrowserVersion) + len(e.OS) + len(e.OSVersion) + len(e.Country) +
-		len(e.Region) + len(e.City)
+		len(e.Region) + len(e.City) + len(e.GroupID) + len(e.PreviousID) + len(e.Context)
 	for i := range e.PropKeys {
 		n += 16 + len(e.PropKeys[i])
 	}

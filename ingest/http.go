@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"log/slog"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -102,7 +101,7 @@ func (h *HTTPHandler) PostEvents(c *fiber.Ctx) error {
 	}
 
 	client := Client{UserAgent: c.Get(fiber.HeaderUserAgent)}
-	client.IP, _ = netip.ParseAddr(c.IP())
+	client.IP = auth.ClientAddr(c)
 	in := make([]rawEvent, len(raws))
 	for i, raw := range raws {
 		in[i] = rawEvent{raw: raw, index: i, client: client}

@@ -34,6 +34,31 @@ const (
 	RetryAfterBusy = 2 * time.Second
 )
 
+// Limits of the HTTP formats other tools speak (docs/ingest-formats.md), as
+// those tools document them. Beyond them a request or event is refused with
+// an error the tool's client reports; nothing is truncated.
+const (
+	// MaxSegmentBatchBytes is Segment's limit on one request body (a
+	// /v1/batch of messages, or one message at /v1/track and the others).
+	MaxSegmentBatchBytes = 500 << 10
+	// MaxSegmentMessageBytes is Segment's limit on one message. Segment sets
+	// no limit on the number or size of properties beyond it.
+	MaxSegmentMessageBytes = 32 << 10
+	// MaxPlausibleProps, MaxPlausiblePropKeyBytes and MaxPlausiblePropValueBytes
+	// are Plausible's limits on custom properties: 30 of them, names up to
+	// 300 bytes, values up to 2,000 bytes.
+	MaxPlausibleProps          = 30
+	MaxPlausiblePropKeyBytes   = 300
+	MaxPlausiblePropValueBytes = 2000
+	// MaxPlausibleBytes bounds one Plausible event body: room for
+	// MaxPlausibleProps properties of the largest size, the URL and the
+	// referrer, with JSON's escapes.
+	MaxPlausibleBytes = 256 << 10
+	// MaxPlausibleEngagementMs is Plausible's bound on an engagement event's
+	// engaged time (e): 30 days; a larger value is refused.
+	MaxPlausibleEngagementMs = 30 * 24 * 60 * 60 * 1000
+)
+
 // Batcher defaults (see BatcherConfig).
 const (
 	// DefaultBatchRows: at 10,000 rows per insert ClickHouse spent about as

@@ -43,6 +43,9 @@ type rawEvent struct {
 	index  int
 	client Client
 	userID string
+	// foreign is what a Segment or Plausible message says beyond our event
+	// format, and its format's limits; nil for our own events.
+	foreign *foreignFields
 }
 
 // accept takes the events of one site. It returns how many were accepted (an
@@ -55,6 +58,7 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 	parser := eventParser{block: 4*len(in) + 8}
 	kept := 0
 	for _, re := range in {
+		parser.limits = re.foreign.eventLimits()
 		if evErr := parser.parse(&events[kept], string(re.raw), re.index, site, received); evErr != nil {
 			events[kept] = Event{}
 			rejected = append(rejected, *evErr)
@@ -62,6 +66,7 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 			continue
 		}
 		events[kept].UserID = re.userID
+		re.foreign.fill(&events[kept])
 		kept += len(p.hooks.enrich(events[kept:kept+1], re.client))
 	}
 	events = events[:kept]

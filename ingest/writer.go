@@ -45,10 +45,11 @@ const insertEvents = `INSERT INTO events (tenant_id, site_id, event_id, ts, rece
 	utm_source, utm_medium, utm_campaign, utm_term, utm_content,
 	visitor_id, session_id, user_id,
 	device, browser, browser_version, os, os_version, country, region, city,
-	prop_keys, prop_values, source, medium, channel, is_bot)`
+	prop_keys, prop_values, source, medium, channel, is_bot,
+	group_id, previous_id, context, non_interactive)`
 
 // insertColumns is the number of columns insertEvents names.
-const insertColumns = 35
+const insertColumns = 39
 
 // insertBlockRows is how many rows of an insert the writer encodes before it
 // sends them as one block of the INSERT. ClickHouse joins the blocks of an
@@ -71,7 +72,7 @@ func (w *Writer) WriteEvents(ctx context.Context, events []Event) error {
 // only after ClickHouse has committed them or failed. The Batcher hands over
 // the slices its Adds brought rather than one copy of them.
 //
-// An event that counts in visits is stored once: one that event_ids already
+// An event with a session is stored once: one that event_ids already
 // holds (same site, time and id) and a second copy within the chunks are
 // left out (lookedUp says which events are looked for). A resend is thus a
 // no-op: no second row and, above all, no second visit, since a resend is
@@ -134,13 +135,14 @@ func (w *Writer) insert(ctx context.Context, chunks [][]Event, skip []bool) (int
 			}
 			inBlock++
 			e := &events[i]
-			bot := boolByte(e.IsBot)
+			bot, nonInteractive := boolByte(e.IsBot), boolByte(e.NonInteractive)
 			row := [insertColumns]any{&e.TenantID, &e.SiteID, &e.ID, &e.Time, &e.ReceivedAt, &e.Type, &e.Name,
 				&e.Hostname, &e.Pathname, &e.Query, &e.Title, &e.Referrer, &e.ReferrerHost,
 				&e.UTMSource, &e.UTMMedium, &e.UTMCampaign, &e.UTMTerm, &e.UTMContent,
 				&e.VisitorID, &e.SessionID, &e.UserID,
 				&e.Device, &e.Browser, &e.BrowserVersion, &e.OS, &e.OSVersion, &e.Country, &e.Region, &e.City,
-				keys.row(e.PropKeys), values.row(e.PropValues), &e.Source, &e.Medium, &e.Channel, bot}
+				keys.row(e.PropKeys), values.row(e.PropValues), &e.Source, &e.Medium, &e.Channel, bot,
+				&e.GroupID, &e.PreviousID, &e.Context, nonInteractive}
 			for c, v := range row {
 				if err := cols[c].AppendRow(v); err != nil {
 					_ = batch.Abort()
@@ -176,11 +178,12 @@ type storedKey struct {
 func keyOf(e *Event) storedKey { return storedKey{e.SiteID, e.ID, e.Time.Unix()} }
 
 // lookedUp says whether the writer looks for e's stored copy. It does for
-// the events that count in visits (a session, not a bot): a second copy of
-// one of those, enriched again, can land in another visit, which nothing
-// would take back. A second copy of any other event only adds a row that
-// `events` merges away and that no count sees twice (every count of events
-// counts distinct event ids, and such events have no visitor). It does not
+// the events with a session (and not a bot): a second copy of one of those,
+// enriched again, can land in another session, so in another visit or page
+// visit (time on page), which nothing would take back. A second copy of any
+// other event only adds a row that `events` merges away and that no count
+// sees twice (every count of events counts distinct event ids, and such
+// events have no visitor). It does not
 // for an event whose time the server chose (it came without ts, or with one
 // too far ahead): a resend of it gets another time, so its stored copy could
 // only be found by UTC day, and `events`, sorted by random ids within a day,

@@ -297,7 +297,7 @@ func (s *Server) handle(c *fiber.Ctx) error {
 	if err := auth.CheckOrigin(site, c.Get(fiber.HeaderOrigin)); err != nil {
 		return fail(c, fiber.StatusForbidden, "origin not allowed for this site")
 	}
-	ip, _ := netip.ParseAddr(c.IP())
+	ip := auth.ClientAddr(c)
 	// The user agent points into the request's buffer, which the server
 	// keeps until the upgraded connection's handler returns.
 	client := Client{IP: ip, UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 512)}

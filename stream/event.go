@@ -39,6 +39,11 @@ func (e *Event) isPageview() bool { return e.Type == "page" || e.Type == "screen
 // isCustom reports whether e is a custom event.
 func (e *Event) isCustom() bool { return e.Type == "track" }
 
+// isEngagement reports whether e is an engagement event: a tracker's report
+// of the time a page was visible and how far it was scrolled (Pulse's full
+// tracker's, or Plausible's), which is not an interaction.
+func (e *Event) isEngagement() bool { return e.Type == "track" && e.Name == "engagement" }
+
 // Message is what travels on the bus for one site: events, or presence
 // changes of tracker connections.
 type Message struct {

@@ -163,6 +163,12 @@ func (s *state) add(e *Event) bool {
 	}
 	now := s.now
 	s.lastEvent = now
+	if e.isEngagement() {
+		// Not an interaction (docs/query-api.md): no number of the live
+		// view counts it, but it shows that its visitor is still there.
+		s.present(e, now)
+		return true
+	}
 	pv := e.isPageview()
 	si := s.curSec % SecondsWindow
 	if s.secs[si].t != s.curSec {
@@ -203,6 +209,13 @@ func (s *state) add(e *Event) bool {
 		}
 		h.sk.InsertHash(e.VisitorID)
 	}
+	s.present(e, now)
+	s.sampleFeed(e)
+	return true
+}
+
+// present records that e's connection, or its visitor over HTTP, was seen at now.
+func (s *state) present(e *Event, now time.Time) {
 	if e.Conn != 0 {
 		c := s.conns[e.Conn]
 		if c == nil && len(s.conns) < MaxConnsPerSite {
@@ -217,8 +230,6 @@ func (s *state) add(e *Event) bool {
 			s.http[e.VisitorID] = now
 		}
 	}
-	s.sampleFeed(e)
-	return true
 }
 
 func (s *state) countGoal(name string) {

@@ -174,6 +174,36 @@ func TestRatesAndDedup(t *testing.T) {
 	}
 }
 
+// TestEngagementIsNotCounted: an engagement event (a page's visible time
+// and scroll depth) is no custom event, goal, event of the rates, visitor
+// or feed item; it keeps its HTTP visitor online.
+func TestEngagementIsNotCounted(t *testing.T) {
+	st := testState(t0)
+	p := page("/", 1, 1)
+	st.add(&p)
+	eng := Event{ID: uuid.New(), Type: "track", Name: "engagement", Pathname: "/", VisitorID: 1, SessionID: 1}
+	other := Event{ID: uuid.New(), Type: "track", Name: "engagement", Pathname: "/", VisitorID: 2, SessionID: 2}
+	if !st.add(&eng) || !st.add(&other) {
+		t.Fatal("an engagement event was taken for a resent one")
+	}
+	snap := st.snapshot()
+	if m := snap.Rates.Minutes; m.Events[MinutesWindow-1] != 1 || m.Pageviews[MinutesWindow-1] != 1 {
+		t.Errorf("per minute = %d events %d pageviews, want the pageview alone", m.Events[MinutesWindow-1], m.Pageviews[MinutesWindow-1])
+	}
+	if len(snap.Events.Long) != 0 || len(snap.Goals.Items) != 0 {
+		t.Errorf("custom events %v, goals %v; want none", snap.Events.Long, snap.Goals.Items)
+	}
+	if snap.Visitors.Last30m != 1 {
+		t.Errorf("unique visitors = %d, want 1 (the visitor with only an engagement event is not one)", snap.Visitors.Last30m)
+	}
+	if f := snap.Feed.Items; len(f) != 1 || f[0].Type != "page" {
+		t.Errorf("feed = %+v, want the pageview alone", f)
+	}
+	if got := st.online(); got.HTTP != 2 {
+		t.Errorf("online = %+v, want both HTTP visitors (an engagement event is a sign of life)", got)
+	}
+}
+
 func TestWindowsExpire(t *testing.T) {
 	tests := []struct {
 		after             time.Duration

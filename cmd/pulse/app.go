@@ -41,6 +41,7 @@ type appDeps struct {
 	live       *stream.Hub
 	tracker    *sdkjs.Handler
 	api        *auth.API
+	proxies    auth.Proxies
 	log        *slog.Logger
 }
 
@@ -57,6 +58,11 @@ func newApp(d appDeps) *fiber.App {
 		// WebSocket upgrade hands the connection over): an idle ingest
 		// connection otherwise keeps it, 4 KiB, for its whole life.
 		ReduceMemoryUsage: true,
+		// Fiber believes forwarding headers from any peer unless this is set,
+		// and then from no one: the client's address and scheme come from
+		// auth.ClientAddr and auth.ClientScheme, which read them from the
+		// trusted proxies only.
+		EnableTrustedProxyCheck: true,
 		ErrorHandler: func(c *fiber.Ctx, err error) error {
 			code := fiber.StatusInternalServerError
 			if fe, ok := err.(*fiber.Error); ok {
@@ -68,6 +74,7 @@ func newApp(d appDeps) *fiber.App {
 			return c.Status(code).JSON(fiber.Map{"error": err.Error()})
 		},
 	})
+	app.Use(d.proxies.Middleware())
 	app.Use(httpMetrics(d.registry))
 
 	app.Get("/healthz", func(c *fiber.Ctx) error {

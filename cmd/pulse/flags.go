@@ -37,6 +37,7 @@ type options struct {
 	maxRetention    retentionDays
 	demo            bool
 	demoVisits      int
+	trustedProxies  proxiesFlag
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -47,6 +48,9 @@ const (
 	defaultData            = "./.pulse"
 	// defaultShutdownTimeout bounds waiting for in-flight HTTP requests at shutdown.
 	defaultShutdownTimeout = 10 * time.Second
+	// defaultDevTrustedProxies: `pulse dev` runs on a developer's machine,
+	// where a reverse proxy in front of it is a local one.
+	defaultDevTrustedProxies = "127.0.0.0/8,::1"
 )
 
 // subcommands lists the subcommands in the order of the help text and the README table.
@@ -86,6 +90,10 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.DurationVar(&o.livePresence, "live-presence-timeout", stream.DefaultPresenceTimeout, "how long a silent tracker connection still counts as online; keep it above the ingest ping interval")
 		fs.BoolVar(&o.dropBots, "drop-bots", false, "discard events from bots and crawlers instead of storing them flagged (is_bot = 1)")
 		fs.StringVar(&o.geoIPDB, "geoip-db", "", "MaxMind-format database (.mmdb) for country, region and city; empty leaves them empty")
+		if cmd == "dev" {
+			o.trustedProxies.p, _ = auth.ParseProxies(defaultDevTrustedProxies)
+		}
+		fs.Var(&o.trustedProxies, "trusted-proxies", "reverse proxies whose X-Forwarded-For, Forwarded and X-Forwarded-Proto headers are believed, as comma-separated IP addresses and CIDR prefixes; requests from anyone else count as coming from their own address (docs/deploy.md)")
 		fs.Var(&o.maxRetention, "max-retention-days", "longest any site keeps events and visits, in days; sites that keep them forever or longer keep them this long; 0: no limit")
 	}
 	if cmd == "dev" {
@@ -113,6 +121,20 @@ func (d *retentionDays) Set(v string) error {
 		return fmt.Errorf("want a number of days from 0 (no limit) to %d", auth.MaxRetentionDays)
 	}
 	*d = retentionDays(n)
+	return nil
+}
+
+// proxiesFlag is a flag's list of trusted reverse proxies (auth.ParseProxies).
+type proxiesFlag struct{ p auth.Proxies }
+
+func (f *proxiesFlag) String() string { return f.p.String() }
+
+func (f *proxiesFlag) Set(v string) error {
+	p, err := auth.ParseProxies(v)
+	if err != nil {
+		return err
+	}
+	f.p = p
 	return nil
 }
 

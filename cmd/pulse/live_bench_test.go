@@ -22,7 +22,7 @@ import (
 	"github.com/pulse-analytics/pulse/stream"
 )
 
-// Event → dashboard latency over the real path (issue 7): the live figures
+// Event → dashboard latency over the real path: the live figures
 // of the hub alone (fan-out, memory) are BenchmarkLive of package stream.
 const (
 	// liveBenchConns tracker connections send the load.

@@ -143,16 +143,50 @@ type process struct {
 }
 
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	grew chan struct{} // closed by the next write; nil when no one waits
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	if s.grew != nil {
+		close(s.grew)
+		s.grew = nil
+	}
+	return n, err
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// waitFor returns re's first match in the output, waiting for more output
+// until there is one, the process has exited, or timeout has passed (nil).
+// The process's output reaches the buffer through a pipe, so what it printed
+// before it answered a request may not be there yet when the answer is.
+func (s *syncBuffer) waitFor(re *regexp.Regexp, exited <-chan struct{}, timeout time.Duration) []string {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		if m := re.FindStringSubmatch(s.b.String()); m != nil {
+			s.mu.Unlock()
+			return m
+		}
+		if s.grew == nil {
+			s.grew = make(chan struct{})
+		}
+		grew := s.grew
+		s.mu.Unlock()
+		select {
+		case <-grew:
+		case <-exited:
+			return re.FindStringSubmatch(s.String())
+		case <-deadline.C:
+			return nil
+		}
+	}
+}
 
 func startPulse(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
@@ -250,7 +284,7 @@ var siteKeyLine = regexp.MustCompile(`site key: (pk_\S+)`)
 // siteKey is the demo site key `pulse dev` printed.
 func (p *process) siteKey(t testing.TB) string {
 	t.Helper()
-	m := siteKeyLine.FindStringSubmatch(p.stdout.String())
+	m := p.stdout.waitFor(siteKeyLine, p.exited, 10*time.Second)
 	if m == nil {
 		t.Fatalf("pulse dev printed no site key:\n%s", p.stdout)
 	}

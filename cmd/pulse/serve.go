@@ -86,6 +86,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 		tracker:    tracker,
 		formats:    ingest.NewFormatsHandler(store, batcher, log, ingestMetrics).WithHooks(hooks),
 		api:        auth.NewAPI(store, log),
+		proxies:    o.trustedProxies.p,
 		log:        log,
 	})
 	lifecycle := dashboard.NewLifecycle(db, store, dashboard.LifecycleConfig{MaxRetentionDays: uint32(o.maxRetention), Logger: log})

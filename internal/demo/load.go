@@ -43,7 +43,7 @@ type LoadConfig struct {
 
 // Load defaults.
 const (
-	// DefaultLoadEvents is the query benchmarks' data set (issue 8).
+	// DefaultLoadEvents is the query benchmarks' data set: 10M events, a busy site's quarter.
 	DefaultLoadEvents = 10_000_000
 	// DefaultLoadSpan is the time the benchmark data covers.
 	DefaultLoadSpan = 90 * 24 * time.Hour

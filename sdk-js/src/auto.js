@@ -1,5 +1,5 @@
 // Automatic captures of the full build: outbound links, file downloads, data-pulse-event
-// attributes and engagement (visible time and scroll depth, sent when the page is hidden).
+// attributes and engagement (visible time and scroll depth, sent when the page is hidden or left).
 
 /** Links to files with these extensions count as downloads (data-downloads="pdf,zip" replaces the list). */
 export const DOWNLOADS = 'pdf,zip,gz,tgz,rar,7z,dmg,exe,msi,pkg,deb,rpm,apk,iso,csv,xlsx?,docx?,pptx?,odt,ods,epub,mp3,mp4,mov,avi,mkv,wav'
@@ -30,6 +30,8 @@ export function auto(w, o, send, on) {
   if (o.engagement === false) return
   const scroll = () => { depth = Math.max(depth, Math.min(100, Math.round(100 * (w.scrollY + w.innerHeight) / el.scrollHeight))) }
   on('scroll', scroll)
+  // leave queues the engagement of the visible time since the last one; once hidden, the
+  // page counts no time until it is shown again, so a second leave sends nothing.
   const leave = () => {
     scroll()
     if (shown) time += Date.now() - shown
@@ -37,7 +39,15 @@ export function auto(w, o, send, on) {
     if (time > 0 && url) send('track', { name: 'engagement', url, props: { ms: time, scroll: depth } })
     time = depth = 0
   }
-  on('visibilitychange', () => doc.visibilityState == 'hidden' ? leave() : shown = Date.now())
+  const show = () => shown = shown || Date.now()
+  // Browsers fire pagehide and visibilitychange (hidden) in either order when a page is left
+  // (Chromium: pagehide first), and a tab switch only the latter: whichever comes first
+  // queues the engagement. This pagehide listener runs before core's, registered after it,
+  // whose beacon thus carries the engagement. A page restored from the back/forward cache
+  // (pageshow, persisted) counts its visible time again.
+  on('pagehide', leave)
+  on('pageshow', e => e.persisted && doc.visibilityState != 'hidden' && show())
+  on('visibilitychange', () => doc.visibilityState == 'hidden' ? leave() : show())
   return () => {
     leave()
     shown = doc.visibilityState == 'hidden' ? 0 : Date.now()

@@ -1,12 +1,13 @@
 // The tracker: events, the WebSocket transport of docs/protocol.md (v1) and its HTTP fallback.
-// FULL (defined by the build) adds what issue 6 does not ask of the 2 KiB default build:
-// hash mode, DNT/GPC, excluded paths, cross-tab adoption (queue.js), busy pauses, the
-// retry_after of close 4429, the flush when the page is hidden and the automatic captures.
-import { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, EVENT_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER, OPT_OUT } from './limits.js'
+// FULL (defined by the build) adds what most sites can do without, so that the default
+// build, loaded by every visitor of every site, stays within 2 KiB gzipped: hash mode,
+// DNT/GPC, excluded paths, cross-tab adoption (queue.js), busy pauses, the retry_after of
+// close 4429, the flush when the page is hidden and the automatic captures.
+import { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, EVENT_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER, MAX_IN_FLIGHT, OPT_OUT } from './limits.js'
 import { backoff, uuid, str, bytes } from './util.js'
 import { createQueue } from './queue.js'
 
-export { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, EVENT_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER }
+export { VERSION, FRAME_DELAY, CHUNK_EVENTS, CHUNK_BYTES, EVENT_BYTES, CONNECT_TIMEOUT, PING_EVERY, PONG_WAIT, FALLBACK_AFTER, MAX_IN_FLIGHT }
 
 /** chunk returns the first queue entries, at most CHUNK_EVENTS events and CHUNK_BYTES bytes (at least one). */
 export const chunk = list => {
@@ -44,9 +45,10 @@ export function start(w, o, plug) {
       : ''
   }
   const auto = o.auto !== false
-  // lost counts the connections closed since the last welcome; busy (full build) is the
-  // time before which no frame goes.
-  let why = decline(), ws, ready, seq = 0, resume, identity, lost = 0, retryT, flushT, deadT, busy, posting, httpOnly, prev, last, before
+  // seq is the last frame sent, acked the last acknowledged on this connection; lost counts
+  // the connections closed since the last welcome; busy (full build) is the time before
+  // which no frame goes.
+  let why = decline(), ws, ready, seq = 0, acked, resume, identity, lost = 0, retryT, flushT, deadT, busy, posting, httpOnly, prev, last, before
 
   // send queues one event (fields of docs/protocol.md); it goes out within FRAME_DELAY ms.
   // The server refuses an event over EVENT_BYTES (docs/protocol.md): such an event is dropped
@@ -56,19 +58,26 @@ export function start(w, o, plug) {
     ? con.warn('Pulse:', e) : (q.add(e), schedule(FRAME_DELAY)))
   const schedule = ms => { flushT = flushT || later(flush, ms) }
   const write = f => ws.send(str(f))
-  const frame = (s, list) => write({ type: 'events', seq: s, events: list.map(x => (x.s = s, x.e)) })
 
+  // flush sends one frame of the events not yet sent on this connection and, when more wait,
+  // looks again after FRAME_DELAY ms: frames are paced under the server's rate limit, a
+  // resend included. With MAX_IN_FLIGHT frames unacknowledged it sends nothing: the events
+  // wait for an ack, which calls it again, and then go in fuller frames.
   function flush() {
     flushT = 0
     if (FULL && busy > Date.now()) return schedule(FRAME_DELAY) // look again soon: an ack ends busy
     if (!ready) return lost < FALLBACK_AFTER && !httpOnly ? connect() : post()
     const list = q.q.filter(x => !x.s), c = chunk(list)
-    c[0] && frame(++seq, c)
-    list[c.length] && schedule(FRAME_DELAY)
+    if (seq - acked < MAX_IN_FLIGHT) {
+      c[0] && write({ type: 'events', seq: ++seq, events: c.map(x => (x.s = seq, x.e)) })
+      list[c.length] && schedule(FRAME_DELAY)
+    }
   }
 
+  // connect opens the WebSocket when there is something to send or, after a lost connection,
+  // on the backoff until a welcome, whether or not anything waits (events go by HTTP meanwhile).
   function connect() {
-    if (ws || retryT || httpOnly || !q.q[0] || !nav.onLine) return // 'online' calls flush
+    if (why || ws || retryT || httpOnly || !(q.q[0] || lost) || !nav.onLine) return // 'online' calls flush
     try {
       ws = new w.WebSocket(url('/v1/ingest').replace(/^http/, 'ws'))
     } catch (e) {
@@ -84,14 +93,15 @@ export function start(w, o, plug) {
         ready = 1
         lost = 0
         resume = f.resume
-        // Frames up to last_seq are stored; the others are resent with their seq. In a new
-        // session all unacknowledged events go again in new frames.
+        // Frames up to last_seq are stored. Every other unacknowledged event goes again, in
+        // new full frames paced by flush, with seq growing on from the last one sent (from 1
+        // in a new session); the server stores an event once by its id, however it is framed.
         q.ack(f.last_seq)
-        if (f.resumed) for (const s of new Set(q.q.map(x => x.s))) s && frame(s, q.q.filter(x => x.s == s))
-        else seq = 0, q.q.map(x => x.s = 0)
+        acked = seq = f.resumed ? seq : 0
+        q.q.map(x => x.s = 0)
         flush()
       }
-      if (t == 'ack') q.ack(f.seq), FULL && (busy = 0)
+      if (t == 'ack') q.ack(acked = f.seq), schedule(FRAME_DELAY), FULL && (busy = 0)
       if (FULL && t == 'busy') busy = Date.now() + f.retry_after_ms
     })
     ws.onclose = safe(closed)

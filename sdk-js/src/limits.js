@@ -4,6 +4,14 @@
 export const VERSION = '1.0.0'
 /** Events wait FRAME_DELAY ms to share a frame: at most 40 frames/s, under the server's 50/s. */
 export const FRAME_DELAY = 25
+/**
+ * At most MAX_IN_FLIGHT frames wait for their ack on a connection; later events wait in the
+ * queue and go together in fuller frames once an ack comes. Well under the server's burst of
+ * 100 frames (ingest/limits.go DefaultFrameBurst), so that even a resend of every frame in
+ * flight at once would not be closed with 4029; 10 full frames hold 1000 events, the
+ * queue's whole MAX_EVENTS.
+ */
+export const MAX_IN_FLIGHT = 10
 /** A frame, POST body or beacon holds at most CHUNK_EVENTS events and about CHUNK_BYTES bytes of UTF-8 (server: 500 and 64 KiB; keepalive and sendBeacon: 64 KiB). */
 export const CHUNK_EVENTS = 100
 export const CHUNK_BYTES = 6e4
@@ -14,7 +22,7 @@ export const CONNECT_TIMEOUT = 5000
 /** A ping is sent every PING_EVERY ms; without any frame PONG_WAIT ms after it the connection is dead. */
 export const PING_EVERY = 15000
 export const PONG_WAIT = 10000
-/** After FALLBACK_AFTER failed connection attempts in a row, events go by POST /v1/events. */
+/** After FALLBACK_AFTER failed connection attempts in a row, events go by POST /v1/events while the attempts go on. */
 export const FALLBACK_AFTER = 2
 /** Reconnect delays grow from BACKOFF_BASE ms, doubling up to BACKOFF_MAX ms. */
 export const BACKOFF_BASE = 500

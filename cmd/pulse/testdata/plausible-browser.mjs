@@ -1,7 +1,11 @@
 // Loads a page that uses Plausible's own tracker from npm, unmodified but for
-// the endpoint, in Debian's headless Chromium, and waits until Pulse answered
-// its pageview and custom event. PAGE_URL comes from the Go test. Playwright
-// gives the browser a fresh temporary profile.
+// the endpoint, in Debian's headless Chromium, then moves the page to another
+// hash route so that the tracker sends the engagement of the route left and
+// the next pageview. Prints as one JSON line every event body the tracker
+// sent with Pulse's answer, and what the page's track callbacks received.
+// (Closing the page may send one more engagement event, after the print.)
+// PAGE_URL and EVENTS (how many event requests the page makes in all) come
+// from the Go test. Playwright gives the browser a fresh temporary profile.
 import { chromium } from 'playwright-core'
 
 const browser = await chromium.launch({
@@ -11,14 +15,28 @@ const browser = await chromium.launch({
 })
 try {
   const page = await browser.newPage()
-  const answers = []
-  page.on('response', (r) => { if (r.url().endsWith('/api/event')) answers.push(r.status()) })
-  page.on('console', (m) => console.log('page:', m.text()))
+  const events = []
+  let arrived = () => {}
+  page.on('response', async (r) => {
+    const req = r.request()
+    if (!req.url().endsWith('/api/event') || req.method() !== 'POST') return
+    events.push({ body: JSON.parse(req.postData()), status: r.status(), answer: await r.text() })
+    arrived()
+  })
+  const all = (n) => new Promise((resolve) => {
+    arrived = () => { if (events.length >= n) resolve() }
+    arrived()
+  })
+  page.on('console', (m) => console.error('page:', m.text()))
   await page.goto(process.env.PAGE_URL)
-  const deadline = Date.now() + 15000
-  while (answers.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-  console.log('answers', JSON.stringify(answers))
-  if (answers.length < 2 || answers.some((s) => s !== 202)) process.exitCode = 1
+  // The pageview and the three custom events; their callbacks ran once answered.
+  await page.waitForFunction(() => window.results && window.results.length === 3, null, { timeout: 15000 })
+  await page.evaluate(() => { location.hash = '#/settings' })
+  let timer
+  await Promise.race([all(Number(process.env.EVENTS)), new Promise((resolve) => { timer = setTimeout(resolve, 15000) })])
+  clearTimeout(timer)
+  const results = await page.evaluate(() => window.results)
+  console.log(JSON.stringify({ events, results }))
 } finally {
   await browser.close()
 }

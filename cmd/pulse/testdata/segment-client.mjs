@@ -1,15 +1,41 @@
-// Sends events to Pulse with Segment's own Node library, unmodified but for
-// the host: PULSE_URL and WRITE_KEY come from the Go test that runs this.
-import { Analytics } from '@segment/analytics-node'
+// Drives Segment's own Node library, unmodified but for its host, through the
+// calls of the JSON file CALLS ([{"method": "track", "args": {…}}, …]), and
+// prints as one JSON line every request body the library sent and every error
+// it reported (its "error" event), with the messageId it concerns.
+// PULSE_URL and WRITE_KEY come from the Go test; BATCH is the library's
+// maxEventsInBatch; CLOCK_SKEW_MS sets this process's clock off by that much,
+// as a device's clock may be, before the library is loaded.
+import { readFileSync } from 'node:fs'
 
-const analytics = new Analytics({ writeKey: process.env.WRITE_KEY, host: process.env.PULSE_URL, maxEventsInBatch: 10 })
-analytics.on('error', (err) => { console.error('segment error', err); process.exitCode = 1 })
-analytics.track({
-  userId: 'u-42',
-  event: 'Order Completed',
-  properties: { revenue: 19.5, currency: 'EUR' },
-  context: { page: { url: 'https://demo.localhost/checkout' }, ip: '81.2.69.142', userAgent: 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0' },
+const skew = Number(process.env.CLOCK_SKEW_MS || 0)
+if (skew) {
+  const RealDate = Date
+  globalThis.Date = class extends RealDate {
+    constructor (...args) {
+      if (args.length === 0) super(RealDate.now() + skew)
+      else super(...args)
+    }
+
+    static now () { return RealDate.now() + skew }
+  }
+}
+const { Analytics } = await import('@segment/analytics-node')
+
+const calls = JSON.parse(readFileSync(process.env.CALLS, 'utf8'))
+const analytics = new Analytics({
+  writeKey: process.env.WRITE_KEY,
+  host: process.env.PULSE_URL,
+  maxEventsInBatch: Number(process.env.BATCH || 20),
+  flushInterval: 60000, // closeAndFlush sends; no timer decides what shares a batch
 })
-analytics.page({ anonymousId: 'anon-1', name: 'Pricing', properties: { url: 'https://demo.localhost/pricing' } })
-analytics.identify({ userId: 'u-42', traits: { plan: 'pro' } })
-await analytics.closeAndFlush({ timeout: 10000 })
+const sent = []
+const errors = []
+analytics.on('http_request', (r) => sent.push(JSON.parse(r.body)))
+analytics.on('error', (err) => errors.push({
+  code: err.code,
+  reason: String(err.reason?.message ?? err.reason),
+  messageId: err.ctx?.event?.messageId ?? null,
+}))
+for (const { method, args } of calls) analytics[method](args)
+await analytics.closeAndFlush({ timeout: 20000 })
+console.log(JSON.stringify({ sent, errors }))

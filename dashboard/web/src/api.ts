@@ -33,15 +33,34 @@ export interface QuerySpec {
 }
 export interface Comparison { metrics: (number | null)[]; change: (number | null)[] }
 export interface QueryRow { dimensions: string[]; metrics: number[]; comparison?: Comparison }
+/** ComparisonMeta says what a comparison compared (docs/query-api.md, "Comparisons"). */
+export interface ComparisonMeta {
+  mode: string
+  /** the comparison range actually queried: while the range has not ended, the same part of the earlier period */
+  date_range: [string, string]
+  /** why every change is null: 'not_covered' (the site's data starts after the comparison range does) */
+  change_unavailable?: string
+  /** the site's first counted event, with change_unavailable */
+  first_data?: string
+}
 export interface QueryResult {
   results: QueryRow[]
   totals?: { metrics: number[]; comparison?: Comparison }
-  meta: { metrics: string[]; dimensions: string[]; time_zone: string; date_range: [string, string]; comparison_date_range?: [string, string]; total_rows: number }
+  meta: {
+    metrics: string[]; dimensions: string[]; time_zone: string; date_range: [string, string]
+    /** set while the range has not ended: the moment it was answered up to */
+    incomplete_until?: string
+    comparison_date_range?: [string, string]; comparison?: ComparisonMeta; total_rows: number
+  }
 }
 export interface FunnelStep { label: string; visitors: number; conversion_rate: number; conversion_rate_step: number; dropoff: number }
 export interface FunnelResult { steps: FunnelStep[]; breakdown?: { value: string; steps: FunnelStep[] }[]; meta: { time_zone: string; date_range: [string, string]; window: number } }
 export interface Cohort { cohort: string; users: number; retained: number[]; rate: number[] }
-export interface RetentionResult { cohorts: Cohort[]; meta: { time_zone: string; period: string; date_range: [string, string] } }
+export interface RetentionResult {
+  cohorts: Cohort[]
+  /** incomplete_period: the start of the day or week that holds incomplete_until, whose cells count so far */
+  meta: { time_zone: string; period: string; date_range: [string, string]; incomplete_until?: string; incomplete_period?: string }
+}
 
 /** ApiError is a failed API call: status and the server's message. */
 export class ApiError extends Error {

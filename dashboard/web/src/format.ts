@@ -28,6 +28,8 @@ export const METRICS: Record<string, { label: string; fmt: (n: number) => string
   visit_duration: { label: 'Visit duration', fmt: duration },
   events: { label: 'Total events', fmt: num },
   conversion_rate: { label: 'Conversion rate', fmt: pct, points: true },
+  time_on_page: { label: 'Time on page', fmt: duration },
+  scroll_depth: { label: 'Scroll depth', fmt: pct, points: true },
 }
 
 const regions = (() => { try { return new Intl.DisplayNames(['en'], { type: 'region' }) } catch { return null } })()
@@ -88,4 +90,58 @@ function dayLabel(v: string, weekday = false): string {
   const [y, m, d] = v.split('-').map(Number)
   if (!y) return v
   return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString('en-GB', { day: 'numeric', month: 'short', weekday: weekday ? 'short' : undefined, timeZone: 'UTC' })
+}
+
+/**
+ * siteDate reads an RFC 3339 time of the query API (written with the site's UTC offset) as
+ * the site's calendar day and clock: "7 Nov", "7 Nov 14:05" with time, and the year when it
+ * is not this one.
+ */
+export function siteDate(rfc: string, time = false): string {
+  const [y, m, d] = rfc.slice(0, 10).split('-').map(Number)
+  if (!y) return rfc
+  const day = new Date(Date.UTC(y, m - 1, d)).toLocaleDateString('en-GB', { day: 'numeric', month: 'short', year: y === new Date().getFullYear() ? undefined : 'numeric', timeZone: 'UTC' })
+  const clock = rfc.slice(11, 16)
+  return time && clock && clock !== '00:00' ? `${day} ${clock}` : day
+}
+
+/** rangeText names a range of the query API (start included, end excluded) as a person reads it. */
+export function rangeText(r: [string, string]): string {
+  const [from, to] = r
+  const start = siteDate(from, true)
+  if (/T00:00:00/.test(to)) {
+    // The end is a midnight: the range ends with the day before.
+    const [y, m, d] = to.slice(0, 10).split('-').map(Number)
+    const last = new Date(Date.UTC(y, m - 1, d - 1)).toISOString().slice(0, 10)
+    const end = siteDate(last)
+    return end === start ? start : `${start} – ${end}`
+  }
+  const endDay = siteDate(to), clock = to.slice(11, 16)
+  return `${endDay === start ? start : `${start} – ${endDay}`} until ${clock}`
+}
+
+/**
+ * noChangeReason says why a comparison has no changes (docs/query-api.md, "Comparisons"), or
+ * '' when it has them: "no data before 7 Nov" when the site's data starts after the earlier
+ * period does.
+ */
+export function noChangeReason(c?: { change_unavailable?: string; first_data?: string }): string {
+  if (!c?.change_unavailable) return ''
+  if (c.change_unavailable === 'not_covered') return c.first_data ? `no data before ${siteDate(c.first_data)}` : 'no earlier data'
+  return 'no comparison'
+}
+
+/**
+ * partialBucket is the index of the time bucket (values of dim, in order) that holds until,
+ * the moment a range that has not ended was answered up to; -1 without one. Later buckets
+ * have not begun.
+ */
+export function partialBucket(buckets: string[], dim: string, until?: string): number {
+  if (!until) return -1
+  const fine = dim === 'time:minute' || dim === 'time:hour'
+  const at = fine ? Date.parse(until) : 0
+  const day = until.slice(0, 10)
+  let found = -1
+  buckets.forEach((b, i) => { if (fine ? Date.parse(b) <= at : b <= day) found = i })
+  return found
 }

@@ -30,6 +30,9 @@ const SEED = [
   { ref: 'https://duckduckgo.com/', pages: ['/'] },
 ]
 const SEEDED = SEED.length, SEEDED_PRICING = SEED.filter(v => v.pages.includes('/pricing')).length
+// Each seeded page sends its engagement when left, as pulse.full.js does: visitor i had
+// every page visible for ENGAGED_MS(i) and scrolled it to SCROLLED(i) percent.
+const ENGAGED_MS = i => 5000 * (i + 1), SCROLLED = i => 10 * (i + 1)
 
 before(async () => {
   // --demo: the demo site is busy (live visitors and 30 days of history), as after make run.
@@ -42,6 +45,7 @@ before(async () => {
     for (const [k, p] of v.pages.entries()) {
       const url = 'https://demo.localhost' + p + (k === 0 ? '?utm_source=seedtest' : '')
       await pulse.send({ type: 'page', url, referrer }, { 'User-Agent': UA(i) })
+      await pulse.send({ type: 'track', name: 'engagement', url, props: { ms: ENGAGED_MS(i), scroll: SCROLLED(i) } }, { 'User-Agent': UA(i) })
       referrer = 'https://demo.localhost' + p
     }
     if (v.pages.includes('/signup')) await pulse.send({ type: 'track', name: 'Signup', url: 'https://demo.localhost/signup', props: { plan: 'pro' } }, { 'User-Agent': UA(i) })
@@ -305,12 +309,139 @@ test('the report renders with data; a row click adds a filter chip, changes the 
   await p.waitForURL(u => !decodeURIComponent(u.search).includes('/pricing'))
   await waitVisitors(p, SEEDED, 'after removing the chip')
 
+  // Filtered by an event: the visitors and visits that did it, the conversions and the
+  // conversion rate; the pages panel lists the pages those visits viewed.
+  const signups = SEED.filter(v => v.pages.includes('/signup'))
+  await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=today&f=is,visit:utm_source,seedtest&f=is,event:name,Signup`)
+  await p.locator('.chip', { hasText: 'Signup' }).waitFor()
+  await waitVisitors(p, signups.length, 'seeded visitors who signed up')
+  const stat = name => p.getByRole('tab', { name }).locator('.stat-value[data-value]')
+  await stat(/Total conversions/).waitFor()
+  assert.equal(Number(await stat(/Total conversions/).getAttribute('data-value')), signups.length, 'one conversion each')
+  assert.equal(Number(await stat(/Total visits/).getAttribute('data-value')), signups.length, 'the visits that converted')
+  assert.equal(Number(await stat(/Conversion rate/).getAttribute('data-value')), Math.round(1000 * signups.length / SEEDED) / 10, 'of the seeded visitors')
+  assert.equal(await p.getByRole('tab', { name: /Bounce rate|Total pageviews/ }).count(), 0, 'no pageviews or bounce rate of the event itself')
+  const converted = new Set(signups.flatMap(v => v.pages))
+  await p.locator('#panel-pages .barrow:not(.filler)').nth(converted.size - 1).waitFor()
+  const pagesOfConverted = await panelRows(p.locator('#panel-pages'))
+  assert.deepEqual(new Set(pagesOfConverted.map(r => r[0])), converted, 'the pages the converted visits viewed')
+  assert.ok(pagesOfConverted.every(r => r[2] >= 1), `each with its views: ${JSON.stringify(pagesOfConverted)}`)
+  const goalRow = p.locator('#panel-events .barrow:not(.filler)')
+  await goalRow.first().waitFor()
+  assert.deepEqual(await panelRows(p.locator('#panel-events')), [['Signup', signups.length, signups.length]], 'the goal with its conversions')
+  await p.waitForTimeout(500) // the chart's animation, for the picture
+  await shot(p, 'report-event-filter-light', { fullPage: true })
+
   const dark = await page(t, DESKTOP, { dark: true })
   await dark.goto(`${pulse.base}/sites/${pulse.site}/report?range=7d&compare=previous_period`)
   await dark.locator('#panel-sources .barrow').first().waitFor()
   await dark.locator('.main-chart canvas').waitFor()
   await dark.waitForTimeout(500)
   await shot(dark, 'report-dark', { fullPage: true })
+})
+
+/** siteDay is how the dashboard names the day of an RFC 3339 time of the API: "7 Nov" (with the year when it is not this one). */
+const siteDay = rfc => {
+  const [y, m, d] = rfc.slice(0, 10).split('-').map(Number)
+  return new Date(Date.UTC(y, m - 1, d)).toLocaleDateString('en-GB', { day: 'numeric', month: 'short', year: y === new Date().getFullYear() ? undefined : 'numeric', timeZone: 'UTC' })
+}
+
+/** percents answers the percentages a text shows ("↑12.5%", "↓3%") as numbers. */
+const percents = text => [...text.matchAll(/([↑↓]?)(\d[\d,.]*)%/g)].map(m => (m[1] === '↓' ? -1 : 1) * Number(m[2].replace(/,/g, '')))
+
+/**
+ * expectComparison asserts what a comparison shows, given the API's answer to the same
+ * question: "no data before <first data>" and no percentage when the earlier period is not
+ * covered by the site's data, else percentages that are not absurd.
+ */
+function expectComparison(text, meta, what) {
+  if (meta.change_unavailable) {
+    assert.equal(meta.change_unavailable, 'not_covered', `${what}: the API's reason`)
+    assert.ok(meta.first_data, `${what}: the API names the first data`)
+    assert.ok(text.includes(`no data before ${siteDay(meta.first_data)}`), `${what} says "no data before ${siteDay(meta.first_data)}": ${text}`)
+    assert.deepEqual(percents(text), [], `${what} shows no percentage: ${text}`)
+  } else {
+    assert.ok(!/no data before/.test(text), `${what}: the earlier period is covered, yet: ${text}`)
+    for (const v of percents(text)) assert.ok(Math.abs(v) < 1000, `${what}: ${v}% is absurd (${text})`)
+  }
+  assert.ok(!/– vs 0/.test(text), `${what} shows "– vs 0": ${text}`)
+}
+
+test('comparisons compare like with like: no absurd percentage, "no data before …" where the earlier period has none, the part not over marked', async t => {
+  if (!await pulse.queryAPI()) { t.skip('the query API is not on this build'); return }
+  const p = await page(t)
+  const query = spec => pulse.api('POST', '/query', { site_id: pulse.site, ...spec })
+
+  // The site list: the card's 30 days against the 30 before. The demo has 30 days of history,
+  // so the 30 days before hold at most a part of one day.
+  const card = await query({ metrics: ['visitors'], date_range: '30d', dimensions: ['time:day'], include: { time_labels: true, totals: true, comparison: 'previous_period' } })
+  assert.equal(card.meta.comparison.change_unavailable, 'not_covered', `the demo's 30 days before are not covered: ${JSON.stringify(card.meta.comparison)}`)
+  assert.ok(card.meta.incomplete_until, 'the last 30 days include today, which is not over')
+  await p.goto(pulse.base + '/')
+  const demo = p.locator('.site-card', { hasText: 'demo.localhost' })
+  await demo.locator('.site-card-foot .change, .site-card-foot .change-note').first().waitFor({ timeout: 15000 })
+  expectComparison(await demo.locator('.site-card-foot').innerText(), card.meta.comparison, 'the site card')
+  assert.equal(await demo.locator('.spark[data-partial="true"]').count(), 1, "the sparkline's last day (today) is drawn as so far")
+  await p.waitForTimeout(300)
+  await shot(p, 'compare-sites-light')
+
+  // The report compared with the previous period: this month, the last 30 days, and today
+  // (whose yesterday the demo's history covers).
+  const TOP = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration']
+  for (const [range, name] of [['month', 'this-month'], ['30d', '30d'], ['today', 'today']]) {
+    const api = await query({ metrics: TOP, date_range: range, include: { totals: true, comparison: 'previous_period' } })
+    await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=${range}&compare=previous_period`)
+    await p.locator('.report-stats .stat-sub .change, .report-stats .stat-sub .change-note').first().waitFor({ timeout: 15000 })
+    const subs = await p.locator('.report-stats .stat-sub').allInnerTexts()
+    assert.equal(subs.length, TOP.length)
+    for (const [i, sub] of subs.entries()) expectComparison(sub, api.meta.comparison, `${range}: ${TOP[i]}`)
+    const caption = p.locator('.compare-caption')
+    await caption.waitFor({ timeout: 15000 })
+    // The same range as the API's answer to the test (whose end is now, to the second, moved back a period).
+    const [from, to] = (await caption.getAttribute('data-compare-range')).split('/')
+    assert.equal(from, api.meta.comparison.date_range[0], `${range}: the caption's comparison starts where the API's does`)
+    assert.ok(Math.abs(Date.parse(to) - Date.parse(api.meta.comparison.date_range[1])) < 120000, `${range}: the caption's comparison ends at ${to}, the API's at ${api.meta.comparison.date_range[1]}`)
+    expectComparison(await caption.innerText(), api.meta.comparison, `${range}: the caption`)
+    if (range === 'today') assert.equal(api.meta.comparison.change_unavailable, undefined, 'yesterday is in the demo history: today has changes')
+    // The bucket that holds now is marked: dashed, "so far".
+    await p.locator('.main-chart canvas').waitFor()
+    await p.locator('.main-chart .chart[data-partial]').waitFor({ timeout: 15000 })
+    assert.match(await p.locator('.main-chart .so-far-key').innerText(), /so far/)
+    await p.waitForTimeout(500)
+    await shot(p, `compare-report-${name}-light`, { fullPage: true })
+  }
+  const dark = await page(t, PHONE, { dark: true })
+  await dark.goto(`${pulse.base}/sites/${pulse.site}/report?range=month&compare=previous_period`)
+  await dark.locator('.report-stats .stat-sub .change, .report-stats .stat-sub .change-note').first().waitFor({ timeout: 15000 })
+  await dark.locator('.main-chart .chart[data-partial]').waitFor({ timeout: 15000 })
+  await dark.waitForTimeout(500)
+  await noHorizontalScroll(dark, 'the compared report on a phone (dark)')
+  await shot(dark, 'compare-report-this-month-phone-dark')
+
+  // The report filtered by one of the demo's custom events.
+  await p.goto(`${pulse.base}/sites/${pulse.site}/report?range=7d&f=is,event:name,Signup`)
+  await p.locator('.chip', { hasText: 'Signup' }).waitFor()
+  await p.locator('.report-stats .stat-value[data-value]').first().waitFor({ timeout: 15000 })
+  await p.locator('.main-chart canvas').waitFor()
+  await p.waitForTimeout(500)
+  await shot(p, 'report-event-signup-light', { fullPage: true })
+
+  // Retention: the cells of today are counts so far, hatched, not shaded as low retention;
+  // each cohort has at most one, its last.
+  await p.goto(`${pulse.base}/sites/${pulse.site}/retention?period=day&range=30d`)
+  await p.locator('table.cohorts tbody tr').first().waitFor({ timeout: 15000 })
+  const rows = await p.locator('table.cohorts tbody tr').evaluateAll(trs => trs.map(tr => {
+    const cells = [...tr.querySelectorAll('td.num.heat')]
+    return { partial: cells.map((c, i) => c.dataset.partial ? i : -1).filter(i => i >= 0), last: cells.length - 1, shaded: cells.filter(c => c.dataset.partial && c.style.getPropertyValue('--heat')).length }
+  }))
+  const marked = rows.filter(r => r.partial.length)
+  assert.ok(marked.length >= 1, 'the cells of today are marked')
+  for (const r of marked) {
+    assert.deepEqual(r.partial, [r.last], 'a cohort\'s one marked cell is its last')
+    assert.equal(r.shaded, 0, 'a marked cell is not shaded as a rate')
+  }
+  assert.match(await p.locator('.cohorts-key').innerText(), /This day is not over/)
+  await shot(p, 'compare-retention-light', { fullPage: true })
 })
 
 /** parseCSV reads a CSV text (RFC 4180, as Go's encoding/csv writes it) into rows of fields. */
@@ -392,7 +523,7 @@ test('a report panel and the chart download their whole query as CSV, in the sha
   const pageRows = await panelRows(pagesPanel)
   const pagesCSV = await download(p, pagesPanel.getByRole('button', { name: 'Download Pages as CSV' }))
   assert.match(pagesCSV.name, fileName('event-page'))
-  assert.deepEqual(pagesCSV.rows[0], ['event:page', 'visitors', 'pageviews'])
+  assert.deepEqual(pagesCSV.rows[0], ['event:page', 'visitors', 'pageviews', 'time_on_page', 'scroll_depth'])
   assert.ok(pagesCSV.rows.length - 1 > PANEL_ROWS, `the file has all ${pagesCSV.rows.length - 1} pages`)
   const pagesInFile = new Map(pagesCSV.rows.slice(1).map(r => [r[0], [Number(r[1]), Number(r[2])]]))
   for (const [value, visitors, views] of pageRows) assert.deepEqual(pagesInFile.get(value), [visitors, views], `visitors and views of ${value}: file and panel`)
@@ -410,11 +541,15 @@ test('a report panel and the chart download their whole query as CSV, in the sha
 
   // The report's filters and range are the file's: narrowed to the seeded visitors of today,
   // the pages are exactly theirs.
-  const want = new Map()
-  for (const v of SEED) for (const [k, path] of v.pages.entries()) {
+  const want = new Map(), engaged = new Map()
+  for (const [i, v] of SEED.entries()) for (const [k, path] of v.pages.entries()) {
     const [vis, views] = want.get(path) || [0, 0]
     want.set(path, [vis + (v.pages.indexOf(path) === k ? 1 : 0), views + 1])
+    // A page visit (one visit's engagement on one page): its time and deepest scroll.
+    if (v.pages.indexOf(path) === k) engaged.set(path, [...(engaged.get(path) || []), [ENGAGED_MS(i) / 1000, SCROLLED(i)]])
   }
+  const mean = xs => Math.round(xs.reduce((a, b) => a + b, 0) / xs.length)
+  const wantEngaged = new Map([...engaged].map(([path, pvs]) => [path, [mean(pvs.map(x => x[0])), mean(pvs.map(x => x[1]))]]))
   // (Their events reach ClickHouse within the batch interval; the report does not poll.)
   const seededURL = `${pulse.base}/sites/${pulse.site}/report?range=today&f=is,visit:utm_source,seedtest`
   for (let end = Date.now() + 15000; ; await p.waitForTimeout(500)) {
@@ -426,8 +561,15 @@ test('a report panel and the chart download their whole query as CSV, in the sha
   }
   await pagesPanel.locator('.barrow:not(.filler)').nth(want.size - 1).waitFor()
   const seeded = await download(p, pagesPanel.getByRole('button', { name: 'Download Pages as CSV' }))
-  assert.deepEqual(seeded.rows[0], ['event:page', 'visitors', 'pageviews'])
+  assert.deepEqual(seeded.rows[0], ['event:page', 'visitors', 'pageviews', 'time_on_page', 'scroll_depth'])
   assert.deepEqual(new Map(seeded.rows.slice(1).map(r => [r[0], [Number(r[1]), Number(r[2])]])), want, 'the pages of the seeded visitors, as sent')
+  assert.deepEqual(new Map(seeded.rows.slice(1).map(r => [r[0], [Number(r[3]), Number(r[4])]])), wantEngaged, 'time on page and scroll depth of the seeded visitors\' engagement')
+  // The panel shows them per page, as the file has them.
+  const shownEngaged = await pagesPanel.locator('.barrow:not(.filler)').evaluateAll(els => els.map(e => [
+    e.querySelector('.bar-label').title,
+    [Number(e.querySelector('[data-metric=time_on_page]').dataset.value), Number(e.querySelector('[data-metric=scroll_depth]').dataset.value)],
+  ]))
+  assert.deepEqual(new Map(shownEngaged), wantEngaged, 'the pages panel shows time on page and scroll depth')
 
   // A refused query is said in the card, not swallowed: the API's own 429 (the limiter is
   // drained to get one), answered to the CSV request and to its one retry.

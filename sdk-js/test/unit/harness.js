@@ -39,9 +39,10 @@ export function page(url = 'https://shop.example/pricing', { webdriver = false, 
       if (rec.wsThrows) throw new Error('blocked by CSP')
       this.url = u
       this.sent = []
+      this.at = [] // the (mocked) time of each sent frame
       rec.sockets.push(this)
     }
-    send(d) { this.sent.push(JSON.parse(d)) }
+    send(d) { this.sent.push(JSON.parse(d)); this.at.push(Date.now()) }
     close(code = 1000) { this.closedWith = code }
     // server side of the test:
     open() { this.onopen && this.onopen() }
@@ -67,6 +68,22 @@ export function page(url = 'https://shop.example/pricing', { webdriver = false, 
 export function timers(now = Date.parse('2026-01-05T10:00:00Z')) {
   mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now })
   return ms => mock.timers.tick(ms)
+}
+
+/**
+ * bucket replays frames sent at the times `at` (ms) through the server's per-connection token
+ * bucket (ingest/limits.go: DefaultFramesPerSecond 50, DefaultFrameBurst 100, every frame
+ * counts) and returns the index of the first frame it would close with 4029, or -1.
+ */
+export function bucket(at, perSecond = 50, burst = 100) {
+  let tokens = burst, t0 = at[0]
+  for (let i = 0; i < at.length; i++) {
+    tokens = Math.min(burst, tokens + (at[i] - t0) * perSecond / 1000)
+    t0 = at[i]
+    if (tokens < 1) return i
+    tokens--
+  }
+  return -1
 }
 
 /** settle lets resolved promises (fetch answers) run. */

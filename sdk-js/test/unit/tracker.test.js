@@ -55,7 +55,7 @@ test('acks: events stay queued (and stored) until their frame is acknowledged', 
   assert.equal(stored(), 0)
 })
 
-test('reconnect: lost connection resumes and resends unacknowledged frames with their seq', t => {
+test('reconnect: lost connection resumes and resends the unacknowledged events in a new frame', t => {
   const { p, api, tick, ws } = run(t)
   tick(FRAME_DELAY)
   ws().welcome()
@@ -72,10 +72,11 @@ test('reconnect: lost connection resumes and resends unacknowledged frames with 
   assert.equal(ws().sent[0].resume, 'r1')
   ws().recv({ type: 'welcome', resume: 'r2', resumed: true, last_seq: 2 })
   const frames = ws().frames()
-  assert.deepEqual(frames.map(f => [f.seq, f.events.map(e => e.name)]), [[3, ['b']]], 'frame 2 was committed, frame 3 is resent as is')
+  assert.deepEqual(frames.map(f => [f.seq, f.events.map(e => e.name)]), [[4, ['b']]], 'frame 2 was committed; the event of frame 3 goes again in frame 4')
+  assert.equal(frames[0].events[0].id, p.sockets[0].frames()[2].events[0].id, 'with its id')
   api.track('c')
   tick(FRAME_DELAY)
-  assert.equal(ws().frames().at(-1).seq, 4)
+  assert.equal(ws().frames().at(-1).seq, 5)
 })
 
 test('reconnect: a new session resends every unacknowledged event in new frames from seq 1', t => {
@@ -220,12 +221,13 @@ for (const build of ['default', 'full']) test(`pagehide (${build} build): unackn
   ws().welcome()
   api.track('bye')
   p.w.dispatchEvent(new p.w.Event('pagehide'))
-  assert.deepEqual(p.beacons[0].events.map(e => e.type + (e.name || '')), ['page', 'trackbye'])
+  // The full build's engagement of the page being left goes with them.
+  assert.deepEqual(p.beacons[0].events.map(e => e.type + (e.name || '')), ['page', 'trackbye', ...build == 'full' ? ['trackengagement'] : []])
   assert.equal(p.beacons[0].url, 'https://pulse.example/v1/events?site=pk_test')
   const s = JSON.parse(p.w.localStorage.getItem('pulse:pk_test'))
-  assert.equal(s.q.length, 2, 'still stored')
+  assert.equal(s.q.length, p.beacons[0].events.length, 'still stored')
   // The full build releases them to the next page; the default build's next page adopts every stored event.
-  if (build == 'full') assert.deepEqual(s.q.map(x => x.o), [0, 0], 'released to the next page')
+  if (build == 'full') assert.deepEqual(s.q.map(x => x.o), [0, 0, 0], 'released to the next page')
   // The next page adopts and sends them again (the server keeps one copy per id).
   const api2 = (build == 'full' ? full : def).start(p.w, opts({ auto: false }))
   api2.track('next')

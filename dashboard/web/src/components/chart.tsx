@@ -52,18 +52,53 @@ function axis(stroke: string, grid: string, values?: uPlot.Axis['values'], size 
 export interface TimeSeries { label: string; values: (number | null)[]; compare?: boolean }
 
 /**
- * TimeChart is the report's line chart over time buckets: the metric, and optionally the
- * comparison period dashed; a tooltip names the bucket and both values.
+ * splitPartial draws the bucket at index partial (the one that holds now: its value is so
+ * far) apart: solid values up to the bucket before it, and the step into it on its own.
  */
-export function TimeChart(props: { labels: string[]; long: string[]; series: TimeSeries[]; fmt: (n: number) => string; height?: number; bars?: boolean }) {
+function splitPartial(values: (number | null)[], partial: number): [(number | null)[], (number | null)[]] {
+  const solid = values.map((v, i) => i < partial ? v : null)
+  const soFar = values.map((v, i) => i === partial || i === partial - 1 ? v : null)
+  return [solid, soFar]
+}
+
+/** soFarLabel writes "so far" above the point at index i of series s (canvas pixels). */
+function soFarLabel(u: uPlot, s: number, i: number, color: string) {
+  const v = u.data[s]?.[i]
+  if (v == null) return
+  const px = uPlot.pxRatio
+  const x = u.valToPos(i, 'x', true), y = u.valToPos(v, 'y', true)
+  const ctx = u.ctx
+  ctx.save()
+  ctx.font = `600 ${11 * px}px "Inter Variable", system-ui, sans-serif`
+  ctx.fillStyle = color
+  ctx.textBaseline = 'bottom'
+  const w = ctx.measureText('so far').width
+  ctx.textAlign = x + w / 2 > u.bbox.left + u.bbox.width ? 'right' : 'center'
+  ctx.fillText('so far', x, Math.max(u.bbox.top + 12 * px, y - 8 * px))
+  ctx.restore()
+}
+
+/**
+ * TimeChart is the report's line chart over time buckets: the metric, and optionally the
+ * comparison period dashed; a tooltip names the bucket and both values. partial is the index
+ * of the bucket that holds now (its value is so far): the line into it is dashed and
+ * labelled "so far".
+ */
+export function TimeChart(props: { labels: string[]; long: string[]; series: TimeSeries[]; fmt: (n: number) => string; height?: number; bars?: boolean; partial?: number }) {
   const { labels, series, height = 280, bars } = props
+  const partial = props.partial ?? -1
   const tip = useRef<HTMLDivElement>(null)
   const cur = useRef(props)
   cur.current = props
   // Bars of zero are left out (uPlot would draw a hairline for each).
-  const data: uPlot.AlignedData = [labels.map((_, i) => i), ...series.map(s => bars ? s.values.map(v => v === 0 ? null : v) : s.values)]
+  const drawn = series.flatMap(s => {
+    const values = bars ? s.values.map(v => v === 0 ? null : v) : s.values
+    return partial >= 0 && !s.compare && !bars ? splitPartial(values, partial) : [values]
+  })
+  const data: uPlot.AlignedData = [labels.map((_, i) => i), ...drawn]
   const el = useUplot(width => {
     const accent = cssVar('--chart'), muted = cssVar('--chart-compare'), text = cssVar('--text-3'), grid = cssVar('--grid')
+    const main = series.findIndex(s => !s.compare)
     return {
       width, height,
       padding: [12, 20, 0, 0],
@@ -76,13 +111,20 @@ export function TimeChart(props: { labels: string[]; long: string[]; series: Tim
       ],
       series: [
         {},
-        ...series.map(s => s.compare
-          ? { label: s.label, stroke: muted, width: 1.5, dash: [5, 4], points: { show: false } }
+        ...series.flatMap((s): uPlot.Series[] => s.compare
+          ? [{ label: s.label, stroke: muted, width: 1.5, dash: [5, 4], points: { show: false } }]
           : bars
-            ? { label: s.label, stroke: accent, fill: accent, paths: uPlot.paths.bars!({ size: [0.6, 24], gap: 2 }), points: { show: false } }
-            : { label: s.label, stroke: accent, width: 2.5, fill: (u: uPlot) => gradient(u, accent, 0.22), points: { show: labels.length < 3 } }),
+            ? [{ label: s.label, stroke: accent, fill: accent, paths: uPlot.paths.bars!({ size: [0.6, 24], gap: 2 }), points: { show: false } }]
+            : partial >= 0
+              ? [{ label: s.label, stroke: accent, width: 2.5, fill: (u: uPlot) => gradient(u, accent, 0.22), points: { show: labels.length < 3 } },
+                { label: s.label + ' (so far)', stroke: accent, width: 2, dash: [4, 4], fill: (u: uPlot) => gradient(u, accent, 0.1), points: { show: partial === 0, size: 6 } }]
+              : [{ label: s.label, stroke: accent, width: 2.5, fill: (u: uPlot) => gradient(u, accent, 0.22), points: { show: labels.length < 3 } }]),
       ],
       hooks: {
+        draw: [u => {
+          // The so-far series of the main one follows it: data index main + 2.
+          if (partial >= 0 && !bars && main >= 0) soFarLabel(u, main + 2, partial, text)
+        }],
         setCursor: [u => {
           const t = tip.current
           const i = u.cursor.idx
@@ -93,7 +135,7 @@ export function TimeChart(props: { labels: string[]; long: string[]; series: Tim
           t.innerHTML = ''
           const head = document.createElement('div')
           head.className = 'tip-head'
-          head.textContent = long[i] ?? labels[i]
+          head.textContent = (long[i] ?? labels[i]) + (i === (cur.current.partial ?? -1) ? ' · so far' : '')
           t.append(head)
           for (const s of series) {
             const row = document.createElement('div')
@@ -108,9 +150,9 @@ export function TimeChart(props: { labels: string[]; long: string[]; series: Tim
         }],
       },
     }
-  }, data, [labels.join(','), series.length, series.map(s => s.label).join(), height, bars])
+  }, data, [labels.join(','), series.length, series.map(s => s.label).join(), height, bars, partial])
   return (
-    <div class="chart" style={{ height: height + 'px' }}>
+    <div class="chart" style={{ height: height + 'px' }} data-partial={partial >= 0 ? String(partial) : undefined}>
       <div ref={el} />
       <div class="chart-tip" ref={tip} hidden />
     </div>
@@ -163,10 +205,14 @@ function clockLabel(sec: number, step: number): string {
   return step < 60 ? `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}` : `${p(d.getHours())}:${p(d.getMinutes())}`
 }
 
-/** Sparkline is a small area chart without axes: the site list's last days. */
-export function Sparkline(props: { values: number[]; height?: number }) {
-  const { values, height = 48 } = props
-  const data: uPlot.AlignedData = [values.map((_, i) => i), values]
+/**
+ * Sparkline is a small area chart without axes: the site list's last days. With partial, the
+ * last value is so far (today): the step into it is dashed.
+ */
+export function Sparkline(props: { values: number[]; height?: number; partial?: boolean }) {
+  const { values, height = 48, partial = false } = props
+  const last = partial ? values.length - 1 : -1
+  const data: uPlot.AlignedData = [values.map((_, i) => i), ...(last >= 0 ? splitPartial(values, last) : [values])]
   const el = useUplot(width => {
     const accent = cssVar('--chart')
     return {
@@ -176,8 +222,9 @@ export function Sparkline(props: { values: number[]; height?: number }) {
       cursor: { show: false },
       scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
       axes: [{ show: false }, { show: false }],
-      series: [{}, { stroke: accent, width: 2, fill: (u: uPlot) => gradient(u, accent, 0.25), points: { show: false } }],
+      series: [{}, { stroke: accent, width: 2, fill: (u: uPlot) => gradient(u, accent, 0.25), points: { show: false } },
+        ...(last >= 0 ? [{ stroke: accent, width: 1.5, dash: [3, 3], fill: (u: uPlot) => gradient(u, accent, 0.1), points: { show: false } }] : [])],
     }
-  }, data, [values.length, height])
-  return <div class="spark" style={{ height: height + 'px' }} aria-hidden="true"><div ref={el} /></div>
+  }, data, [values.length, height, last])
+  return <div class="spark" style={{ height: height + 'px' }} aria-hidden="true" data-partial={partial ? 'true' : undefined}><div ref={el} /></div>
 }

@@ -4,13 +4,23 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, MAX_LIMIT, notAvailable, type Filter, type QueryResult, type QuerySpec, type Site } from '../api'
 import { navigate, useLocation, withQuery, type Loc } from '../router'
-import { bucket, country, label as valueLabel, METRICS, num, ymd } from '../format'
-import { BarList, Card, Change, Notice, Segmented, Spinner, useAsync } from '../components/ui'
+import { bucket, country, duration, label as valueLabel, METRICS, noChangeReason, num, partialBucket, pct, ymd } from '../format'
+import { BarList, Card, Notice, Segmented, Spinner, useAsync } from '../components/ui'
 import { TimeChart } from '../components/chart'
+import { ComparedChange, ComparisonCaption } from '../components/compare'
 import { DIMENSIONS, OPERATORS, PRESETS, filterParam, interval, rangeLabel, readState, type ReportState } from './report-state'
 import { PLURALS, useExport } from './report-export'
 
 const TOP_METRICS = ['visitors', 'visits', 'pageviews', 'views_per_visit', 'bounce_rate', 'visit_duration']
+/**
+ * GOAL_METRICS are the top stats of a report filtered by an event name: the visitors and
+ * visits that did it, the conversions (the matching events) and the conversion rate
+ * (docs/query-api.md, "Event filters"). Pageviews and bounce rate of converted visits say
+ * little (a conversion is an interaction, so no such visit is a bounce).
+ */
+const GOAL_METRICS = ['visitors', 'visits', 'events', 'conversion_rate']
+/** GOAL_LABELS name the top stats that read differently under an event filter. */
+const GOAL_LABELS: Record<string, string> = { events: 'Total conversions' }
 /** PANEL_ROWS is the number of rows of a breakdown panel (fixed height). */
 const PANEL_ROWS = 9
 
@@ -26,8 +36,10 @@ export function Report(props: { site: Site; base?: string }) {
   }
   const removeFilter = (i: number) => go({ f: st.filters.filter((_, k) => k !== i).map(filterParam) })
   const common = { site_id: site.id, date_range: st.range, filters: st.filters }
+  const goal = st.filters.some(f => f[1] === 'event:name')
+  const topMetrics = goal ? GOAL_METRICS : TOP_METRICS
   const top = useAsync(signal => api.query({
-    ...common, metrics: TOP_METRICS,
+    ...common, metrics: topMetrics,
     include: { totals: true, ...(st.compare ? { comparison: st.compare } : {}) },
   }, signal), [site.id, JSON.stringify(common), st.compare])
   if (top.error && notAvailable(top.error)) {
@@ -43,7 +55,8 @@ export function Report(props: { site: Site; base?: string }) {
       <Controls loc={loc} st={st} go={go} />
       {st.filters.length > 0 && <Chips filters={st.filters} onRemove={removeFilter} onClear={() => go({ f: null })} />}
       {top.error && <Notice kind="error">{top.error.message}</Notice>}
-      <TopStats res={top.data} st={st} onMetric={m => navigate(withQuery(loc, { metric: m === 'visitors' ? null : m }), { replace: true })} />
+      {st.compare && <ComparisonCaption meta={top.data?.meta.comparison} until={top.data?.meta.incomplete_until} />}
+      <TopStats res={top.data} st={st} metrics={topMetrics} labels={goal ? GOAL_LABELS : {}} onMetric={m => navigate(withQuery(loc, { metric: m === 'visitors' ? null : m }), { replace: true })} />
       <MainChart site={site} st={st} />
       <div class="grid2">
         <Panel site={site} st={st} loc={loc} title="Top sources" name="sources" onPick={addFilter} tabs={[['visit:channel', 'Channels'], ['visit:source', 'Sources'], ['visit:referrer', 'Referrers']]} />
@@ -137,12 +150,13 @@ function Chips(props: { filters: Filter[]; onRemove: (i: number) => void; onClea
   )
 }
 
-function TopStats(props: { res?: QueryResult; st: ReportState; onMetric: (m: string) => void }) {
-  const t = props.res?.totals
+function TopStats(props: { res?: QueryResult; st: ReportState; metrics: string[]; labels: Record<string, string>; onMetric: (m: string) => void }) {
+  // Totals of an earlier request (other metrics) are not shown under these labels.
+  const t = props.res && props.res.meta.metrics.join() === props.metrics.join() ? props.res.totals : undefined
   return (
     <div class="stats report-stats" role="tablist" aria-label="Metric of the chart">
-      {TOP_METRICS.map((m, i) => {
-        const def = METRICS[m]
+      {props.metrics.map((m, i) => {
+        const def = { ...METRICS[m], label: props.labels[m] || METRICS[m].label }
         const v = t?.metrics[i]
         const on = props.st.metric === m
         return (
@@ -150,7 +164,7 @@ function TopStats(props: { res?: QueryResult; st: ReportState; onMetric: (m: str
             <span class="stat-label">{def.label}</span>
             <span class="stat-value num" data-value={v ?? undefined} title={v == null ? undefined : String(v)}>{v == null ? "–" : def.fmt(v)}</span>
             {t?.comparison
-              ? <span class="stat-sub"><Change value={t.comparison.change[i]} points={def.points} lowerIsBetter={def.lowerIsBetter} /> <span class="muted">vs {def.fmt(t.comparison.metrics[i] ?? 0)}</span></span>
+              ? <span class="stat-sub"><ComparedChange meta={props.res?.meta.comparison} change={t.comparison.change[i]} prev={t.comparison.metrics[i]} fmt={def.fmt} points={def.points} lowerIsBetter={def.lowerIsBetter} /></span>
               : <span class="stat-sub" />}
           </button>
         )
@@ -177,27 +191,26 @@ function MainChart(props: { site: Site; st: ReportState }) {
   const rows = res.data?.results || []
   const labels = rows.map(r => bucket(r.dimensions[0], dim))
   const long = rows.map(r => bucket(r.dimensions[0], dim, true))
-  // Buckets that have not begun yet (the rest of today) have no value rather than a zero.
-  const future = futureBucket(dim, res.data?.meta.time_zone || site.time_zone)
-  const series = [{ label: def.label, values: rows.map(r => future(r.dimensions[0]) ? null : r.metrics[0]) as number[] }]
-  if (st.compare && rows.some(r => r.comparison)) series.push({ label: st.compare === 'year_over_year' ? 'A year earlier' : 'Previous period', values: rows.map(r => r.comparison?.metrics[0] ?? null) as number[], compare: true } as any)
+  // The bucket that holds the moment the range was answered up to is partial ("so far");
+  // buckets after it have not begun and have no value rather than a zero.
+  const until = res.data?.meta.incomplete_until
+  const partial = partialBucket(rows.map(r => r.dimensions[0]), dim, until)
+  const series = [{ label: def.label, values: rows.map((r, i) => until && i > partial ? null : r.metrics[0]) as number[] }]
+  // Without data for the earlier period there is no line to compare with (it would be a cliff).
+  const cmpReason = noChangeReason(res.data?.meta.comparison)
+  if (st.compare && !cmpReason && rows.some(r => r.comparison)) series.push({ label: st.compare === 'year_over_year' ? 'A year earlier' : 'Previous period', values: rows.map(r => r.comparison?.metrics[0] ?? null) as number[], compare: true } as any)
   return (
-    <Card class="main-chart" title={def.label} actions={<><span class="muted small">{by}{res.data ? ` · ${res.data.meta.time_zone}` : ''}</span>{csv.button}</>}>
+    <Card class="main-chart" title={def.label} actions={<>
+      {partial >= 0 && <span class="so-far-key muted small" title={`The last ${dim.slice(5)} is not over: its value is up to ${bucket(until!.slice(0, 16), 'time:hour', true)}`}><span class="so-far-dash" aria-hidden="true" />so far</span>}
+      {st.compare && cmpReason && <span class="change-note small">previous period: {cmpReason}</span>}
+      <span class="muted small">{by}{res.data ? ` · ${res.data.meta.time_zone}` : ''}</span>{csv.button}
+    </>}>
       {csv.notice}
       {res.error && !notAvailable(res.error) ? <Notice kind="error">{res.error.message}</Notice>
         : rows.length === 0 ? <div class="chart-empty">{res.loading ? <Spinner /> : 'No data in this range'}</div>
-        : <TimeChart labels={labels} long={long} series={series} fmt={def.fmt} />}
+        : <TimeChart labels={labels} long={long} series={series} fmt={def.fmt} partial={partial} />}
     </Card>
   )
-}
-
-/** futureBucket tells whether a time bucket of dim starts after now, in the site's time zone. */
-function futureBucket(dim: string, tz: string): (v: string) => boolean {
-  const now = Date.now()
-  if (dim === 'time:hour' || dim === 'time:minute') return v => Date.parse(v) > now
-  let today = ''
-  try { today = new Intl.DateTimeFormat('en-CA', { timeZone: tz }).format(now) } catch { today = ymd(new Date()) }
-  return v => v > today
 }
 
 function Panel(props: { site: Site; st: ReportState; loc: Loc; title: string; name: string; tabs: [string, string][]; onPick: (dim: string, value: string) => void }) {
@@ -205,8 +218,8 @@ function Panel(props: { site: Site; st: ReportState; loc: Loc; title: string; na
   const chosen = loc.query.get(name)
   const dim = tabs.find(t => t[0] === chosen)?.[0] || tabs[0][0]
   const events = dim === 'event:name'
-  const filters: unknown[] = events ? [...st.filters, ['is_not', 'event:name', ['pageview', 'engagement']]] : st.filters
-  const metrics = events ? ['visitors', 'events'] : dim === 'event:page' ? ['visitors', 'pageviews'] : ['visitors']
+  const filters: unknown[] = events ? [...st.filters, ['is_not', 'event:name', ['pageview']]] : st.filters
+  const metrics = PANEL_METRICS[dim] || ['visitors']
   const spec: QuerySpec = { site_id: site.id, metrics, date_range: st.range, filters, dimensions: [dim], order_by: [['visitors', 'desc']] }
   const res = useAsync(signal => api.query({ ...spec, limit: PANEL_ROWS }, signal), [site.id, dim, JSON.stringify(st.range), JSON.stringify(st.filters)])
   // Campaign panels list campaigns: visits without the parameter are left out (of the CSV
@@ -218,7 +231,7 @@ function Panel(props: { site: Site; st: ReportState; loc: Loc; title: string; na
     n: r.metrics[0],
     title: r.dimensions[0],
     label: dim === 'visit:country' ? <><span class="cc">{r.dimensions[0].length === 2 ? r.dimensions[0] : '–'}</span>{country(r.dimensions[0])}</> : valueLabel(dim, r.dimensions[0]),
-    extra: metrics[1] ? <span class="bar-n2 num muted" data-value={r.metrics[1]}>{num(r.metrics[1])}</span> : undefined,
+    extra: metrics.length > 1 ? <>{metrics.slice(1).map((m, k) => <PanelNumber metric={m} row={r.metrics} metrics={metrics} i={k + 1} />)}</> : undefined,
   }))
   const filtered = st.filters.some(f => f[1] === dim && f[0] === 'is')
   return (
@@ -229,10 +242,41 @@ function Panel(props: { site: Site; st: ReportState; loc: Loc; title: string; na
       {csv.notice}
       <div class="list-head">
         <span>{DIMENSIONS[dim]}</span>
-        <span>{metrics[1] && <span class="head-n2">{metrics[1] === 'pageviews' ? 'Views' : 'Events'}</span>}Visitors</span>
+        <span>{metrics.slice(1).map((m, k) => <span class={'head-n2' + (k > 0 ? ' head-n3' : '')} title={COLUMNS[m].title}>{COLUMNS[m].head}</span>)}Visitors</span>
       </div>
       {res.error && !notAvailable(res.error) ? <Notice kind="error">{res.error.message}</Notice>
         : <BarList rows={rows} slots={PANEL_ROWS} onPick={filtered ? undefined : v => props.onPick(dim, v)} empty={res.loading ? 'Loading…' : 'No data in this range'} />}
     </Card>
+  )
+}
+
+/** PANEL_METRICS are the metrics of a panel's dimension: visitors (the bar) and its columns. */
+const PANEL_METRICS: Record<string, string[]> = {
+  'event:page': ['visitors', 'pageviews', 'time_on_page', 'scroll_depth'],
+  'event:name': ['visitors', 'events', 'conversion_rate'],
+}
+
+/** COLUMNS is the heading and format of each panel column after the first. */
+const COLUMNS: Record<string, { head: string; title: string; fmt: (n: number) => string }> = {
+  pageviews: { head: 'Views', title: 'Pageviews', fmt: num },
+  events: { head: 'Events', title: 'Events (conversions)', fmt: num },
+  conversion_rate: { head: 'CR', title: 'Conversion rate: percent of all visitors who did it', fmt: pct },
+  time_on_page: { head: 'Time', title: 'Time on page: mean time a visit had the page visible', fmt: duration },
+  scroll_depth: { head: 'Scroll', title: 'Scroll depth: mean deepest scroll of a visit on the page', fmt: n => `${Math.round(n)}%` },
+}
+
+/**
+ * PanelNumber is one column of a panel row. A page without engagement events (time and
+ * scroll both 0: its tracker sends none) shows no time or scroll rather than a zero.
+ */
+function PanelNumber(props: { metric: string; row: number[]; metrics: string[]; i: number }) {
+  const { metric, row, metrics, i } = props
+  const v = row[i]
+  const engagement = metric === 'time_on_page' || metric === 'scroll_depth'
+  const none = engagement && metrics.every((m, k) => !(m === 'time_on_page' || m === 'scroll_depth') || row[k] === 0)
+  return (
+    <span class={'bar-n2 num muted' + (i > 1 ? ' bar-n3' : '')} data-metric={metric} data-value={none ? undefined : v} title={none ? 'No engagement reported for this page (pulse.full.js sends it)' : undefined}>
+      {none ? '–' : COLUMNS[metric].fmt(v)}
+    </span>
   )
 }

@@ -1,5 +1,6 @@
 // Retention: cohorts of identified users by first day or week, and the share of each that
-// came back in every later period (?period=week&range=90d).
+// came back in every later period (?period=week&range=90d). The cells of the period that is
+// not over yet are hatched and say "so far", not shaded as (low) retention.
 import { useEffect } from 'preact/hooks'
 import { api, notAvailable, type Site } from '../api'
 import { navigate, useLocation, withQuery } from '../router'
@@ -18,6 +19,9 @@ export function Retention(props: { site: Site }) {
   const res = useAsync(signal => api.retention({ site_id: site.id, date_range: range, period, periods }, signal), [site.id, period, range])
   if (res.error && notAvailable(res.error)) return <div class="container"><Notice kind="warn"><strong>Retention is not available on this server yet.</strong> It needs <code>POST /api/v1/retention</code>.</Notice></div>
   const cohorts = res.data?.cohorts || []
+  const open = res.data?.meta.incomplete_period
+  const step = period === 'day' ? 1 : 7
+  const unit = period === 'day' ? 'day' : 'week'
   return (
     <div class="container">
       <div class="page-head">
@@ -46,16 +50,24 @@ export function Retention(props: { site: Site }) {
                     <tr>
                       <th scope="row">{bucket(c.cohort, 'time:day')}</th>
                       <td class="num">{exact(c.users)}</td>
-                      {Array.from({ length: periods + 1 }, (_, k) => k < c.rate.length
-                        ? <td class="num heat" style={{ '--heat': String(c.rate[k] / 100) }} title={`${exact(c.retained[k])} of ${exact(c.users)}`}>{Math.round(c.rate[k])}%</td>
-                        : <td class="heat none" />)}
+                      {Array.from({ length: periods + 1 }, (_, k) => k >= c.rate.length ? <td class="heat none" />
+                        : open && addDays(c.cohort, k * step) === open
+                          ? <td class="num heat partial" data-partial="true" title={`${exact(c.retained[k])} of ${exact(c.users)} so far: this ${unit} is not over`}>{Math.round(c.rate[k])}%<span class="sr-only"> so far</span></td>
+                          : <td class="num heat" style={{ '--heat': String(c.rate[k] / 100) }} title={`${exact(c.retained[k])} of ${exact(c.users)}`}>{Math.round(c.rate[k])}%</td>)}
                     </tr>
                   ))}
                 </tbody>
               </table>
+              {open && <p class="muted small cohorts-key"><span class="heat-key partial" aria-hidden="true" /> This {unit} is not over: its cells count the users so far.</p>}
             </div>
           )}
       </Card>
     </div>
   )
+}
+
+/** addDays is the date n days after a YYYY-MM-DD date. */
+function addDays(date: string, n: number): string {
+  const [y, m, d] = date.split('-').map(Number)
+  return new Date(Date.UTC(y, m - 1, d + n)).toISOString().slice(0, 10)
 }

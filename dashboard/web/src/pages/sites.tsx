@@ -1,12 +1,14 @@
 // The site list: every site the user can see, with visitors online now (live), a sparkline
-// of the last 30 days and the change against the 30 days before.
+// of the last 30 days (today so far dashed) and the change against the 30 days before, or why
+// there is none.
 import { useEffect, useState } from 'preact/hooks'
 import { api, ApiError, notAvailable, type Site } from '../api'
 import { Link, navigate } from '../router'
 import { canAdmin, loadSession, useSession } from '../session'
 import { LiveClient } from '../live'
 import { num } from '../format'
-import { Change, Notice, useAsync } from '../components/ui'
+import { Notice, useAsync } from '../components/ui'
+import { ComparedChange } from '../components/compare'
 import { Sparkline } from '../components/chart'
 
 /** LIVE_CARDS: sites beyond this many show no online count (one live socket per card). */
@@ -55,6 +57,7 @@ function SiteCard(props: { site: Site; live: boolean; orgName?: string }) {
   }, signal), [site.id])
   const values = hist.data?.results.map(r => r.metrics[0] ?? 0) || []
   const total = hist.data?.totals?.metrics[0]
+  const cmp = hist.data?.totals?.comparison
   return (
     <li class="site-card">
       <Link href={`/sites/${site.id}/live`} class="site-card-link">
@@ -67,11 +70,11 @@ function SiteCard(props: { site: Site; live: boolean; orgName?: string }) {
           {online !== null && <span class="online-pill" title="Visitors online now"><span class="dot" aria-hidden="true" /><span class="num">{num(online)}</span> online</span>}
         </div>
         <div class="site-card-chart">
-          {values.length > 1 ? <Sparkline values={values} /> : <div class="spark spark-empty" />}
+          {values.length > 1 ? <Sparkline values={values} partial={!!hist.data?.meta.incomplete_until} /> : <div class="spark spark-empty" />}
         </div>
         <div class="site-card-foot">
           <span><span class="num strong">{total == null ? '–' : num(total)}</span> <span class="muted">visitors · 30 days</span></span>
-          {hist.data?.totals?.comparison && <Change value={hist.data.totals.comparison.change[0]} />}
+          {cmp && <span class="site-card-change"><ComparedChange meta={hist.data?.meta.comparison} change={cmp.change[0]} /></span>}
           {hist.error && !notAvailable(hist.error) && <span class="muted small">history unavailable</span>}
         </div>
       </Link>

@@ -1,9 +1,9 @@
--- The key of every stored event that counts in visits (a session, not a bot),
--- sorted by time, kept by ClickHouse from every insert into `events`. Before each insert ingest's writer looks up here which
--- events of its block are stored already and leaves them out, so a resent
--- event of a visit (same id, same timestamp) gets no second row, nor a second
--- visit: a resend is enriched again, and its session can differ from the first
--- copy's (docs/clickhouse.md, "event_ids").
+-- The key of every stored event with a session that is not a bot's, sorted by
+-- time, kept by ClickHouse from every insert into `events`. Before each insert
+-- ingest's writer looks up here which events of its block are stored already
+-- and leaves them out, so such an event, resent (same id, same timestamp),
+-- gets no second row, nor a second visit: a resend is enriched again, and its
+-- session can differ from the first copy's (docs/clickhouse.md, "event_ids").
 --
 -- `events` is sorted by (tenant, site, UTC day, event id): a block's random
 -- ids would be looked up in every granule of those days of the site. Sorted by
