@@ -86,11 +86,13 @@ func TestResentEventsCountOnce(t *testing.T) {
 		ev := func(typ, path string, ago time.Duration) sentEvent {
 			return sentEvent{id: uuid.NewString(), typ: typ, path: path, at: now.Add(-ago)}
 		}
-		// Visit A, a bounce; visit B, 40 minutes later: two pages and a signup.
-		// The times keep B open for the query API (it reads ended visits
-		// from copies the Finalizer writes every minute).
-		visits[r.name] = []sentEvent{ev("page", "/", 50*time.Minute),
-			ev("page", "/pricing", 10*time.Minute), ev("page", "/signup", 9*time.Minute), ev("track", "/signup", 8*time.Minute)}
+		// Visit A, a bounce; visit B, 31 minutes later: two pages and a
+		// signup. Every event is less than 35 minutes old, so the query API
+		// reads these visits from sessions itself: it reads visits that
+		// ended before that from the copies its Finalizer writes every
+		// minute, which a visit stored after the last pass is not in yet.
+		visits[r.name] = []sentEvent{ev("page", "/", 34*time.Minute),
+			ev("page", "/pricing", 3*time.Minute), ev("page", "/signup", 2*time.Minute), ev("track", "/signup", time.Minute)}
 		r.send(t, p, r, visits[r.name])
 		// A's pageview again: the node's open visit of this visitor is B.
 		r.send(t, p, r, visits[r.name][:1])
