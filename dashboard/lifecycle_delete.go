@@ -205,7 +205,7 @@ func (l *Lifecycle) Wait(ctx context.Context, site auth.Site, d Deletion, timeou
 // finished mutations of a table.
 func (l *Lifecycle) SiteMutations(ctx context.Context, site auth.Site) ([]Mutation, error) {
 	rows, err := l.db.Query(ctx, `SELECT table, mutation_id, create_time, parts_to_do, is_done FROM system.mutations
-		WHERE database = currentDatabase() AND table IN ('events', 'sessions', 'sessions_final', 'rollup_days', 'sessions_recent')
+		WHERE database = currentDatabase() AND table IN ('events', 'event_ids', 'sessions', 'sessions_final', 'rollup_days', 'sessions_recent')
 		AND position(command, ?) > 0 AND position(command, ?) > 0
 		ORDER BY create_time, table, mutation_id`, site.OrgID.String(), site.ID.String())
 	if err != nil {

@@ -182,9 +182,9 @@ func TestLifecycleDeleteSiteData(t *testing.T) {
 	// Without waiting the answer is 202 while ClickHouse works, or 200 when
 	// it was faster; pending deletions are listed until they finish.
 	status, got := w.call(t, "DELETE", path+"?wait=0s", w.adminA, "")
-	if ms, _ := got["mutations"].([]any); len(ms) != 2 ||
+	if ms, _ := got["mutations"].([]any); len(ms) != 3 ||
 		!(status == 202 && got["status"] == "pending" || status == 200 && got["status"] == "done") {
-		t.Fatalf("DELETE data = %d %v; want 202 pending (or 200 done) with two mutations", status, got)
+		t.Fatalf("DELETE data = %d %v; want 202 pending (or 200 done) with three mutations: events, event_ids, sessions", status, got)
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {

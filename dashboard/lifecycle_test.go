@@ -220,8 +220,8 @@ func TestLifecycleDeletesRowsOlderThanEachSitesRetention(t *testing.T) {
 	if err := db.QueryRow(context.Background(), "SELECT count() FROM system.mutations WHERE database = currentDatabase()").Scan(&mutations); err != nil {
 		t.Fatal(err)
 	}
-	if mutations != 2 {
-		t.Errorf("%d mutations after two passes, want 2 (one per table, from the first pass)", mutations)
+	if mutations != 3 {
+		t.Errorf("%d mutations after two passes, want 3 (one per table: events, event_ids, sessions; from the first pass)", mutations)
 	}
 }
 
@@ -260,7 +260,7 @@ func TestLifecycleDropsMonthsNoSiteKeeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDropped := []string{"events/202601", "events/202602", "sessions/202601", "sessions/202602"}
+	wantDropped := []string{"events/202601", "events/202602", "event_ids/202601", "event_ids/202602", "sessions/202601", "sessions/202602"}
 	if !slices.Equal(rep.Dropped, wantDropped) {
 		t.Errorf("dropped %v, want %v (February ends before 2026-03-17, the oldest day any site keeps)", rep.Dropped, wantDropped)
 	}
@@ -268,7 +268,7 @@ func TestLifecycleDropsMonthsNoSiteKeeps(t *testing.T) {
 		t.Errorf("deleted sites = %v, want %s", rep.DeletedSites, gone.ID)
 	}
 	waitMutations(t, db)
-	for _, table := range []string{"events", "sessions"} {
+	for _, table := range []string{"events", "event_ids", "sessions"} {
 		if got := partitions(t, db, table); !slices.Equal(got, []string{"202603", "202606"}) {
 			t.Errorf("%s partitions = %v, want 202603 and 202606", table, got)
 		}

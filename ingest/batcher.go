@@ -53,9 +53,10 @@ func (c *BatcherConfig) withDefaults() {
 	}
 }
 
-// eventWriter stores a block of events durably.
+// eventWriter stores a block of events durably, each event once: it
+// returns how many it wrote, the others being stored already.
 type eventWriter interface {
-	WriteChunks(context.Context, [][]Event) error
+	WriteChunks(context.Context, [][]Event) (int, error)
 }
 
 // ErrClosed is returned by Add once the batcher has stopped accepting events.
@@ -312,12 +313,15 @@ func (b *Batcher) write(ctx context.Context, blk *block) bool {
 	for attempt := 1; ; attempt++ {
 		attemptCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.InsertTimeout)
 		start := time.Now()
-		err := b.w.WriteChunks(attemptCtx, blk.chunks)
+		written, err := b.w.WriteChunks(attemptCtx, blk.chunks)
 		cancel()
 		if err == nil {
 			b.m.insertSeconds.Observe(time.Since(start).Seconds())
-			b.m.batchRows.Observe(float64(rows))
-			b.m.written.Add(float64(rows))
+			if written > 0 {
+				b.m.batchRows.Observe(float64(written))
+			}
+			b.m.written.Add(float64(written))
+			b.m.duplicates.Add(float64(rows - written))
 			b.m.buffered.Sub(float64(rows))
 			blk.notify(nil)
 			return true

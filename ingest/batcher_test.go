@@ -21,20 +21,20 @@ type recordingWriter struct {
 	blocks   [][]Event
 }
 
-func (w *recordingWriter) WriteChunks(_ context.Context, chunks [][]Event) error {
+func (w *recordingWriter) WriteChunks(_ context.Context, chunks [][]Event) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.attempts = append(w.attempts, time.Now())
 	if w.failures > 0 {
 		w.failures--
-		return errors.New("clickhouse is down")
+		return 0, errors.New("clickhouse is down")
 	}
 	var events []Event
 	for _, c := range chunks {
 		events = append(events, c...)
 	}
 	w.blocks = append(w.blocks, events)
-	return nil
+	return len(events), nil
 }
 
 func (w *recordingWriter) rows() int {
@@ -193,7 +193,7 @@ type slowWriter struct {
 	release chan struct{}
 }
 
-func (w *slowWriter) WriteChunks(ctx context.Context, chunks [][]Event) error {
+func (w *slowWriter) WriteChunks(ctx context.Context, chunks [][]Event) (int, error) {
 	<-w.release
 	return w.recordingWriter.WriteChunks(ctx, chunks)
 }

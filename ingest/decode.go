@@ -246,6 +246,7 @@ func (p *eventParser) parse(e *Event, raw string, index int, site Site, received
 	}
 
 	e.Time = received
+	clientTime := false
 	if hasTS && ts != 0 {
 		t := time.UnixMilli(ts).UTC()
 		switch {
@@ -254,9 +255,10 @@ func (p *eventParser) parse(e *Event, raw string, index int, site Site, received
 		case t.Before(received.Add(-MaxEventAge)):
 			return evErr(index, "ts", "%s is more than %s old", t.Format(time.RFC3339), MaxEventAge)
 		default:
-			e.Time = t
+			e.Time, clientTime = t, true
 		}
 	}
+	e.serverTime = id != "" && !clientTime
 
 	if pageURL == "" && e.Type == "page" {
 		return evErr(index, "url", "is required for page events")

@@ -122,6 +122,7 @@ func refParseEvent(raw json.RawMessage, index int, site Site, received time.Time
 	}
 
 	e.Time = received
+	e.serverTime = w.ID != ""
 	if w.TS != nil && *w.TS != 0 {
 		ts := time.UnixMilli(*w.TS).UTC()
 		switch {
@@ -130,7 +131,7 @@ func refParseEvent(raw json.RawMessage, index int, site Site, received time.Time
 		case ts.Before(received.Add(-MaxEventAge)):
 			return fail("ts", "%s is more than %s old", ts.Format(time.RFC3339), MaxEventAge)
 		default:
-			e.Time = ts
+			e.Time, e.serverTime = ts, false
 		}
 	}
 

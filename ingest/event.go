@@ -68,6 +68,12 @@ type Event struct {
 	// NonInteractive marks an event its sender declared not an interaction
 	// (Plausible's "interactive": false).
 	NonInteractive bool
+
+	// serverTime says that Time is when the server received an event whose
+	// id the client chose (it sent no ts, or one too far ahead): a resend of
+	// it gets another Time, so the writer cannot look up its stored copy by
+	// time (see lookedUp).
+	serverTime bool
 }
 
 // Site is what ingest needs to know about the site events are sent for.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,31 +78,6 @@ func TestDecodeFrame(t *testing.T) {
 	}
 }
 
-func TestTokenBucketAllowsRateAndBurst(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := tokenBucket{rate: 10, burst: 5}
-		n := 0
-		for b.take(time.Now()) {
-			n++
-		}
-		if n != 5 {
-			t.Fatalf("burst allowed %d frames, want 5", n)
-		}
-		time.Sleep(100 * time.Millisecond) // one token at 10/s
-		if !b.take(time.Now()) || b.take(time.Now()) {
-			t.Fatal("after 100 ms exactly one more frame must pass")
-		}
-		time.Sleep(10 * time.Second)
-		n = 0
-		for b.take(time.Now()) {
-			n++
-		}
-		if n != 5 {
-			t.Fatalf("after a long pause %d frames passed, want the burst of 5", n)
-		}
-	})
-}
-
 func TestAckTrackerIsCumulative(t *testing.T) {
 	a := ackTracker{signal: make(chan struct{}, 1)}
 	a.push(1, false)
@@ -129,26 +103,56 @@ func TestDedupForgetsOldestAndWritesUncommittedAgain(t *testing.T) {
 	d := newDedup(2)
 	site := uuid.New()
 	ev := someEvents(3)
+	ids := func(es ...Event) []uuid.UUID {
+		out := make([]uuid.UUID, len(es))
+		for i := range es {
+			out[i] = es[i].ID
+		}
+		return out
+	}
 	write, fresh, dups := d.filter(site, append([]Event(nil), ev[:2]...))
 	if len(write) != 2 || len(fresh) != 2 || dups != 0 {
 		t.Fatalf("first sight: write %d fresh %d dups %d", len(write), len(fresh), dups)
 	}
-	// Seen, not committed: written again, not fresh.
+	// Not taken by the batcher yet (its Add may still fail): not seen.
+	if _, fresh, _ = d.filter(site, append([]Event(nil), ev[0])); len(fresh) != 1 {
+		t.Fatal("an id counted as seen before the batcher held its event")
+	}
+	if unseen, _ := d.unseen(site, append([]Event(nil), ev[0])); len(unseen) != 1 {
+		t.Fatal("an id left out of an HTTP request before the batcher held its event")
+	}
+	d.rememberIDs(site, ids(ev[0], ev[1]))
+	// Held, not committed: written again, not fresh; left out of HTTP requests.
 	write, fresh, dups = d.filter(site, append([]Event(nil), ev[0]))
 	if len(write) != 1 || len(fresh) != 0 || dups != 0 {
 		t.Fatalf("uncommitted resend: write %d fresh %d dups %d", len(write), len(fresh), dups)
 	}
-	d.committed(site, []uuid.UUID{ev[0].ID, ev[1].ID})
+	if unseen, n := d.unseen(site, append([]Event(nil), ev[0])); len(unseen) != 0 || n != 1 {
+		t.Fatal("an id the batcher holds was not left out of an HTTP request")
+	}
+	d.committed(site, ids(ev[0], ev[1]))
 	write, _, dups = d.filter(site, append([]Event(nil), ev[0], ev[1]))
 	if len(write) != 0 || dups != 2 {
 		t.Fatalf("committed resend: write %d dups %d, want 0 and 2", len(write), dups)
 	}
 	// A third id pushes out the oldest; the same id of another site is fresh.
-	d.filter(site, append([]Event(nil), ev[2]))
+	d.rememberIDs(site, ids(ev[2]))
 	if write, _, _ = d.filter(site, append([]Event(nil), ev[0])); len(write) != 1 {
 		t.Fatal("the oldest id was not forgotten")
 	}
 	if _, fresh, _ = d.filter(uuid.New(), append([]Event(nil), ev[1])); len(fresh) != 1 {
 		t.Fatal("an id of another site counted as a duplicate")
+	}
+	// Given up at shutdown: an uncommitted id is forgotten, a committed one stays.
+	d.forget(site, ids(ev[1], ev[2]))
+	if _, fresh, dups = d.filter(site, append([]Event(nil), ev[1], ev[2])); len(fresh) != 1 || dups != 1 {
+		t.Fatalf("after forget: fresh %d dups %d, want ev[2] fresh and ev[1] still committed", len(fresh), dups)
+	}
+	// A commit that comes before the Add's caller remembers the ids.
+	other := someEvents(1)
+	d.committed(site, ids(other...))
+	d.rememberIDs(site, ids(other...))
+	if _, _, dups = d.filter(site, append([]Event(nil), other...)); dups != 1 {
+		t.Fatal("rememberIDs after the commit made a committed id uncommitted")
 	}
 }

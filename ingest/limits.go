@@ -90,9 +90,19 @@ const (
 	// MaxSDKFieldBytes bounds hello's sdk and sdk_version (longer is truncated).
 	MaxSDKFieldBytes = 64
 	// DefaultFramesPerSecond and DefaultFrameBurst are the token bucket of
-	// frames per connection; a client over it is closed with CloseRateLimited.
+	// frames per connection. A client over it is paced, not refused: its
+	// next frame is read once a token has come, so TCP slows it down (a
+	// tracker's resend burst after a stall goes through at this rate).
 	DefaultFramesPerSecond = 50
 	DefaultFrameBurst      = 100
+	// DefaultPacedFrames is how many frames in a row a connection may be
+	// paced before it is closed with CloseRateLimited: a client that keeps
+	// sending over the rate, counted from the last time its bucket was full
+	// (it had kept under the rate for FrameBurst/FramesPerSecond, 2 s). At
+	// 50 frames per second that is a minute over the rate. A tracker resending
+	// its whole queue (at most 1,000 events, at worst one a frame) is paced
+	// for 900 frames at most.
+	DefaultPacedFrames = 3000
 	// DefaultHelloTimeout is how long a new connection may take to send hello.
 	DefaultHelloTimeout = 10 * time.Second
 	// DefaultPingInterval is how often the server sends a WebSocket ping.
@@ -117,6 +127,12 @@ const (
 	DefaultSessionLifetime = 30 * time.Minute
 	// DefaultShutdownGrace bounds how long Shutdown waits for connections to end.
 	DefaultShutdownGrace = 5 * time.Second
+	// CloseDrainTimeout is how long the server keeps reading (and discarding)
+	// what a client sends after the server's close frame, waiting for the
+	// client's close answer, before it closes the socket: closing with the
+	// client's frames unread resets the connection, and the client then sees
+	// 1006 instead of the close code.
+	CloseDrainTimeout = time.Second
 )
 
 // WebSocket close codes of the ingest protocol (docs/protocol.md, "Close codes").
@@ -136,7 +152,8 @@ const (
 	CloseDeadPeer = 4010
 	// CloseInternalError: the server failed (e.g. could not sign a resume token).
 	CloseInternalError = 4011
-	// CloseRateLimited: more frames per second than the connection may send.
+	// CloseRateLimited: the connection stayed over its frame rate for more
+	// than PacedFrames frames in a row, although it was paced.
 	CloseRateLimited = 4029
 	// CloseQuotaExceeded: a tenant quota (connections, events per second or
 	// month); the reason is "<quota> retry_after=S". Same as auth.CloseQuotaExceeded.

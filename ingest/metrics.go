@@ -19,6 +19,7 @@ type Metrics struct {
 	frames        *prometheus.CounterVec
 	closes        *prometheus.CounterVec
 	busy          prometheus.Counter
+	paced         prometheus.Counter
 	acksPending   prometheus.Gauge
 }
 
@@ -58,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pulse_ingest_events_accepted_total", Help: "Events that passed validation and were handed to the batcher.",
 		}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pulse_ingest_events_duplicate_total", Help: "Resent events recognised by id and already committed (not written again).",
+			Name: "pulse_ingest_events_duplicate_total", Help: "Resent events recognised by id and not written again: acknowledged from the memory of recent ids, or found stored by the writer's lookup.",
 		}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pulse_ingest_connections", Help: "Open ingest WebSocket connections.",
@@ -72,11 +73,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		busy: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pulse_ingest_busy_total", Help: "busy frames sent: a connection waited for room in the batcher.",
 		}),
+		paced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_ingest_frames_paced_total", Help: "Frames that waited for the connection's frame rate before they were handled.",
+		}),
 		acksPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pulse_ingest_acks_pending", Help: "Events frames received and not yet acknowledged.",
 		}),
 	}
 	reg.MustRegister(m.received, m.rejected, m.written, m.lost, m.insertErrors, m.insertSeconds, m.batchRows, m.buffered,
-		m.bufferedBytes, m.accepted, m.duplicates, m.connections, m.frames, m.closes, m.busy, m.acksPending)
+		m.bufferedBytes, m.accepted, m.duplicates, m.connections, m.frames, m.closes, m.busy, m.paced, m.acksPending)
 	return m
 }

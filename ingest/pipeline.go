@@ -96,9 +96,11 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 			ids[i] = events[i].ID
 		}
 		done = func(err error) {
-			if err == nil {
-				p.dedup.committed(site.ID, ids)
+			if err != nil {
+				p.dedup.forget(site.ID, ids) // given up at shutdown: nothing holds them
+				return
 			}
+			p.dedup.committed(site.ID, ids)
 		}
 	}
 	n := len(events)

@@ -35,8 +35,12 @@ type Config struct {
 	ReadTimeout time.Duration
 	// WriteTimeout bounds one write to a client.
 	WriteTimeout time.Duration
-	// FramesPerSecond and FrameBurst are the per-connection frame rate limit.
+	// FramesPerSecond and FrameBurst are the per-connection frame rate: a
+	// client over it is paced (its frames are read only as fast), not refused.
 	FramesPerSecond, FrameBurst int
+	// PacedFrames is how many frames in a row a connection may be paced
+	// before it is closed with CloseRateLimited (see pacer).
+	PacedFrames int
 	// BusyAfter is how long a frame waits for room in the batcher before the
 	// client is sent busy; BusyRetryAfter is the retry_after_ms it carries.
 	BusyAfter, BusyRetryAfter time.Duration
@@ -134,6 +138,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.FrameBurst <= 0 {
 		c.FrameBurst = max(DefaultFrameBurst, c.FramesPerSecond)
+	}
+	if c.PacedFrames <= 0 {
+		c.PacedFrames = DefaultPacedFrames
 	}
 	if c.DedupEntries <= 0 {
 		c.DedupEntries = DefaultDedupEntries
@@ -299,6 +306,7 @@ func (s *Server) handle(c *fiber.Ctx) error {
 			if r := recover(); r != nil {
 				s.log.Error("ingest connection panicked", "panic", fmt.Sprint(r))
 				closeConn(ws, CloseInternalError, "internal error", s.cfg.WriteTimeout)
+				drainAfterClose(ws)
 			}
 		}()
 		s.serve(ws, site, client)
@@ -356,8 +364,9 @@ type wsConn struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 
-	wmu      sync.Mutex // serialises data writes
-	closed   sync.Once  // the close (or drop) happens once
+	wmu      sync.Mutex  // serialises data writes
+	closed   sync.Once   // the close (or drop) happens once
+	closing  atomic.Bool // end sent a close frame: drain before the socket closes
 	lifeMu   sync.Mutex
 	finished bool // serve has returned: ws belongs to the library again
 	acks     ackTracker
@@ -369,7 +378,7 @@ type wsConn struct {
 	bgStopped bool
 	bg        sync.WaitGroup
 
-	bucket tokenBucket
+	pacer pacer
 }
 
 // serve runs one connection: hello, then frames until it ends.
@@ -380,17 +389,23 @@ func (s *Server) serve(ws *fws.Conn, site auth.Site, client Client) {
 	if s.closing {
 		s.mu.Unlock()
 		closeConn(ws, CloseGoingAway, "server shutting down", s.cfg.WriteTimeout)
+		drainAfterClose(ws)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	conn := &wsConn{id: s.connIDs.Add(1), s: s, ws: ws, sock: wsnet.Socket(ws), site: site, client: client, ctx: ctx, cancel: cancel,
-		isite:  SiteOf(site),
-		bucket: tokenBucket{rate: float64(s.cfg.FramesPerSecond), burst: float64(s.cfg.FrameBurst)}}
+		isite: SiteOf(site),
+		pacer: newPacer(s.cfg.FramesPerSecond, s.cfg.FrameBurst, s.cfg.PacedFrames)}
 	conn.acks.start = conn.startAckWriter
 	s.conns[conn] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer func() {
+		if conn.closing.Load() {
+			// Before the socket closes: what the client sent after the
+			// close frame must not be left unread (see drainAfterClose).
+			drainAfterClose(ws)
+		}
 		conn.finish()
 		s.mu.Lock()
 		delete(s.conns, conn)
@@ -491,14 +506,26 @@ func (c *wsConn) hello() bool {
 func (c *wsConn) readLoop() {
 	s := c.s
 	c.ws.SetPongHandler(func(string) error {
+		if c.ctx.Err() != nil {
+			return nil // closing: the deadline is the drain's
+		}
 		s.hooks.presence.Heartbeat(c.site.ID, c.id)
 		return c.ws.SetReadDeadline(s.now().Add(s.cfg.ReadTimeout))
 	})
 	for {
+		// The deadline first, then the check: end sets its own deadline after
+		// cancelling, so one of the two sees the other (see end).
 		_ = c.ws.SetReadDeadline(s.now().Add(s.cfg.ReadTimeout))
+		if c.ctx.Err() != nil {
+			return // ended by Shutdown: serve reads the client's answer
+		}
 		mt, fb, err := c.readFrame()
 		if err != nil {
 			c.readFailed(err, CloseDeadPeer, "nothing received for "+s.cfg.ReadTimeout.String())
+			return
+		}
+		if c.ctx.Err() != nil {
+			s.frameBufs.Put(fb) // sent after the close frame: not handled
 			return
 		}
 		ok := c.handleFrame(mt, fb)
@@ -554,9 +581,17 @@ func (c *wsConn) readFrame() (int, *frameBuf, error) {
 // handleFrame answers one message; false ends the connection.
 func (c *wsConn) handleFrame(mt int, fb *frameBuf) bool {
 	s := c.s
-	if !c.bucket.take(s.now()) {
-		c.end(CloseRateLimited, "more than "+strconv.Itoa(s.cfg.FramesPerSecond)+" frames per second")
+	delay, ok := c.pacer.take(s.now())
+	if !ok {
+		c.end(CloseRateLimited, "more than "+strconv.Itoa(s.cfg.FramesPerSecond)+" frames per second for "+
+			strconv.Itoa(s.cfg.PacedFrames)+" frames in a row")
 		return false
+	}
+	if delay > 0 {
+		s.m.paced.Inc()
+		if !wait(c.ctx, delay) {
+			return false // ended meanwhile (Shutdown)
+		}
 	}
 	if mt != fws.TextMessage {
 		c.end(CloseProtocolError, "frames are JSON text")
@@ -598,10 +633,10 @@ func (c *wsConn) readFailed(err error, timeoutCode int, reason string) {
 		c.end(timeoutCode, reason)
 	case errors.Is(err, fws.ErrReadLimit):
 		c.s.m.closes.WithLabelValues("1009").Inc()
-		// The rest of the frame is unread: read it away for closeDrain, so
-		// that the close frame reaches the client instead of a reset.
+		// The rest of the frame is unread: read it away for CloseDrainTimeout,
+		// so that the close frame reaches the client instead of a reset.
 		nc := c.ws.NetConn()
-		_ = nc.SetReadDeadline(time.Now().Add(closeDrain))
+		_ = nc.SetReadDeadline(time.Now().Add(CloseDrainTimeout))
 		_, _ = io.Copy(io.Discard, nc)
 	}
 }
@@ -658,7 +693,6 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 		return false
 	}
 	write, fresh, dups := s.dedup.filter(c.site.ID, events)
-	s.m.accepted.Add(float64(len(write)))
 	s.m.duplicates.Add(float64(dups))
 	s.hooks.publish(c.isite, c.id, fresh)
 	if len(write) == 0 {
@@ -674,17 +708,29 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 	c.acks.push(seq, false)
 	done := func(err error) {
 		if err != nil {
-			return // given up at shutdown: never acknowledged, the client resends
+			// Given up at shutdown: never acknowledged, the client resends,
+			// and nothing holds the ids any more.
+			s.dedup.forget(site, ids)
+			return
 		}
 		s.dedup.committed(site, ids)
 		s.sessions.ack(c.session, seq, s.now())
 		c.acks.commit(seq)
 	}
-	return c.add(write, done)
+	if !c.add(write, done) {
+		return false
+	}
+	// Remembered only once the batcher holds them: when the connection ends
+	// while add waits for room, nothing holds these events, and the same ids
+	// sent again (over HTTP, or after a reconnect) must not look seen.
+	s.dedup.rememberIDs(site, ids)
+	s.m.accepted.Add(float64(len(write)))
+	return true
 }
 
 // add hands events to the batcher, waiting (without reading further frames)
-// while its buffer is full, and telling the client busy after BusyAfter.
+// while its buffer is full, and telling the client busy after BusyAfter. It
+// reports whether the batcher took them; false ends the connection.
 func (c *wsConn) add(events []Event, done func(error)) bool {
 	s := c.s
 	if s.batcher.tryAdd(events, done) {
@@ -816,28 +862,46 @@ func (c *wsConn) kill() {
 	}
 }
 
-// end closes the connection with a close code and reason, once. The reader
-// then sees the peer's close answer (or a short deadline) and returns.
+// end closes the connection with a close code and reason, once: it sends
+// the close frame and ends the connection's context. The reader stops
+// handling frames, and serve reads what the client still sends until its
+// close answer before the socket closes (drainAfterClose).
 func (c *wsConn) end(code int, reason string) {
 	c.closed.Do(func() {
 		c.s.m.closes.WithLabelValues(strconv.Itoa(code)).Inc()
+		c.closing.Store(true)
 		// The close frame goes out before the connection's context ends, so
 		// nothing woken by the cancellation can close the socket under it.
 		c.wmu.Lock()
 		closeConn(c.ws, code, reason, c.s.cfg.WriteTimeout)
 		c.wmu.Unlock()
 		c.cancel()
+		// A reader waiting for the next frame wakes within the drain's time
+		// at the latest (readLoop sets its deadline before it looks at the
+		// context, and this one is set after the context ended).
+		_ = c.ws.SetReadDeadline(time.Now().Add(CloseDrainTimeout))
 	})
 }
 
-// closeDrain is how long a closing connection keeps reading for the peer's
-// close answer, so that unread data does not turn the close into a reset.
-const closeDrain = time.Second
-
-// closeConn sends a close frame and lets the reader drain for closeDrain.
+// closeConn sends a close frame.
 func closeConn(ws *fws.Conn, code int, reason string, timeout time.Duration) {
 	_ = ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, truncate(reason, 120)), time.Now().Add(timeout))
-	_ = ws.SetReadDeadline(time.Now().Add(closeDrain))
+}
+
+// drainAfterClose reads and discards what the client sends after the
+// server's close frame, until the client's own close frame answers it, the
+// connection fails, or CloseDrainTimeout passes; then the socket may close.
+// A client that is still sending when the server closes (a tracker resending
+// its queue) would otherwise have data unread at the server, whose kernel
+// then answers the close with a reset instead of an orderly end, and a
+// browser reports 1006 instead of the close code and reason.
+func drainAfterClose(ws *fws.Conn) {
+	_ = ws.SetReadDeadline(time.Now().Add(CloseDrainTimeout))
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			return // the client's close (a *CloseError), the deadline, or a failed connection
+		}
+	}
 }
 
 // ackTracker turns commits of frames (in any order) into cumulative acks.
@@ -935,25 +999,4 @@ func (a *ackTracker) pendingCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.pending) + a.unsent
-}
-
-// tokenBucket limits frames per connection; used by the reader only.
-type tokenBucket struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-}
-
-func (b *tokenBucket) take(now time.Time) bool {
-	if b.last.IsZero() {
-		b.tokens = b.burst
-	} else {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }

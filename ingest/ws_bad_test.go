@@ -17,7 +17,7 @@ import (
 // sending events on another connection and keeps getting them acknowledged.
 func TestWebSocketBadInput(t *testing.T) {
 	cfg := Config{HelloTimeout: 300 * time.Millisecond, PingInterval: 100 * time.Millisecond, ReadTimeout: 400 * time.Millisecond,
-		FramesPerSecond: 20, FrameBurst: 20}
+		FramesPerSecond: 20, FrameBurst: 20, PacedFrames: 10}
 	env := newWSEnv(t, cfg, BatcherConfig{Rows: 1000, FlushInterval: 10 * time.Millisecond})
 	good, _ := env.connect(t, "")
 	var goodSeq int64
@@ -87,7 +87,7 @@ func TestWebSocketBadInput(t *testing.T) {
 		cl.send(eventsFrame(5, raws))
 		goodEvents++
 	})
-	closeCase("flood beyond the frame rate", CloseRateLimited, "frames per second", func(cl *wsClient) {
+	closeCase("flood beyond the frame rate, paced too long", CloseRateLimited, "frames per second for 10 frames in a row", func(cl *wsClient) {
 		cl.send(hello)
 		cl.next(time.Second)
 		for range 3 * cfg.FrameBurst {

@@ -35,6 +35,7 @@ type wsEnv struct {
 	org         auth.Org
 	site        auth.Site
 	srv         *Server
+	b           *Batcher
 	m           *Metrics
 	stopBatcher func() error
 }
@@ -85,7 +86,7 @@ func newWSEnvOn(t testing.TB, cfg Config, bcfg BatcherConfig, db, writerDB *chdb
 		_ = stopBatcher()
 	})
 	return &wsEnv{url: "ws://" + ln.Addr().String() + "/v1/ingest", db: db, store: store, org: org, site: site,
-		srv: srv, m: m, stopBatcher: stopBatcher}
+		srv: srv, b: b, m: m, stopBatcher: stopBatcher}
 }
 
 // serverFrame is any frame the server sends, or a close (Type "close").

@@ -44,6 +44,12 @@ const (
 	DefaultIdleSiteTTL = time.Hour
 	// DefaultShutdownGrace bounds Shutdown when its context has no deadline.
 	DefaultShutdownGrace = 5 * time.Second
+	// CloseDrainTimeout is how long a live socket keeps reading (and
+	// discarding) what the client sends after the server's close frame,
+	// waiting for the client's close answer, before the socket closes:
+	// closed with the client's frames unread, it would be reset, and the
+	// client would see 1006 instead of the close code.
+	CloseDrainTimeout = time.Second
 )
 
 // Bounds of one site's live state (docs/protocol.md, live stream, "Memory").

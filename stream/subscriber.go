@@ -86,8 +86,10 @@ type sink interface {
 	tryWrite(b []byte) (int, error)
 	// write writes b, failing when it blocks past deadline.
 	write(b []byte, deadline time.Time) error
-	// interrupt wakes the connection's reader (the subscriber ends); abort
-	// also fails a write in progress (Shutdown's last resort).
+	// interrupt wakes the connection's reader when the subscriber ends, at
+	// the latest after the time it has to read the client's answer to the
+	// close frame; abort fails a read or write in progress at once
+	// (Shutdown's last resort).
 	interrupt()
 	abort()
 }

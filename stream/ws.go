@@ -278,14 +278,14 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 				code, reason = CloseAuthTimeout, "no subscribe within "+h.cfg.AuthTimeout.String()
 			}
 			h.m.closed(code)
-			closeWS(ws, code, reason)
+			refuse(ws, code, reason)
 			return
 		}
 		if f.Type == "auth" {
 			cr = credential{raw: f.Token}
 			if _, err := h.authenticate(cr); err != nil {
 				h.m.closed(CloseAuthFailed)
-				closeWS(ws, CloseAuthFailed, "invalid or expired credentials")
+				refuse(ws, CloseAuthFailed, "invalid or expired credentials")
 				return
 			}
 			continue
@@ -296,12 +296,12 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 		}
 		// ping before subscribe
 		h.m.closed(CloseProtocolError)
-		closeWS(ws, CloseProtocolError, "subscribe first")
+		refuse(ws, CloseProtocolError, "subscribe first")
 		return
 	}
 	if cr.raw == "" {
 		h.m.closed(CloseAuthFailed)
-		closeWS(ws, CloseAuthFailed, "no credentials: send auth first or log in to the dashboard")
+		refuse(ws, CloseAuthFailed, "no credentials: send auth first or log in to the dashboard")
 		return
 	}
 	siteID, _ := uuid.Parse(sf.Site)
@@ -309,7 +309,7 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 	sub, code, reason := h.admit(cr, siteID, views)
 	if sub == nil {
 		h.m.closed(code)
-		closeWS(ws, code, reason)
+		refuse(ws, code, reason)
 		return
 	}
 	o.sub = sub
@@ -324,7 +324,7 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 	}
 	sub.out = out
 	if !h.track(sub) {
-		closeWS(ws, CloseGoingAway, "server shutting down")
+		refuse(ws, CloseGoingAway, "server shutting down")
 		return
 	}
 	o.tracked = true
@@ -344,8 +344,9 @@ func (h *Hub) open(ws *fws.Conn, cookie string, o *wsOpen) {
 	}
 }
 
-// read reads the client's frames (pings) until the subscriber ends, and
-// waits until its close is written.
+// read reads the client's frames (pings) until the subscriber ends, waits
+// until its close is written, and reads what the client still sends until
+// its close answer.
 func (h *Hub) read(ws *fws.Conn, sub *subscriber) {
 	out := sub.out.(*wsSink)
 	for {
@@ -367,7 +368,8 @@ func (h *Hub) read(ws *fws.Conn, sub *subscriber) {
 		}
 		sub.answer(nil)
 	}
-	sub.wait()
+	sub.wait() // the close frame is written (or cannot be)
+	drainAfterClose(ws)
 }
 
 // readFrame reads and decodes one client frame; a non-zero code says why
@@ -409,6 +411,28 @@ func closeWS(ws *fws.Conn, code int, reason string) {
 	_ = ws.WriteControl(fws.CloseMessage, fws.FormatCloseMessage(code, truncateReason(reason)), time.Now().Add(time.Second))
 }
 
+// refuse closes a socket open did not admit (or could not track), and reads
+// what the client still sends until its close answer (drainAfterClose).
+func refuse(ws *fws.Conn, code int, reason string) {
+	closeWS(ws, code, reason)
+	drainAfterClose(ws)
+}
+
+// drainAfterClose reads and discards what the client sends after the
+// server's close frame, until the client's own close frame answers it, the
+// connection fails, or CloseDrainTimeout passes; then the socket may close.
+// Closed with the client's frames unread, the socket would be reset instead
+// of ended in order, and a browser that is still sending reports 1006
+// instead of the close code and reason.
+func drainAfterClose(ws *fws.Conn) {
+	_ = ws.SetReadDeadline(time.Now().Add(CloseDrainTimeout))
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			return // the client's close (a *CloseError), the deadline, or a failed connection
+		}
+	}
+}
+
 // wsSink writes WebSocket frames to the connection under a live socket.
 type wsSink struct {
 	conn net.Conn
@@ -416,7 +440,7 @@ type wsSink struct {
 }
 
 // extend moves the read deadline timeout ahead, unless the subscriber is
-// ending: then the reader must wake now (interrupt sets the flag, then the
+// ending: then the reader must wake soon (interrupt sets the flag, then the
 // deadline; this sets the deadline, then reads the flag).
 func (w *wsSink) extend(sub *subscriber, timeout time.Duration) {
 	_ = w.conn.SetReadDeadline(time.Now().Add(timeout))
@@ -425,7 +449,11 @@ func (w *wsSink) extend(sub *subscriber, timeout time.Duration) {
 	}
 }
 
-func (w *wsSink) interrupt() { _ = w.conn.SetReadDeadline(time.Now()) }
+// interrupt wakes the reader at the latest CloseDrainTimeout from now, and
+// sooner when the client answers the close frame (or sends anything): a
+// read that fails on its deadline cannot be resumed, and the reader must
+// still be able to read the client's answer (drainAfterClose).
+func (w *wsSink) interrupt() { _ = w.conn.SetReadDeadline(time.Now().Add(CloseDrainTimeout)) }
 func (w *wsSink) abort()     { _ = w.conn.SetDeadline(time.Now()) }
 
 func (w *wsSink) encode(f *frame) []byte { return f.wire }

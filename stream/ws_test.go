@@ -35,9 +35,15 @@ type liveEnv struct {
 
 func newLiveEnv(t testing.TB, cfg Config) *liveEnv {
 	t.Helper()
+	return newLiveEnvAt(t, cfg, dashboard)
+}
+
+// newLiveEnvAt is newLiveEnv with the dashboard at origin.
+func newLiveEnvAt(t testing.TB, cfg Config, origin string) *liveEnv {
+	t.Helper()
 	db := chtest.Open(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := authtest.Store(t, db, auth.Config{DashboardOrigin: dashboard, Logger: quiet})
+	store := authtest.Store(t, db, auth.Config{DashboardOrigin: origin, Logger: quiet})
 	cfg.Logger = quiet
 	h := New(cfg, store, prometheus.NewRegistry())
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
