@@ -310,8 +310,9 @@ func keyOf(e *Event) storedKey { return storedKey{e.SiteID, e.ID, e.Time.Unix()}
 // enriched again, can land in another session, so in another visit or page
 // visit (time on page), which nothing would take back. A second copy of any
 // other event only adds a row that `events` merges away and that no count
-// sees twice (every count of events counts distinct event ids, and such
-// events have no visitor). It does not
+// of the query API sees twice (every count of events counts distinct event
+// ids, and such events have no visitor); the meter hears of it again. It
+// does not
 // for an event whose time the server chose (it came without ts, or with one
 // too far ahead): a resend of it gets another time, so its stored copy could
 // only be found by UTC day, and `events`, sorted by random ids within a day,
