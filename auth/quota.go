@@ -48,9 +48,13 @@ func (d Decision) CloseFrame() (int, string) {
 
 // DailyUsage is one tenant's usage on one UTC day.
 type DailyUsage struct {
-	Day            time.Time `json:"day"`
-	Events         uint64    `json:"events"`
-	RejectedEvents uint64    `json:"rejected_events"`
+	Day time.Time `json:"day"`
+	// Events counts the events stored in ClickHouse that were received on
+	// Day, each once (MeterStored).
+	Events uint64 `json:"events"`
+	// RejectedEvents counts the events refused on Day because the tenant
+	// was over a quota (AllowEvents).
+	RejectedEvents uint64 `json:"rejected_events"`
 }
 
 type usageKey struct {
@@ -66,18 +70,23 @@ type bucket struct {
 	last   time.Time
 }
 
-// quotas holds the per-tenant counters of one node.
+// quotas holds the per-tenant counters of one node: the state of the limits
+// (token buckets, connections, events in flight) and the metered usage not
+// written yet.
 type quotas struct {
 	mu      sync.Mutex
 	buckets map[uuid.UUID]*bucket
 	conns   map[uuid.UUID]uint32
-	// month is the current month's accepted events per org as read from
+	// inflight counts the events allowEvents allowed and settle has not
+	// settled yet: neither stored nor left out nor given up.
+	inflight map[uuid.UUID]uint64
+	// month is the current month's stored events per org as read from
 	// ClickHouse at the last refresh; monthStart names that month.
 	month      map[uuid.UUID]uint64
 	monthStart time.Time
-	// flushed counts events written since month was read; pending counts
-	// events not written yet, and pendingMonth those of them in the month
-	// starting at pendingMonthStart.
+	// flushed counts stored events written since month was read; pending
+	// counts stored (and refused) events not written yet, and pendingMonth
+	// the stored ones of them in the month starting at pendingMonthStart.
 	flushed           map[uuid.UUID]uint64
 	pending           map[usageKey]usageCount
 	pendingMonth      map[uuid.UUID]uint64
@@ -88,7 +97,7 @@ type quotas struct {
 }
 
 func newQuotas() *quotas {
-	return &quotas{buckets: map[uuid.UUID]*bucket{}, conns: map[uuid.UUID]uint32{},
+	return &quotas{buckets: map[uuid.UUID]*bucket{}, conns: map[uuid.UUID]uint32{}, inflight: map[uuid.UUID]uint64{},
 		month: map[uuid.UUID]uint64{}, flushed: map[uuid.UUID]uint64{}, pending: map[usageKey]usageCount{},
 		pendingMonth: map[uuid.UUID]uint64{}}
 }
@@ -111,7 +120,11 @@ func (q *quotas) setMonth(month map[uuid.UUID]uint64, now time.Time) {
 	clear(q.flushed)
 }
 
-// allowEvents decides whether org may send n more events at now under quota.
+// allowEvents decides whether org may send n more events at now under
+// quota. The monthly quota is checked against the month's stored events
+// (read at the last refresh, plus those stored since) and the events in
+// flight; allowed events are in flight until settle, refused ones are
+// counted as rejected.
 func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) Decision {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -120,7 +133,7 @@ func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) D
 	if !q.pendingMonthStart.Equal(ms) {
 		q.recountPendingMonth(ms)
 	}
-	used := q.flushed[org] + q.pendingMonth[org]
+	used := q.flushed[org] + q.pendingMonth[org] + q.inflight[org]
 	if q.monthStart.Equal(ms) {
 		used += q.month[org]
 	}
@@ -149,11 +162,32 @@ func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) D
 		return refuse(Decision{Reason: ReasonEventsPerSecond, RetryAfter: wait})
 	}
 	b.tokens -= float64(n)
-	c := q.pending[day]
-	c.events += uint64(n)
-	q.pending[day] = c
-	q.pendingMonth[org] += uint64(n)
+	q.inflight[org] += uint64(n)
 	return Decision{Allowed: true}
+}
+
+// settle takes n of org's events out of flight.
+func (q *quotas) settle(org uuid.UUID, n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if have := q.inflight[org]; uint64(n) < have {
+		q.inflight[org] = have - uint64(n)
+	} else {
+		delete(q.inflight, org)
+	}
+}
+
+// meter adds n stored events of org, received on day, to the usage.
+func (q *quotas) meter(org uuid.UUID, day time.Time, n uint64) {
+	k := usageKey{org, dayStart(day)}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.pending[k]
+	c.events += n
+	q.pending[k] = c
+	if !k.day.Before(q.pendingMonthStart) {
+		q.pendingMonth[org] += n
+	}
 }
 
 // recountPendingMonth recomputes pendingMonth for the month starting at ms.
@@ -237,11 +271,31 @@ func (s *Store) QuotaOf(org uuid.UUID) Quota {
 	return q
 }
 
-// AllowEvents counts n events of org against its quotas and says whether
-// they may be accepted. Accepted and refused events are both recorded in the
-// daily usage.
+// AllowEvents checks n events of org, about to be accepted, against its
+// quotas and says whether they may be. It is the limit check, not the meter:
+// allowed events are in flight, counted against the monthly quota until
+// SettleEvents says what became of them; the usage counts them once stored
+// (MeterStored). Refused events are counted as rejected in the daily usage.
 func (s *Store) AllowEvents(org uuid.UUID, n int) Decision {
 	return s.quotas.allowEvents(org, n, s.QuotaOf(org), time.Now())
+}
+
+// SettleEvents takes n events of org that AllowEvents allowed out of flight:
+// they are stored (and metered), left out as stored already, or given up.
+func (s *Store) SettleEvents(org uuid.UUID, n int) {
+	s.quotas.settle(org, n)
+}
+
+// MeterStored adds n events of org, stored in ClickHouse and received on the
+// UTC day of day, to its usage: ingest's writer calls it after each
+// committed insert, for the events the insert wrote (the demo's back-filled
+// history included), so each stored event counts once, whatever path it came
+// by and however often it was sent. The counts are written with the next
+// Flush; until then they count in this node's monthly quota checks.
+func (s *Store) MeterStored(org uuid.UUID, day time.Time, n int) {
+	if n > 0 {
+		s.quotas.meter(org, day, uint64(n))
+	}
 }
 
 // AcquireConnection takes one of org's concurrent connection slots on this
@@ -251,19 +305,7 @@ func (s *Store) AcquireConnection(org uuid.UUID) (release func(), d Decision) {
 	return s.quotas.acquire(org, s.QuotaOf(org).MaxConnections)
 }
 
-// RecordStoredEvents adds n events of org on day (UTC) to its usage, written
-// at once: for events stored without passing ingest's quota check, such as
-// the demo's back-filled history, which counts on the day it happened. Call
-// it once the events are stored. The month's total, and so the monthly quota,
-// takes them in at the next refresh.
-func (s *Store) RecordStoredEvents(ctx context.Context, org uuid.UUID, day time.Time, n uint64) error {
-	if n == 0 {
-		return nil
-	}
-	return s.writeUsage(ctx, map[usageKey]usageCount{{org, dayStart(day)}: {events: n}})
-}
-
-// Flush writes counted usage and API key last-use times to ClickHouse.
+// Flush writes metered usage, refused events and API key last-use times to ClickHouse.
 func (s *Store) Flush(ctx context.Context) error {
 	s.quotas.flushMu.Lock()
 	defer s.quotas.flushMu.Unlock()
@@ -297,7 +339,7 @@ func (s *Store) writeUsage(ctx context.Context, p map[usageKey]usageCount) error
 	return nil
 }
 
-// loadMonthUsage reads the accepted events of the month of now per org.
+// loadMonthUsage reads the stored events of the month of now per org.
 func (s *Store) loadMonthUsage(ctx context.Context, now time.Time) (map[uuid.UUID]uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()

@@ -47,10 +47,55 @@ func TestEventRateBucket(t *testing.T) {
 			events += c.events
 			rejected += c.rejected
 		}
-		if events != 10+1+10+25 || rejected != 2 {
-			t.Fatalf("counted %d accepted, %d refused; want 46 and 2", events, rejected)
+		// Allowed events are in flight, not usage: usage counts them once stored.
+		if events != 0 || rejected != 2 || q.inflight[org] != 10+1+25 {
+			t.Fatalf("counted %d stored, %d refused, %d in flight; want 0, 2 and 36", events, rejected, q.inflight[org])
 		}
 	})
+}
+
+// The monthly quota counts the events in flight and the stored ones: an
+// allowed event holds its place until it is settled, and then holds it only
+// if it was stored (metered).
+func TestMonthlyQuotaCountsStoredAndInFlight(t *testing.T) {
+	q := newQuotas()
+	org := uuid.New()
+	now := time.Now()
+	q.setMonth(map[uuid.UUID]uint64{org: 30}, now) // stored before, as read from ClickHouse
+	quota := Quota{EventsPerSecond: 1000, EventsPerMonth: 100, MaxConnections: 1}
+	if d := q.allowEvents(org, 60, quota, now); !d.Allowed {
+		t.Fatalf("30 stored + 60: %+v", d)
+	}
+	if d := q.allowEvents(org, 11, quota, now); d.Allowed || d.Reason != ReasonEventsPerMonth {
+		t.Fatalf("30 stored + 60 in flight + 11 = %+v, want refused", d)
+	}
+	// Of the 60, 40 are stored and 20 were left out as stored already.
+	q.meter(org, now, 40)
+	q.settle(org, 60)
+	if d := q.allowEvents(org, 30, quota, now); !d.Allowed {
+		t.Fatalf("30 + 40 stored + 30: %+v", d)
+	}
+	if d := q.allowEvents(org, 1, quota, now); d.Allowed {
+		t.Fatalf("30 + 40 stored + 30 in flight + 1 = %+v, want refused", d)
+	}
+	q.settle(org, 30) // given up
+	q.settle(org, 5)  // more than in flight: nothing left, not a wrap-around
+	if d := q.allowEvents(org, 30, quota, now); !d.Allowed || q.inflight[org] != 30 {
+		t.Fatalf("after the 30 were given up: %+v, %d in flight", d, q.inflight[org])
+	}
+	// Stored events of last month count in its usage, not in this month's quota.
+	q.settle(org, 30)
+	q.meter(org, monthStart(now).Add(-time.Hour), 25)
+	if d := q.allowEvents(org, 30, quota, now); !d.Allowed {
+		t.Fatalf("last month's events held this month's place: %+v", d)
+	}
+	p := q.takePending()
+	if got := p[usageKey{org, dayStart(now)}].events; got != 40 {
+		t.Fatalf("today's usage = %d, want the 40 stored", got)
+	}
+	if got := p[usageKey{org, dayStart(monthStart(now).Add(-time.Hour))}].events; got != 25 {
+		t.Fatalf("last month's usage = %d, want 25", got)
+	}
 }
 
 func TestConnectionQuota(t *testing.T) {
@@ -94,12 +139,16 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 	if q := b.QuotaOf(org.ID); q.EventsPerMonth != 100 || q.MaxConnections != DefaultMaxConnections {
 		t.Fatalf("quota on node b = %+v", q)
 	}
+	now := time.Now()
 	if d := a.AllowEvents(org.ID, 60); !d.Allowed {
 		t.Fatalf("60 of 100: %+v", d)
 	}
 	if d := a.AllowEvents(org.ID, 50); d.Allowed || d.Reason != ReasonEventsPerMonth || d.RetryAfter <= 0 {
 		t.Fatalf("110 of 100 on the same node: %+v", d)
 	}
+	// The 60 are stored.
+	a.MeterStored(org.ID, now, 60)
+	a.SettleEvents(org.ID, 60)
 	// Node b learns of node a's events once a flushed and b refreshed.
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -116,6 +165,8 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 	if d := b.AllowEvents(org.ID, 40); !d.Allowed {
 		t.Fatalf("node b refused 60+40 of 100: %+v", d)
 	}
+	b.MeterStored(org.ID, now, 40)
+	b.SettleEvents(org.ID, 40)
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +178,7 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Accepted: 60 (a) + 40 (b); refused: 50 + 41 (a) + 50 (b).
+	// Stored: 60 (a) + 40 (b); refused: 50 + 41 (a) + 50 (b).
 	if len(usage) != 1 || !usage[0].Day.Equal(today) || usage[0].Events != 100 || usage[0].RejectedEvents != 141 {
 		t.Fatalf("usage = %+v, want one day with 100 events and 141 rejected", usage)
 	}
@@ -146,9 +197,7 @@ func TestRunWritesUsageOnShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	if d := s.AllowEvents(org, 7); !d.Allowed {
-		t.Fatalf("%+v", d)
-	}
+	s.MeterStored(org, time.Now(), 7)
 	cancel()
 	select {
 	case err := <-done:

@@ -17,7 +17,7 @@ type formatsDirectory interface {
 	AuthenticateAPIKey(secret string) (auth.APIKey, error)
 	Sites(org uuid.UUID) []auth.Site
 	SiteByDomain(domain string) (auth.Site, error)
-	AllowEvents(org uuid.UUID, n int) auth.Decision
+	eventQuotas
 }
 
 // FormatsHandler serves Segment's HTTP Tracking API (/v1/batch, /v1/track,

@@ -53,7 +53,7 @@ func newFormatsEnv(t *testing.T) *formatsEnv {
 	}
 
 	m := NewMetrics(prometheus.NewRegistry())
-	b := NewBatcher(BatcherConfig{Rows: 1000, FlushInterval: 20 * time.Millisecond}, NewWriter(db), log, m)
+	b := NewBatcher(BatcherConfig{Rows: 1000, FlushInterval: 20 * time.Millisecond}, NewWriter(db).WithMeter(store), log, m)
 	bctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- b.Run(bctx) }()

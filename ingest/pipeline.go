@@ -27,9 +27,12 @@ type pipeline struct {
 	dedup   *dedup      // nil: no memory of recent ids
 }
 
-// eventQuotas counts events against their tenant's quota.
+// eventQuotas checks events against their tenant's quota (auth.Store): an
+// allowed event is in flight until SettleEvents says it is stored, left out
+// or given up. Usage is metered by the writer, not here (usageMeter).
 type eventQuotas interface {
 	AllowEvents(org uuid.UUID, n int) auth.Decision
+	SettleEvents(org uuid.UUID, n int)
 }
 
 func newPipeline(b *Batcher, m *Metrics) pipeline {
@@ -74,16 +77,8 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 	if len(events) == 0 {
 		return 0, rejected, nil
 	}
-	if p.quotas != nil {
-		if d := p.quotas.AllowEvents(site.TenantID, len(events)); !d.Allowed {
-			return 0, rejected, quotaError{d}
-		}
-	}
 	accepted := len(events)
-	var (
-		done func(error)
-		ids  []uuid.UUID
-	)
+	var ids []uuid.UUID
 	if p.dedup != nil {
 		var dups int
 		events, dups = p.dedup.unseen(site.ID, events)
@@ -95,21 +90,25 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 		for i := range events {
 			ids[i] = events[i].ID
 		}
-		done = func(err error) {
-			if err != nil {
-				p.dedup.forget(site.ID, ids) // given up at shutdown: nothing holds them
-				return
-			}
-			p.dedup.committed(site.ID, ids)
-		}
 	}
 	n := len(events)
+	// The quota's limits apply to what the batcher is to take, not to the
+	// resends the node holds already.
+	if p.quotas != nil {
+		if d := p.quotas.AllowEvents(site.TenantID, n); !d.Allowed {
+			return 0, rejected, quotaError{d}
+		}
+	}
+	done := p.done(site, ids, n)
 	// The live view hears of the events before the batcher owns the slice,
 	// as on the WebSocket.
 	p.hooks.publish(site, 0, events)
 	ctx, cancel := context.WithTimeout(ctx, MaxEnqueueWait)
 	defer cancel()
 	if err := p.batcher.Add(ctx, events, done); err != nil {
+		if p.quotas != nil {
+			p.quotas.SettleEvents(site.TenantID, n)
+		}
 		return 0, rejected, err
 	}
 	if p.dedup != nil {
@@ -119,6 +118,28 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 	}
 	p.m.accepted.Add(float64(n))
 	return accepted, rejected, nil
+}
+
+// done returns the callback of the batcher's Add of n events of site (ids
+// when the node remembers ids): once they are committed or given up, the
+// memory of ids learns it, and the events leave the tenant's quota's flight.
+// nil when there is nothing to tell.
+func (p *pipeline) done(site Site, ids []uuid.UUID, n int) func(error) {
+	if p.dedup == nil && p.quotas == nil {
+		return nil
+	}
+	return func(err error) {
+		if p.dedup != nil {
+			if err != nil {
+				p.dedup.forget(site.ID, ids) // given up at shutdown: nothing holds them
+			} else {
+				p.dedup.committed(site.ID, ids)
+			}
+		}
+		if p.quotas != nil {
+			p.quotas.SettleEvents(site.TenantID, n)
+		}
+	}
 }
 
 // detachLive gives the strings of events that the live view may keep for

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -26,10 +27,25 @@ type querier interface {
 	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
 }
 
+// usageMeter is told what each committed insert stored: events of a tenant
+// received on one UTC day (day is its midnight), each stored event once.
+// auth.Store meters the tenants' usage so.
+type usageMeter interface {
+	MeterStored(tenant uuid.UUID, day time.Time, events int)
+}
+
 // Writer inserts events into the ClickHouse events table.
 type Writer struct {
 	conn   batchPreparer
-	lookup querier // nil: conn cannot answer queries, and WriteChunks fails
+	lookup querier    // nil: conn cannot answer queries, and WriteChunks fails
+	meter  usageMeter // nil: nobody is told what was stored
+
+	mu sync.Mutex
+	// unsure holds the looked-up events that an insert which failed had
+	// sent: ClickHouse may have stored some of them, and nobody was told.
+	// A later lookup that finds one stored tells the meter. Empty while
+	// inserts succeed.
+	unsure map[storedKey]bool
 }
 
 // NewWriter returns a Writer that inserts through conn. WriteChunks also
@@ -37,6 +53,15 @@ type Writer struct {
 func NewWriter(conn batchPreparer) *Writer {
 	q, _ := conn.(querier)
 	return &Writer{conn: conn, lookup: q}
+}
+
+// WithMeter makes w tell m, after each committed insert, how many events it
+// stored per tenant and UTC day of receipt: the events it wrote, not those
+// it left out as stored already, and nothing of a failed insert. Call it
+// before the first insert.
+func (w *Writer) WithMeter(m usageMeter) *Writer {
+	w.meter = m
+	return w
 }
 
 // insertEvents names every column: clickhouse-go needs the list on ClickHouse 18.16.
@@ -61,7 +86,8 @@ const insertBlockRows = 8192
 
 // WriteEvents inserts events in one INSERT as they are, without looking for
 // stored copies: for events known to be new (generated history). It returns
-// only after ClickHouse has committed them or failed.
+// only after ClickHouse has committed them or failed; the meter hears of
+// them as of any insert.
 func (w *Writer) WriteEvents(ctx context.Context, events []Event) error {
 	_, err := w.insert(ctx, [][]Event{events}, nil)
 	return err
@@ -80,12 +106,48 @@ func (w *Writer) WriteEvents(ctx context.Context, events []Event) error {
 // insert is safe too: what the failed attempt did commit is found. Two
 // inserts of one event that run at the same moment (two nodes) can still
 // both store it.
+//
+// The meter (WithMeter) hears of the events inserted once ClickHouse has
+// committed them. An insert that failed may still have stored some of its
+// events (a timeout after the commit, a connection lost after a block); the
+// retry finds them stored and leaves them out, and tells the meter of them
+// then, so that they count once too.
 func (w *Writer) WriteChunks(ctx context.Context, chunks [][]Event) (int, error) {
 	skip, err := w.stored(ctx, chunks)
 	if err != nil {
 		return 0, err
 	}
-	return w.insert(ctx, chunks, skip)
+	n, err := w.insert(ctx, chunks, skip)
+	if w.meter != nil && skip != nil {
+		w.settleUnsure(chunks, skip, err == nil)
+	}
+	return n, err
+}
+
+// settleUnsure records the looked-up events an insert sent as unsure when
+// it failed (ok false), and forgets them once it succeeded.
+func (w *Writer) settleUnsure(chunks [][]Event, skip []bool, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ok && len(w.unsure) == 0 {
+		return
+	}
+	if !ok && w.unsure == nil {
+		w.unsure = map[storedKey]bool{}
+	}
+	at := -1
+	for _, events := range chunks {
+		for i := range events {
+			if at++; skip[at] || !lookedUp(&events[i]) {
+				continue
+			}
+			if ok {
+				delete(w.unsure, keyOf(&events[i]))
+			} else {
+				w.unsure[keyOf(&events[i])] = true
+			}
+		}
+	}
 }
 
 // insert writes the events of chunks, but for those whose index (counted
@@ -119,7 +181,10 @@ func (w *Writer) insert(ctx context.Context, chunks [][]Event, skip []bool) (int
 		_ = batch.Abort()
 		return 0, fmt.Errorf("ingest: insert of %d events: the batch has %d columns, want %d", rows, len(cols), insertColumns)
 	}
-	var keys, values propRows
+	var (
+		keys, values propRows
+		tally        storedTally
+	)
 	inBlock, at := 0, -1
 	for _, events := range chunks {
 		for i := range events {
@@ -135,6 +200,9 @@ func (w *Writer) insert(ctx context.Context, chunks [][]Event, skip []bool) (int
 			}
 			inBlock++
 			e := &events[i]
+			if w.meter != nil {
+				tally.add(e)
+			}
 			bot, nonInteractive := boolByte(e.IsBot), boolByte(e.NonInteractive)
 			row := [insertColumns]any{&e.TenantID, &e.SiteID, &e.ID, &e.Time, &e.ReceivedAt, &e.Type, &e.Name,
 				&e.Hostname, &e.Pathname, &e.Query, &e.Title, &e.Referrer, &e.ReferrerHost,
@@ -154,7 +222,67 @@ func (w *Writer) insert(ctx context.Context, chunks [][]Event, skip []bool) (int
 	if err := batch.Send(); err != nil {
 		return 0, fmt.Errorf("ingest: insert %d events: %w", rows, err)
 	}
+	w.report(&tally)
 	return rows, nil
+}
+
+// report tells the meter what t counted.
+func (w *Writer) report(t *storedTally) {
+	if w.meter == nil {
+		return
+	}
+	for k, n := range t.done() {
+		w.meter.MeterStored(k.tenant, time.Unix(k.day*secondsPerDay, 0).UTC(), n)
+	}
+}
+
+const secondsPerDay = 24 * 60 * 60
+
+// tallyKey is a tenant and a UTC day (days since 1970-01-01).
+type tallyKey struct {
+	tenant uuid.UUID
+	day    int64
+}
+
+// storedTally counts the rows of an insert per tenant and UTC day of
+// receipt. The events of one Add share both (one site, one receipt), so it
+// compares each row with the one before and touches its map once per run of
+// equal keys.
+type storedTally struct {
+	counts map[tallyKey]int
+	last   tallyKey
+	run    int
+}
+
+func (t *storedTally) add(e *Event) {
+	sec := e.ReceivedAt.Unix()
+	day := sec / secondsPerDay
+	if sec%secondsPerDay < 0 {
+		day-- // before 1970: round down, not towards zero
+	}
+	k := tallyKey{e.TenantID, day}
+	if k != t.last {
+		t.endRun()
+		t.last = k
+	}
+	t.run++
+}
+
+func (t *storedTally) endRun() {
+	if t.run == 0 {
+		return
+	}
+	if t.counts == nil {
+		t.counts = map[tallyKey]int{}
+	}
+	t.counts[t.last] += t.run
+	t.run = 0
+}
+
+// done returns the counts of every row added.
+func (t *storedTally) done() map[tallyKey]int {
+	t.endRun()
+	return t.counts
 }
 
 // findStored finds the events of a block that event_ids holds already. The
@@ -182,8 +310,9 @@ func keyOf(e *Event) storedKey { return storedKey{e.SiteID, e.ID, e.Time.Unix()}
 // enriched again, can land in another session, so in another visit or page
 // visit (time on page), which nothing would take back. A second copy of any
 // other event only adds a row that `events` merges away and that no count
-// sees twice (every count of events counts distinct event ids, and such
-// events have no visitor). It does not
+// of the query API sees twice (every count of events counts distinct event
+// ids, and such events have no visitor); the meter hears of it again. It
+// does not
 // for an event whose time the server chose (it came without ts, or with one
 // too far ahead): a resend of it gets another time, so its stored copy could
 // only be found by UTC day, and `events`, sorted by random ids within a day,
@@ -230,6 +359,9 @@ func (w *Writer) stored(ctx context.Context, chunks [][]Event) ([]bool, error) {
 	}
 	skip := make([]bool, n)
 	copies := make(map[storedKey]bool, count)
+	var recovered storedTally // stored by a failed insert: see unsure
+	w.mu.Lock()
+	unsure := w.unsure
 	at := -1
 	for _, events := range chunks {
 		for i := range events {
@@ -237,10 +369,16 @@ func (w *Writer) stored(ctx context.Context, chunks [][]Event) ([]bool, error) {
 			if e := &events[i]; lookedUp(e) {
 				k := keyOf(e)
 				skip[at] = found[k] || copies[k]
+				if found[k] && !copies[k] && unsure[k] {
+					recovered.add(e)
+					delete(unsure, k)
+				}
 				copies[k] = true
 			}
 		}
 	}
+	w.mu.Unlock()
+	w.report(&recovered)
 	return skip, nil
 }
 

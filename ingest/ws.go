@@ -216,7 +216,7 @@ type siteDirectory interface {
 
 type tenantQuotas interface {
 	AcquireConnection(org uuid.UUID) (release func(), d auth.Decision)
-	AllowEvents(org uuid.UUID, n int) auth.Decision
+	eventQuotas
 }
 
 type resumeTokens interface {
@@ -687,18 +687,21 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 		c.acks.push(f.Seq, true)
 		return true
 	}
-	if d := s.tenancy.AllowEvents(c.site.OrgID, len(events)); !d.Allowed {
-		code, reason := d.CloseFrame()
-		c.end(code, reason)
-		return false
-	}
 	write, fresh, dups := s.dedup.filter(c.site.ID, events)
 	s.m.duplicates.Add(float64(dups))
-	s.hooks.publish(c.isite, c.id, fresh)
 	if len(write) == 0 {
 		c.acks.push(f.Seq, true)
 		return true
 	}
+	// The quota's limits apply to what the batcher is to take: a resend of
+	// events the node has committed costs nothing.
+	org, n := c.site.OrgID, len(write)
+	if d := s.tenancy.AllowEvents(org, n); !d.Allowed {
+		code, reason := d.CloseFrame()
+		c.end(code, reason)
+		return false
+	}
+	s.hooks.publish(c.isite, c.id, fresh)
 
 	ids := make([]uuid.UUID, len(write))
 	for i := range write {
@@ -707,6 +710,7 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 	seq, site := f.Seq, c.site.ID
 	c.acks.push(seq, false)
 	done := func(err error) {
+		s.tenancy.SettleEvents(org, n)
 		if err != nil {
 			// Given up at shutdown: never acknowledged, the client resends,
 			// and nothing holds the ids any more.
@@ -718,6 +722,7 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 		c.acks.commit(seq)
 	}
 	if !c.add(write, done) {
+		s.tenancy.SettleEvents(org, n)
 		return false
 	}
 	// Remembered only once the batcher holds them: when the connection ends

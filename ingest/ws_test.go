@@ -64,7 +64,7 @@ func newWSEnvOn(t testing.TB, cfg Config, bcfg BatcherConfig, db, writerDB *chdb
 	}
 
 	m := NewMetrics(prometheus.NewRegistry())
-	b := NewBatcher(bcfg, NewWriter(writerDB), log, m)
+	b := NewBatcher(bcfg, NewWriter(writerDB).WithMeter(store), log, m)
 	bctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- b.Run(bctx) }()

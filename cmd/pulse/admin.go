@@ -100,7 +100,7 @@ func adminActions() map[string]adminAction {
 			flags: func(fs *flag.FlagSet, a *adminArgs) {
 				org(fs, a)
 				fs.UintVar(&a.eventsPerSecond, "events-per-second", 0, "sustained events per second per node")
-				fs.Uint64Var(&a.eventsPerMonth, "events-per-month", 0, "accepted events per calendar month")
+				fs.Uint64Var(&a.eventsPerMonth, "events-per-month", 0, "events stored per calendar month (UTC), with those in flight (docs/auth.md)")
 				fs.UintVar(&a.maxConnections, "max-connections", 0, "concurrent WebSocket connections per node")
 			},
 			run: func(ctx context.Context, s *auth.Store, a *adminArgs) (any, error) {

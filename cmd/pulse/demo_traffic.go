@@ -40,10 +40,9 @@ func startDemoTraffic(ctx context.Context, db *chdb.DB, store *auth.Store, login
 			}
 			return auth.SignIdentityToken(s, userID, demoIdentityLifetime)
 		},
-		// The history is stored without passing ingest: it is counted in
-		// the org's usage here.
-		Usage: store.RecordStoredEvents,
-	}, db, ingest.NewWriter(db))
+		// The history is stored without passing ingest; the writer meters
+		// what it stores in the org's usage, as ingest's does.
+	}, db, ingest.NewWriter(db).WithMeter(store))
 	if err != nil {
 		log.Error("demo traffic not started", "err", err)
 		return func() {}

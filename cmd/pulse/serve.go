@@ -64,7 +64,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ingestMetrics := ingest.NewMetrics(reg)
-	batcher := ingest.NewBatcher(ingest.BatcherConfig{Rows: o.batchRows, FlushInterval: o.batchInterval}, ingest.NewWriter(db), log, ingestMetrics)
+	batcher := ingest.NewBatcher(ingest.BatcherConfig{Rows: o.batchRows, FlushInterval: o.batchInterval}, ingest.NewWriter(db).WithMeter(store), log, ingestMetrics)
 
 	hub := stream.New(stream.Config{Tick: o.liveTick, PresenceTimeout: o.livePresence, Logger: log}, store, reg)
 	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots, Publisher: livePublisher{hub}, Presence: hub}

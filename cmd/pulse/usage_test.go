@@ -2,72 +2,75 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
-var demoCredentials = regexp.MustCompile(`log in:\s+(\S+) / (\S+)`)
-
-// The usage API counts every stored event of the org: the demo's back-filled
-// history (written straight into ClickHouse), its live visitors and events
-// posted to /v1/events, each day as many as ClickHouse holds for that day.
+// TestUsageCountsEveryStoredEvent checks that the usage API counts each
+// stored event of the org once, on the UTC day it was received: the demo's
+// back-filled history (written straight into ClickHouse), its live visitors,
+// and events sent by every way in (WebSocket, /v1/events, Segment,
+// Plausible), some of them more than once: twice in one request, again while
+// the node remembers them, and again after a restart has forgotten them.
+// Each day the usage must say what SQL over the stored events says.
 func TestUsageCountsEveryStoredEvent(t *testing.T) {
 	db := chtest.Open(t)
 	dbURL := chdb.URL(db.Addr, db.Database)
-	ctx := context.Background()
-	p := startPulse(t, nil, "dev", "--demo", "--demo-visits", "300", "--clickhouse", dbURL, "--batch-interval", "200ms")
+	data := t.TempDir()
+	args := []string{"dev", "--demo", "--demo-visits", "300", "--clickhouse", dbURL, "--data", data, "--batch-interval", "200ms"}
+	p := startPulse(t, nil, args...)
 	p.waitReady(t)
-	waitFor(t, p, 4*time.Minute, func() string {
-		if out := p.stdout.String(); strings.Contains(out, `msg="demo history failed`) {
-			t.Fatalf("the demo history failed:\n%s", out)
-		} else if !strings.Contains(out, `msg="demo history written"`) {
-			return "the demo history is not written"
-		}
-		return ""
-	})
-	p.postEvents(t, 5)
-	creds := demoCredentials.FindStringSubmatch(p.stdout.String())
-	if creds == nil {
-		t.Fatalf("no demo login in the log:\n%s", p.stdout)
+	waitDemoHistory(t, p)
+	segmentKey := ingestKey(t, p, dbURL, data)
+
+	now := time.Now().UTC().Truncate(time.Second)
+	paths := []resendPath{
+		{name: "ws", ua: firefox(128), send: sendWebSocket},
+		{name: "http", ua: firefox(129), send: sendHTTP},
+		{name: "segment", ua: firefox(130), send: func(t *testing.T, p *process, r resendPath, events []sentEvent) {
+			sendSegment(t, p, segmentKey, r, events)
+		}},
 	}
+	sent := map[string][]sentEvent{}
+	for _, r := range paths {
+		ev := func(typ, path string, ago time.Duration) sentEvent {
+			return sentEvent{id: uuid.NewString(), typ: typ, path: path, at: now.Add(-ago)}
+		}
+		events := []sentEvent{ev("page", "/", 3*time.Minute), ev("page", "/pricing", 2*time.Minute), ev("track", "/pricing", time.Minute)}
+		sent[r.name] = events
+		r.send(t, p, r, append(events, events[1])) // one event twice in the request
+		r.send(t, p, r, events[:2])                // again, while the node remembers them
+	}
+	// Plausible's Events API has no event id: the same request again is
+	// another event, as it is for Plausible.
+	sendPlausible(t, p, firefox(131), "/")
+	sendPlausible(t, p, firefox(131), "/")
+	p.postEvents(t, 5)
 	// SIGTERM: the batcher writes what it holds, then the usage counters.
 	p.stop(t, syscall.SIGTERM)
 
-	// The same data served without demo traffic: nothing changes any more.
-	p = startPulse(t, nil, "serve", "--clickhouse", dbURL, "--data", p.dataDir)
+	// A restart forgets the recent ids: the writer finds the resends stored.
+	p = startPulse(t, nil, args...)
 	p.waitReady(t)
-	call := func(method, path, token, body string, out any) {
-		t.Helper()
-		req, _ := http.NewRequest(method, p.base+"/api/v1"+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s %s = %d %s", method, path, resp.StatusCode, raw)
-		}
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %v in %s", method, path, err, raw)
-		}
+	waitDemoHistory(t, p)
+	for _, r := range paths {
+		r.send(t, p, r, sent[r.name])
 	}
-	var login struct{ Token string }
-	call("POST", "/login", "", `{"email":"`+creds[1]+`","password":"`+creds[2]+`"}`, &login)
+	p.stop(t, syscall.SIGTERM)
+
+	// The same data served without demo traffic: nothing changes any more.
+	p = startPulse(t, nil, "serve", "--clickhouse", dbURL, "--data", data)
+	p.waitReady(t)
+	api := login(t, p)
 	var orgs []struct{ ID string }
-	call("GET", "/orgs", login.Token, "", &orgs)
+	api.call(t, "GET", "/api/v1/orgs", nil, &orgs)
 	if len(orgs) != 1 {
 		t.Fatalf("orgs = %+v, want the demo's", orgs)
 	}
@@ -78,14 +81,22 @@ func TestUsageCountsEveryStoredEvent(t *testing.T) {
 			Events uint64
 		}
 	}
-	call("GET", "/orgs/"+orgs[0].ID+"/usage?from="+today.AddDate(0, 0, -40).Format(time.DateOnly)+"&to="+today.Format(time.DateOnly), login.Token, "", &usage)
+	api.call(t, "GET", "/api/v1/orgs/"+orgs[0].ID+"/usage?from="+today.AddDate(0, 0, -40).Format(time.DateOnly)+"&to="+today.Format(time.DateOnly), nil, &usage)
+	counted := map[string]uint64{}
+	for _, d := range usage.Days {
+		if d.Events > 0 {
+			counted[d.Day.UTC().Format(time.DateOnly)] = d.Events
+		}
+	}
 
+	ctx := context.Background()
 	stored := map[string]uint64{}
-	rows, err := db.Query(ctx, "SELECT toString(toDate(ts)) AS d, uniqExact(event_id) FROM events WHERE tenant_id = toUUID(?) GROUP BY d ORDER BY d", orgs[0].ID)
+	rows, err := db.Query(ctx, `SELECT toString(toDate(received_at)) AS d, uniqExact(event_id) FROM events
+		WHERE tenant_id = toUUID(?) GROUP BY d ORDER BY d`, orgs[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var storedTotal, counted uint64
+	var perDay uint64
 	for rows.Next() {
 		var d string
 		var n uint64
@@ -93,20 +104,53 @@ func TestUsageCountsEveryStoredEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		stored[d] = n
-		storedTotal += n
+		perDay += n
 	}
-	rows.Close()
-	// Events that passed ingest count on the day they were received, which
-	// can be the day after their time near midnight; days before yesterday
-	// hold only the history, which counts on its own day.
-	settled := today.AddDate(0, 0, -1).Format(time.DateOnly)
-	for _, d := range usage.Days {
-		counted += d.Events
-		if day := d.Day.Format(time.DateOnly); day < settled && d.Events != stored[day] {
-			t.Errorf("%s: usage says %d events, ClickHouse holds %d", day, d.Events, stored[day])
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var distinct uint64
+	if err := db.QueryRow(ctx, "SELECT uniqExact(event_id) FROM events WHERE tenant_id = toUUID(?)", orgs[0].ID).Scan(&distinct); err != nil {
+		t.Fatal(err)
+	}
+	if perDay != distinct || distinct < 1000 {
+		t.Fatalf("ClickHouse holds %d events of the org, %d summed over the days they were received: the test expects each on one day and the demo's history", distinct, perDay)
+	}
+	var total uint64
+	for d, n := range counted {
+		total += n
+		if n != stored[d] {
+			t.Errorf("%s: usage says %d events, ClickHouse holds %d received that day", d, n, stored[d])
 		}
 	}
-	if counted != storedTotal || storedTotal < 1000 {
-		t.Fatalf("usage counts %d events, ClickHouse holds %d for the org", counted, storedTotal)
+	for d, n := range stored {
+		if _, ok := counted[d]; !ok {
+			t.Errorf("%s: usage says nothing, ClickHouse holds %d events received that day", d, n)
+		}
 	}
+	if total != distinct {
+		t.Errorf("usage counts %d events in all, ClickHouse holds %d", total, distinct)
+	}
+	for _, r := range paths {
+		var n uint64
+		if err := db.QueryRow(ctx, "SELECT uniqExact(event_id) FROM events WHERE tenant_id = toUUID(?) AND utm_source = ?", orgs[0].ID, r.name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != uint64(len(sent[r.name])) {
+			t.Errorf("%s: ClickHouse holds %d of the %d events sent", r.name, n, len(sent[r.name]))
+		}
+	}
+}
+
+// waitDemoHistory waits until `pulse dev --demo` has written its history.
+func waitDemoHistory(t *testing.T, p *process) {
+	t.Helper()
+	waitFor(t, p, 4*time.Minute, func() string {
+		if out := p.stdout.String(); strings.Contains(out, `msg="demo history failed`) {
+			t.Fatalf("the demo history failed:\n%s", out)
+		} else if !strings.Contains(out, `msg="demo history written"`) {
+			return "the demo history is not written"
+		}
+		return ""
+	})
 }

@@ -3,9 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/pulse-analytics/pulse/ingest"
@@ -24,8 +22,8 @@ type BackfillStats struct {
 }
 
 // Backfill writes the site's visits that start in [from, until) straight
-// into ClickHouse through ingest's writer, as the rows ingest would have
-// stored. Each UTC day's visits are a function of the seed and the day alone,
+// into ClickHouse through ingest's writer (whose meter counts them in the
+// tenant's usage), as the rows ingest would have stored. Each UTC day's visits are a function of the seed and the day alone,
 // so they are the same at every start; hours that already hold events of the
 // site (an earlier back-fill, or live traffic of an earlier run) are left out,
 // which makes a restart write only what is missing. Events of the last visits
@@ -53,9 +51,6 @@ func (d *Demo) Backfill(ctx context.Context, from, until time.Time) (BackfillSta
 			return fmt.Errorf("demo: back-fill: %w", err)
 		}
 		st.Events += len(batch)
-		if err := d.recordUsage(ctx, batch); err != nil {
-			return err
-		}
 		batch = batch[:0]
 		return nil
 	}
@@ -96,24 +91,6 @@ func (d *Demo) Backfill(ctx context.Context, from, until time.Time) (BackfillSta
 	}
 	st.Hours = len(hours)
 	return st, nil
-}
-
-// recordUsage adds the stored events of batch to the tenant's usage, per
-// UTC day of the events.
-func (d *Demo) recordUsage(ctx context.Context, batch []ingest.Event) error {
-	if d.cfg.Usage == nil {
-		return nil
-	}
-	days := map[int64]uint64{}
-	for i := range batch {
-		days[floorDiv(batch[i].Time.Unix(), 86400)]++
-	}
-	for _, dd := range slices.Sorted(maps.Keys(days)) {
-		if err := d.cfg.Usage(ctx, d.cfg.Tenant, time.Unix(dd*86400, 0).UTC(), days[dd]); err != nil {
-			return fmt.Errorf("demo: back-fill: record usage: %w", err)
-		}
-	}
-	return nil
 }
 
 // hoursWithEvents returns the UTC hours (as hours since the epoch) in

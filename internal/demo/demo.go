@@ -59,11 +59,6 @@ type Config struct {
 	// who sign in are identified as in the history. Default: none, and live
 	// visitors stay anonymous.
 	Identity func(userID string) (string, error)
-	// Usage records events the back-fill stored in the tenant's usage, per
-	// UTC day of the events (auth.Store.RecordStoredEvents): the history
-	// bypasses ingest, whose quota check counts every other event. Default:
-	// none, and the usage leaves the history out.
-	Usage func(ctx context.Context, org uuid.UUID, day time.Time, events uint64) error
 }
 
 func (c *Config) withDefaults() error {

@@ -75,7 +75,7 @@ function UsageCard(props: { org: Org }) {
             </div>
           </div>
           <div class="meter" role="meter" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(share)} aria-label="Share of the monthly quota used"><span style={{ width: share + '%' }} class={share > 90 ? 'hot' : ''} /></div>
-          <p class="muted small">Events accepted for storage per UTC day, on every way in (tracker, /v1/events, Segment, Plausible), bots included unless they are dropped; a demo site's back-filled history counts on the day it happened. Refused: events over a quota.</p>
+          <p class="muted small">Events stored per UTC day they were received, each once (a resent event is not counted again), on every way in (tracker, /v1/events, Segment, Plausible), bots included unless they are dropped; a demo site's back-filled history counts on the day it happened. Refused: events over a quota.</p>
           <TimeChart height={180} labels={days.map(d => new Date(d + 'T00:00:00Z').toLocaleDateString('en-GB', { day: 'numeric', month: 'short', timeZone: 'UTC' }))} long={days}
             series={[{ label: "Events", values: days.map(d => byDay.get(d)?.events ?? 0) }]} fmt={num} bars />
         </>
