@@ -26,10 +26,11 @@ import (
 type table int
 
 const (
-	// tableEvents is the interactions, one row per stored copy of an
-	// event; a filter on an event: dimension holds for the event itself.
+	// tableEvents is the events but engagement events (eventsWhere), one
+	// row per stored copy of an event; a filter on an event: dimension
+	// holds for the event itself.
 	tableEvents table = iota
-	// tableVisitEvents is the interactions too, but filters on event:name
+	// tableVisitEvents is the same events, but filters on event:name
 	// and event:props:<key> hold for the events of the visits with a
 	// matching event (filters on event:page and event:hostname still hold
 	// for the event itself).
@@ -45,13 +46,18 @@ const (
 
 // Engagement events are the trackers' reports of a page being left or
 // hidden: Pulse's full tracker's `engagement` (props ms and scroll) and
-// Plausible's (stored in the same shape). They are not interactions: no
-// metric but time_on_page and scroll_depth counts them, and visits are
-// made of the other events (the sessions view leaves them out, migration
-// 0011, which repeats this condition).
+// Plausible's (stored in the same shape). No metric but time_on_page and
+// scroll_depth counts them. Non-interactive events (non_interactive = 1,
+// Plausible's "interactive": false) are custom events like any other, but
+// neither they nor engagement events are interactions: visits are made of
+// the other events (the sessions view leaves both out, migration 0012).
 const (
 	// engagementSQL holds for an engagement event.
 	engagementSQL = "(type = 'track' AND name = 'engagement')"
+	// interactionSQL holds for an interaction, an event that is part of a
+	// visit: it ends a bounce and extends the visit. The sessions view of
+	// migration 0012 holds the same condition (TestSessionsViewMakesVisitsOfInteractions).
+	interactionSQL = "NOT " + engagementSQL + " AND non_interactive = 0"
 	// engagementName is their event name, which no funnel step or goal may use.
 	engagementName = "engagement"
 	// engagementTimeKey and engagementScrollKey are the properties that
@@ -101,8 +107,9 @@ func (b *sqlBuilder) tenantSite() string {
 	return "tenant_id = toUUID(" + b.bind(b.scope.tenant.String()) + ") AND site_id = toUUID(" + b.bind(b.scope.site.String()) + ")"
 }
 
-// eventsWhere is the WHERE clause of a read of the interactions in r: the
-// events but bots' and engagement events.
+// eventsWhere is the WHERE clause of a read of the events in r that
+// metrics count: every event but bots' and engagement events (interactions
+// and non-interactive custom events).
 func (b *sqlBuilder) eventsWhere(r timeRange) string {
 	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0 AND NOT " + engagementSQL
 }
@@ -354,8 +361,6 @@ func metricCols(ms []metric) []string {
 			cols = append(cols, "visitor_id")
 		case mPageviews, mViewsPerVisit:
 			cols = append(cols, "pageviews")
-		case mEvents:
-			cols = append(cols, "events")
 		case mBounceRate:
 			cols = append(cols, "pageviews", "events")
 		case mVisitDuration:
@@ -470,8 +475,6 @@ func sessionMetricExpr(m metric) string {
 		return "toFloat64(count())"
 	case mPageviews:
 		return "toFloat64(sum(s_pageviews))"
-	case mEvents:
-		return "toFloat64(sum(s_events))"
 	case mViewsPerVisit:
 		return "if(count() = 0, 0, sum(s_pageviews) / count())"
 	case mBounceRate:

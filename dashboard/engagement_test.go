@@ -316,9 +316,9 @@ func TestEngagementRefusals(t *testing.T) {
 }
 
 // TestMigrationRebuildsVisitsWithoutEngagement: visits stored by the view of
-// migration 0005, which counted engagement events, and the Finalizer's
-// tables written from them, answer right once migration 0011 has run,
-// before the Finalizer's next pass and after it.
+// migration 0005, which counted engagement and non-interactive events, and
+// the Finalizer's tables written from them, answer right once migration 0012
+// has run, before the Finalizer's next pass and after it.
 func TestMigrationRebuildsVisitsWithoutEngagement(t *testing.T) {
 	ms, err := chdb.Migrations()
 	if err != nil {
@@ -338,13 +338,15 @@ func TestMigrationRebuildsVisitsWithoutEngagement(t *testing.T) {
 		}
 	})
 	// A visit of the last hours, which the Finalizer keeps in
-	// sessions_recent once it has ended: a pageview and its engagement.
+	// sessions_recent once it has ended: a pageview, its engagement and a
+	// non-interactive custom event.
 	now := time.Now().UTC().Truncate(time.Minute)
 	recent := []string{now.Add(-4 * time.Hour).Format(time.RFC3339), now.Format(time.RFC3339)}
 	insertEvents(t, f.db, f.e.Site,
 		qEvent{at: now.Add(-3 * time.Hour).Format("2006-01-02 15:04"), typ: "page", page: "/", visitor: 7, session: 17, source: "Google"},
 		qEvent{at: now.Add(-3*time.Hour + time.Minute).Format("2006-01-02 15:04"), typ: "track", name: "engagement", page: "/", visitor: 7, session: 17,
-			propKeys: []string{"ms", "scroll"}, propValues: []string{"60000", "50"}})
+			propKeys: []string{"ms", "scroll"}, propValues: []string{"60000", "50"}},
+		qEvent{at: now.Add(-3*time.Hour + 2*time.Minute).Format("2006-01-02 15:04"), typ: "track", name: "Video Autoplay", page: "/", visitor: 7, session: 17, nonInteractive: true})
 	pass := func() {
 		t.Helper()
 		if _, err := NewFinalizer(f.db, FinalizerConfig{}).Pass(ctx); err != nil {
@@ -370,16 +372,21 @@ func TestMigrationRebuildsVisitsWithoutEngagement(t *testing.T) {
 			t.Fatal("October stays unfinalized")
 		}
 	}
-	// The old visits: engagement ended bounces and made a visit of its own.
-	if got := ask(day1020); !reflect.DeepEqual(got, []float64{5, 5, 15, 0, 192}) {
+	// The old visits: engagement and non-interactive events ended bounces,
+	// lengthened visits and made a visit of their own. (events counts the
+	// stored events, not the visits' events, so it is right already.)
+	if got := ask(day1020); !reflect.DeepEqual(got, []float64{5, 5, 9, 0, 192}) {
 		t.Fatalf("before the migration the day answers %v; the old view's visits were not made", got)
 	}
-	if got := ask(recent); !reflect.DeepEqual(got, []float64{1, 1, 2, 0, 60}) {
+	if got := ask(recent); !reflect.DeepEqual(got, []float64{1, 1, 2, 0, 120}) {
 		t.Fatalf("before the migration the last hours answer %v; the old view's visit was not made", got)
 	}
-	for i, q := range ms[10].Statements {
+	if m := ms[11]; m.Name != "sessions_interactions" {
+		t.Fatalf("migration 12 is %s, not the rebuild of the visits", m.Name)
+	}
+	for i, q := range ms[11].Statements {
 		if err := f.db.Exec(ctx, q); err != nil {
-			t.Fatalf("migration 11 statement %d: %v", i+1, err)
+			t.Fatalf("migration 12 statement %d: %v", i+1, err)
 		}
 	}
 	want := sqlAnswer(t, f.db, f.e.Site, 0, top, "SELECT toFloat64(uniqExact(visitor)), toFloat64(count()), toFloat64(sum(n)), 100 * countIf(pv = 1 AND n = 1) / count(), avg(dur) FROM ("+
@@ -395,8 +402,8 @@ func TestMigrationRebuildsVisitsWithoutEngagement(t *testing.T) {
 		if got := ask(day1020); !reflect.DeepEqual(got, want[0].Metrics) {
 			t.Errorf("%s the day answers %v, the SQL %v", phase, got, want[0].Metrics)
 		}
-		if got := ask(recent); !reflect.DeepEqual(got, []float64{1, 1, 1, 100, 0}) {
-			t.Errorf("%s the last hours answer %v, want one visit, a bounce", phase, got)
+		if got := ask(recent); !reflect.DeepEqual(got, []float64{1, 1, 2, 100, 0}) {
+			t.Errorf("%s the last hours answer %v, want one visit, a bounce, with two events", phase, got)
 		}
 	}
 }

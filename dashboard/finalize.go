@@ -475,8 +475,8 @@ func (f *Finalizer) writeMonth(ctx context.Context, month uint32, start, through
 }
 
 // writeRollup sums the month's visits (from the staging table, which
-// writeMonth has just filled) and its interactions (events but engagement
-// events, as the query API counts them) in [start, through) per site,
+// writeMonth has just filled, made of interactions) and its events (but
+// engagement events, as the query API counts them) in [start, through) per site,
 // UTC day and value of each dimension into the rollup staging table, and
 // returns how many rows it holds.
 func (f *Finalizer) writeRollup(ctx context.Context, month uint32, start, through time.Time) (uint64, error) {

@@ -529,7 +529,8 @@ func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, p
 //     visits with a matching event;
 //   - events, sum:<property> and conversion_rate, and every metric broken
 //     down by event:name or event:props:<key>, count the matching events
-//     themselves (tableEvents): a goal's conversions;
+//     themselves (tableEvents): a goal's conversions. events is never read
+//     from the visits, which leave non-interactive custom events out;
 //   - visitors and pageviews describe the visits that did what the filters
 //     on event:name and event:props:<key> say: read from the visits, or,
 //     with an event:page or event:hostname filter or dimension, from those
@@ -538,7 +539,6 @@ func (e *Engine) run(ctx context.Context, q *Query, p partQuery, into *groups, p
 //   - time_on_page and scroll_depth read the engagement events of those
 //     visits (tableEngagement).
 func (q *Query) plan(r timeRange, dims []dimension) (parts []partQuery, pos [][]int) {
-	eventFilters := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.refersTo(dimEvent) })
 	goalFilters := slices.ContainsFunc(q.filters, func(f *filter) bool { return f.any(dimension.goal) })
 	pageFilters := slices.ContainsFunc(q.filters, func(f *filter) bool {
 		return f.any(func(d dimension) bool { return d.kind == dimEvent && !d.goal() })
@@ -559,13 +559,6 @@ func (q *Query) plan(r timeRange, dims []dimension) (parts []partQuery, pos [][]
 			t = tableEngagement
 		case m.eventOnly():
 			t = tableEvents
-		case m.kind == mEvents:
-			// Finished visits are plain rows of sessions_final, about a
-			// third as many as events.
-			t = tableSessions
-			if eventFilters || eventDims {
-				t = tableEvents
-			}
 		case goalDims:
 			t = tableEvents
 		case !eventDims && !pageFilters:

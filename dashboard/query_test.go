@@ -33,11 +33,13 @@ type qEvent struct {
 	country, device, user string
 	propKeys, propValues  []string
 	bot                   bool
+	// nonInteractive is Plausible's "interactive": false.
+	nonInteractive bool
 }
 
 func insertEvents(t *testing.T, db *chdb.DB, site auth.Site, evs ...qEvent) {
 	t.Helper()
-	b, err := db.PrepareBatch(context.Background(), "INSERT INTO events (tenant_id, site_id, event_id, ts, received_at, type, name, hostname, pathname, visitor_id, session_id, source, channel, country, device, browser, os, user_id, prop_keys, prop_values, is_bot)")
+	b, err := db.PrepareBatch(context.Background(), "INSERT INTO events (tenant_id, site_id, event_id, ts, received_at, type, name, hostname, pathname, visitor_id, session_id, source, channel, country, device, browser, os, user_id, prop_keys, prop_values, is_bot, non_interactive)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,16 +55,19 @@ func insertEvents(t *testing.T, db *chdb.DB, site auth.Site, evs ...qEvent) {
 		if e.typ == "page" {
 			name = "pageview"
 		}
-		var bot uint8
+		var bot, nonInteractive uint8
 		if e.bot {
 			bot = 1
+		}
+		if e.nonInteractive {
+			nonInteractive = 1
 		}
 		keys, values := e.propKeys, e.propValues
 		if keys == nil {
 			keys, values = []string{}, []string{}
 		}
 		if err := b.Append(site.OrgID, site.ID, e.id, ts, ts, e.typ, name, site.Domain, e.page, e.visitor, e.session,
-			e.source, e.channel, e.country, e.device, "Chrome", "Linux", e.user, keys, values, bot); err != nil {
+			e.source, e.channel, e.country, e.device, "Chrome", "Linux", e.user, keys, values, bot, nonInteractive); err != nil {
 			t.Fatal(err)
 		}
 	}

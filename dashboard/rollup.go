@@ -23,7 +23,9 @@ import (
 // rollup_days holds every visit dimension, the event columns (event:page,
 // event:name, event:hostname) and the empty dimension: the site's totals,
 // which also answer time:day, time:week and time:month where the site's
-// days are UTC days.
+// days are UTC days. The events metric counts events, not visits (the
+// visits leave non-interactive custom events out), so without an event
+// dimension it sums the day's event:name rows: every event has one name.
 
 // rollupMultiday is the dim of rollup_days's rows that count, per site and
 // month (day is the month's first), the visitor ids with visits that started
@@ -53,19 +55,28 @@ func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ne
 			return "", from, to, nil, false
 		}
 	}
+	need = rollupNeeds(p.metrics)
+	// allNames: an event part without an event dimension (events alone,
+	// as visitors and pageviews read the visits here) sums the rows of
+	// every event name, which add up to the day's events; visitors do not.
+	allNames := p.table == tableEvents && (len(p.dims) == 0 || p.dims[0].kind == dimTime)
+	if allNames {
+		if need["x_v"] {
+			return "", from, to, nil, false
+		}
+		dim = "event:name"
+	}
 	var grain string
 	switch {
 	case len(p.dims) == 0:
-		// Event parts without a dimension come from event filters, and
-		// there are none here.
-		if p.table != tableSessions {
+		if p.table != tableSessions && !allNames {
 			return "", from, to, nil, false
 		}
 	case p.dims[0].kind == dimVisit && p.table == tableSessions:
 		dim = p.dims[0].name
 	case p.dims[0].kind == dimEvent && p.dims[0].prop == "" && p.table == tableEvents:
 		dim = p.dims[0].name
-	case p.dims[0].kind == dimTime && p.table == tableSessions:
+	case p.dims[0].kind == dimTime && (p.table == tableSessions || allNames):
 		grain = p.dims[0].grain
 		if grain == "minute" || grain == "hour" {
 			return "", from, to, nil, false
@@ -73,7 +84,6 @@ func (b *sqlBuilder) rollupPlan(p partQuery) (dim string, from, to time.Time, ne
 	default:
 		return "", from, to, nil, false
 	}
-	need = rollupNeeds(p.metrics)
 	day := 24 * time.Hour
 	from = p.r.From.UTC().Truncate(day)
 	if from.Before(p.r.From) {
@@ -247,11 +257,8 @@ func (b *sqlBuilder) rollupRest(p partQuery, r timeRange, need map[string]bool) 
 			cols = append(cols, "pageviews")
 			exprs["x_pv"] = "toUInt64(sum(s_pageviews))"
 		}
-		if need["x_ev"] || need["x_b"] {
-			cols = append(cols, "events")
-			exprs["x_ev"] = "toUInt64(sum(s_events))"
-		}
 		if need["x_b"] {
+			cols = append(cols, "pageviews", "events")
 			exprs["x_b"] = "countIf(s_pageviews = 1 AND s_events = 1)"
 		}
 		if need["x_d"] {
@@ -260,8 +267,10 @@ func (b *sqlBuilder) rollupRest(p partQuery, r timeRange, need map[string]bool) 
 		}
 		from = "(" + b.sessionsInner(r, cols, "s_") + ")"
 	case tableEvents:
-		k = b.eventDimExpr(p.dims[0]) + " AS k0, "
-		group = " GROUP BY k0"
+		if len(p.dims) == 1 {
+			k = b.eventDimExpr(p.dims[0]) + " AS k0, "
+			group = " GROUP BY k0"
+		}
 		exprs["x_n"] = "toUInt64(0)"
 		if need["x_v"] {
 			exprs["x_v"] = "toInt64(uniqIf(visitor_id, visitor_id != 0))"

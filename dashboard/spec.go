@@ -150,7 +150,10 @@ func (m metric) visitOnly() bool {
 }
 
 // eventOnly reports whether the metric is computed from events only.
-func (m metric) eventOnly() bool { return m.kind == mConversionRate || m.kind == mSum }
+// events is: the visits hold no non-interactive events (builder.go).
+func (m metric) eventOnly() bool {
+	return m.kind == mConversionRate || m.kind == mSum || m.kind == mEvents
+}
 
 // engaged reports whether the metric is read from engagement events (the
 // time and scroll depth of page visits), which no other metric counts.

@@ -8,7 +8,7 @@ import (
 )
 
 func TestLocateFindsTheDemoVisitorsPlaceAndNothingElse(t *testing.T) {
-	g := newGenerator("demo.localhost", 3, 1000)
+	g := newGenerator("demo.localhost", 3, 1000, true)
 	loc := NewLocator()
 	r := newRand(3)
 	var v visit

@@ -36,7 +36,7 @@ func (d *Demo) Backfill(ctx context.Context, from, until time.Time) (BackfillSta
 		return st, err
 	}
 	st.HoursPresent = len(present)
-	g := newGenerator(d.cfg.Hostname, d.cfg.Seed, d.cfg.VisitsPerDay)
+	g := newGenerator(d.cfg.Hostname, d.cfg.Seed, d.cfg.VisitsPerDay, true)
 	o := owner{tenant: d.cfg.Tenant, site: d.cfg.Site}
 	var (
 		v     visit

@@ -57,7 +57,7 @@ func TestLiveVisitorsSignInWithAnIdentityToken(t *testing.T) {
 	}
 
 	// One visit of each kind from the model, played quickly.
-	g := newGenerator("demo.test", 5, 10_000)
+	g := newGenerator("demo.test", 5, 10_000, true)
 	r := newRand(5)
 	var fromHello, onTheWay *visit
 	for i := 0; fromHello == nil || onTheWay == nil; i++ {

@@ -45,7 +45,7 @@ func (d *Demo) live(ctx context.Context) error {
 		return err
 	}
 	wsURL := "ws" + strings.TrimPrefix(strings.TrimSuffix(d.cfg.Server, "/"), "http") + "/v1/ingest?site=" + url.QueryEscape(d.cfg.SiteKey)
-	g := newGenerator(d.cfg.Hostname, d.cfg.Seed, d.cfg.VisitsPerDay)
+	g := newGenerator(d.cfg.Hostname, d.cfg.Seed, d.cfg.VisitsPerDay, true)
 	r := rand.New(rand.NewPCG(d.cfg.Seed, uint64(time.Now().UnixNano())))
 	began := time.Now()
 	var wg sync.WaitGroup
@@ -135,7 +135,7 @@ func meanVisit(g *generator) time.Duration {
 	)
 	const n = 2000
 	for range n {
-		v.steps, v.end = g.site.walk(r, g.site.sources[0].entryPick.pick(r), v.steps[:0])
+		v.steps, v.end = g.site.walk(r, g.site.sources[0].entryPick.pick(r), v.steps[:0], false)
 		total += v.end
 	}
 	return total / n
@@ -267,20 +267,28 @@ func (d *Demo) play(ctx context.Context, s *site, v *visit, dialer *fws.Dialer, 
 			}
 		}
 		pg := &s.pages[st.page]
-		if st.action < 0 && i > 0 {
+		if st.action == pageview && i > 0 {
 			landing = false
 		}
 		ev := wireEvent{ID: eventID(v.key, uint64(i)).String(), TS: time.Now().UnixMilli(), URL: pg.url}
 		if landing && v.rawQuery != "" {
 			ev.URL += "?" + v.rawQuery
 		}
-		if st.action < 0 {
+		switch st.action {
+		case pageview:
 			ev.Type, ev.Title, ev.Referrer = "page", pg.title, prev
 			if i == 0 {
 				ev.Referrer, _ = s.referrer(v)
 			}
 			prev = ev.URL
-		} else {
+		case engagement:
+			// The page being left, as the full tracker reports it.
+			ev.Type, ev.Name = "track", engagementName
+			ev.Props = make(map[string]any, len(engagementKeys))
+			for k, key := range engagementKeys {
+				ev.Props[key] = json.Number(st.values[k])
+			}
+		default:
 			a := &pg.actions[st.action]
 			ev.Type, ev.Name = "track", a.name
 			if len(a.keys) > 0 {

@@ -31,6 +31,11 @@ type LoadConfig struct {
 	Seed uint64
 	// Hostname is the site's host in page URLs. Default "example.com".
 	Hostname string
+	// Engagement adds the full tracker's engagement event for every page a
+	// visit leaves (its visible time and scroll depth), as the demo sends
+	// them. Off by default: the benchmarks' data set is that of a site on
+	// the default pulse.js, which sends none (docs/demo.md).
+	Engagement bool
 	// BatchRows is the events per INSERT. Default DefaultLoadBatchRows.
 	BatchRows int
 	// Inserts is how many INSERTs run at once: ClickHouse works on each
@@ -52,8 +57,10 @@ const (
 	DefaultLoadBatchRows = 100_000
 	// DefaultLoadInserts keeps two server threads busy.
 	DefaultLoadInserts = 2
-	// loadEventsPerVisit is about the model's mean (docs/demo.md).
-	loadEventsPerVisit = 2.5
+	// loadEventsPerVisit is about the model's mean (docs/demo.md), and
+	// loadEngagedEventsPerVisit its mean with engagement events.
+	loadEventsPerVisit        = 2.5
+	loadEngagedEventsPerVisit = 4.8
 	// loadSlot is the unit of time whose share of the events follows the rhythm.
 	loadSlot = time.Hour
 )
@@ -117,7 +124,11 @@ func Load(ctx context.Context, conn batchPreparer, cfg LoadConfig) (LoadStats, e
 	began := time.Now()
 	// Only the shares of the rate matter for the times; the visits a day
 	// size the users' cohorts.
-	g := newGenerator(cfg.Hostname, cfg.Seed, float64(cfg.Events)/loadEventsPerVisit/cfg.To.Sub(cfg.From).Hours()*24)
+	perVisit := loadEventsPerVisit
+	if cfg.Engagement {
+		perVisit = loadEngagedEventsPerVisit
+	}
+	g := newGenerator(cfg.Hostname, cfg.Seed, float64(cfg.Events)/perVisit/cfg.To.Sub(cfg.From).Hours()*24, cfg.Engagement)
 	o := owner{tenant: cfg.Tenant, site: cfg.Site}
 	w := ingest.NewWriter(conn)
 

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -23,11 +24,20 @@ func queryOne(t *testing.T, db *chdb.DB, query string, dest ...any) {
 	}
 }
 
+// TestLoadWritesTrafficWithTheShapeOfARealSite, with and without the full
+// tracker's engagement events (which only add events: the visits' shape is
+// the same).
 func TestLoadWritesTrafficWithTheShapeOfARealSite(t *testing.T) {
+	for _, engaged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("engagement=%v", engaged), func(t *testing.T) { testLoadShape(t, engaged) })
+	}
+}
+
+func testLoadShape(t *testing.T, engaged bool) {
 	db := chtest.Open(t)
 	ctx := context.Background()
 	to := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
-	cfg := LoadConfig{Tenant: uuid.New(), Site: uuid.New(), Events: 120_000, From: to.Add(-21 * 24 * time.Hour), To: to, Seed: 7, BatchRows: 25_000}
+	cfg := LoadConfig{Tenant: uuid.New(), Site: uuid.New(), Events: 120_000, From: to.Add(-21 * 24 * time.Hour), To: to, Seed: 7, BatchRows: 25_000, Engagement: engaged}
 	var progress strings.Builder
 	cfg.Progress = &progress
 	st, err := Load(ctx, db, cfg)
@@ -63,13 +73,15 @@ func TestLoadWritesTrafficWithTheShapeOfARealSite(t *testing.T) {
 		t.Errorf("too little variety: %d countries, %d channels, %d sources, %d pages, %d browsers, %d device types", countries, chns, sources, pages, browsers, devs)
 	}
 
-	// Visits: several pageviews or a bounce; one visitor, place and browser each.
+	// Visits: several pageviews or a bounce; one visitor, place and browser
+	// each. A visit lasts from its first to its last interaction (an
+	// engagement event is none).
 	var visits, bounces, multi, mixed uint64
 	var meanPages, meanSeconds float64
 	queryOne(t, db, `SELECT count(), countIf(pv = 1), countIf(pv > 1), countIf(people > 1), avg(pv), avg(seconds) FROM (
 		SELECT session_id, countIf(type = 'page') AS pv, uniqExact(visitor_id, country, city, browser, os, device) AS people,
 			max(toUInt32(ts)) - min(toUInt32(ts)) AS seconds
-		FROM events WHERE is_bot = 0 GROUP BY session_id)`, &visits, &bounces, &multi, &mixed, &meanPages, &meanSeconds)
+		FROM events WHERE is_bot = 0 AND name != 'engagement' GROUP BY session_id)`, &visits, &bounces, &multi, &mixed, &meanPages, &meanSeconds)
 	bounceRate := float64(bounces) / float64(visits)
 	t.Logf("%d visits: bounce rate %.1f%%, %.2f pageviews and %.0f s per visit", visits, 100*bounceRate, meanPages, meanSeconds)
 	if bounceRate < 0.3 || bounceRate > 0.7 || multi < visits/4 || mixed != 0 {
@@ -77,6 +89,18 @@ func TestLoadWritesTrafficWithTheShapeOfARealSite(t *testing.T) {
 	}
 	if meanSeconds < 30 || meanSeconds > 600 {
 		t.Errorf("a visit lasts %.0f s on average", meanSeconds)
+	}
+	// Engagement: one event for every page a person leaves (bots send
+	// none), with the time it was visible and how far down it was read.
+	var pageviews, engagements, timed, scrolled uint64
+	queryOne(t, db, `SELECT countIf(type = 'page'), countIf(name = 'engagement'),
+		countIf(name = 'engagement' AND toUInt64OrZero(prop_values[indexOf(prop_keys, 'ms')]) > 0),
+		countIf(name = 'engagement' AND toUInt8OrZero(prop_values[indexOf(prop_keys, 'scroll')]) BETWEEN 1 AND 100)
+		FROM events WHERE is_bot = 0`, &pageviews, &engagements, &timed, &scrolled)
+	t.Logf("%d pageviews, %d engagement events", pageviews, engagements)
+	if engaged && (engagements > pageviews || engagements < pageviews*99/100 || timed != engagements || scrolled != engagements) ||
+		!engaged && engagements != 0 {
+		t.Errorf("%d pageviews, %d engagement events (%d of them with a visible time, %d with a scroll depth); engagement %v", pageviews, engagements, timed, scrolled, engaged)
 	}
 	var visitors uint64
 	queryOne(t, db, "SELECT uniqExact(visitor_id) FROM events WHERE is_bot = 0", &visitors)
@@ -219,7 +243,7 @@ func funnelCounts(t *testing.T, db *chdb.DB, steps []string) []int {
 
 func TestLoadIsDeterministicPerSeed(t *testing.T) {
 	gen := func(seed uint64) []uuid.UUID {
-		g := newGenerator("example.com", seed, 1)
+		g := newGenerator("example.com", seed, 1, true)
 		r := newRand(seed)
 		var (
 			v   visit

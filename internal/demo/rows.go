@@ -18,8 +18,9 @@ type owner struct {
 // would store for them: the same URL split, referrers and UTM fields,
 // enrichment's own user agent parsing and source classification. A pageview
 // after the first carries the previous page as its referrer and custom events
-// carry none, as the tracker sends them (so only the landing page's events
-// have the visit's source; see docs/privacy.md). Event ids derive from v.key.
+// (engagement events too) carry none, as the tracker sends them (so only the
+// landing page's events have the visit's source; see docs/privacy.md). Event
+// ids derive from v.key.
 func (g *generator) rows(o owner, v *visit, until time.Time, out []ingest.Event) []ingest.Event {
 	s := g.site
 	src := &s.sources[v.source]
@@ -34,7 +35,7 @@ func (g *generator) rows(o owner, v *visit, until time.Time, out []ingest.Event)
 			break
 		}
 		pg := &s.pages[st.page]
-		if st.action < 0 && i > 0 {
+		if st.action == pageview && i > 0 {
 			landing = false
 		}
 		h := mix(v.key, uint64(i), 4)
@@ -57,7 +58,8 @@ func (g *generator) rows(o owner, v *visit, until time.Time, out []ingest.Event)
 			utm := &src.utm[v.query]
 			e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent = utm[0], utm[1], utm[2], utm[3], utm[4]
 		}
-		if st.action < 0 {
+		switch st.action {
+		case pageview:
 			e.Type, e.Name, e.Title = "page", "pageview", pg.title
 			if i == 0 {
 				e.Referrer, e.ReferrerHost = s.referrer(v)
@@ -69,7 +71,12 @@ func (g *generator) rows(o owner, v *visit, until time.Time, out []ingest.Event)
 			if landing && v.rawQuery != "" {
 				prev = pg.url + "?" + v.rawQuery
 			}
-		} else {
+		case engagement:
+			e.Type, e.Name, e.PropKeys, e.PropValues = "track", engagementName, engagementKeys, st.values
+			if landing {
+				cls = src.landingTrack[v.query]
+			}
+		default:
 			a := &pg.actions[st.action]
 			e.Type, e.Name = "track", a.name
 			if len(a.keys) > 0 {

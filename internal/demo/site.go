@@ -40,6 +40,10 @@ type page struct {
 	path, title string
 	// dwell is the median time on the page; times are log-normal around it.
 	dwell float64 // seconds
+	// scroll is the median deepest scroll position, in percent, of a visitor
+	// who stays the median time (a longer stay reaches deeper); fold is the
+	// part of the page seen without scrolling, the least the tracker reports.
+	scroll, fold float64
 	// exit is the weight of leaving the site from this page, next the weights
 	// of the pages people go to from it.
 	exit    float64
@@ -187,6 +191,9 @@ func newSite(host string) *site {
 		}
 		weights[len(s.pages)] = p.exit
 		p.pick = newWeighted(weights)
+		if p.fold <= 0 || p.fold > p.scroll || p.scroll > 100 {
+			panic("demo: the page " + p.path + " needs 0 < fold ≤ scroll ≤ 100")
+		}
 		for _, a := range p.actions {
 			if !slices.IsSorted(a.keys) || len(a.numeric) != len(a.keys) {
 				panic("demo: the properties of " + a.name + " must be sorted, with a numeric flag each")
@@ -301,13 +308,14 @@ func sitePages() []page {
 				next = append(next, link{other, 1})
 			}
 		}
-		return page{path: path, title: title, dwell: 110, exit: 66, next: next, actions: []action{outbound, newsletter}}
+		return page{path: path, title: title, dwell: 110, scroll: 65, fold: 10, exit: 66, next: next, actions: []action{outbound, newsletter}}
 	}
-	docs := func(path, title string, dwell, exit float64, next []link, more ...action) page {
-		return page{path: path, title: title, dwell: dwell, exit: exit, next: next, actions: append([]action{docsSearch}, more...)}
+	// Documentation is read longer and further down than the marketing pages.
+	docs := func(path, title string, dwell, scroll, fold, exit float64, next []link, more ...action) page {
+		return page{path: path, title: title, dwell: dwell, scroll: scroll, fold: fold, exit: exit, next: next, actions: append([]action{docsSearch}, more...)}
 	}
 	return []page{
-		{path: "/", title: "Pulse — privacy-first web analytics", dwell: 20, exit: 38,
+		{path: "/", title: "Pulse — privacy-first web analytics", dwell: 20, scroll: 55, fold: 20, exit: 38,
 			next: []link{{"/pricing", 22}, {"/features", 12}, {"/docs", 8}, {"/blog", 5}, {"/signup", 7}, {"/login", 5},
 				{"/customers", 4}, {"/about", 2}, {"/features/live", 3}, {"/changelog", 2}},
 			actions: []action{
@@ -317,38 +325,38 @@ func sitePages() []page {
 					}},
 				{name: "Demo Video Play", prob: 0.05},
 			}},
-		{path: "/pricing", title: "Pricing — Pulse", dwell: 45, exit: 40,
+		{path: "/pricing", title: "Pricing — Pulse", dwell: 45, scroll: 45, fold: 35, exit: 40,
 			next: []link{{"/signup", 24}, {"/features", 6}, {"/contact", 5}, {"/docs", 5}, {"/", 4}, {"/customers", 3}},
 			actions: []action{{name: "Pricing Toggle", prob: 0.15, keys: []string{"interval"}, numeric: []bool{false},
 				values: func(*rand.Rand, *visitState) []string { return []string{"yearly"} }}}},
-		{path: "/features", title: "Features — Pulse", dwell: 35, exit: 35,
+		{path: "/features", title: "Features — Pulse", dwell: 35, scroll: 55, fold: 20, exit: 35,
 			next: []link{{"/features/live", 14}, {"/features/privacy", 12}, {"/features/funnels", 10}, {"/pricing", 18}, {"/signup", 5}, {"/docs", 5}}},
-		{path: "/features/live", title: "Live dashboards — Pulse", dwell: 40, exit: 40,
+		{path: "/features/live", title: "Live dashboards — Pulse", dwell: 40, scroll: 60, fold: 20, exit: 40,
 			next: []link{{"/pricing", 20}, {"/features/privacy", 8}, {"/features/funnels", 8}, {"/signup", 8}, {"/docs", 6}}},
-		{path: "/features/privacy", title: "Privacy by design — Pulse", dwell: 45, exit: 42,
+		{path: "/features/privacy", title: "Privacy by design — Pulse", dwell: 45, scroll: 60, fold: 20, exit: 42,
 			next: []link{{"/pricing", 18}, {"/legal/privacy", 6}, {"/features/live", 6}, {"/blog/gdpr-checklist", 6}, {"/signup", 6}}},
-		{path: "/features/funnels", title: "Funnels and retention — Pulse", dwell: 40, exit: 40,
+		{path: "/features/funnels", title: "Funnels and retention — Pulse", dwell: 40, scroll: 60, fold: 20, exit: 40,
 			next: []link{{"/pricing", 20}, {"/features/live", 8}, {"/signup", 8}, {"/docs", 6}}},
-		docs("/docs", "Documentation — Pulse", 25, 25,
+		docs("/docs", "Documentation — Pulse", 25, 50, 30, 25,
 			[]link{{"/docs/getting-started", 30}, {"/docs/tracker", 14}, {"/docs/api", 12}, {"/docs/self-hosting", 12}, {"/pricing", 4}}),
-		docs("/docs/getting-started", "Getting started — Pulse docs", 70, 40,
+		docs("/docs/getting-started", "Getting started — Pulse docs", 70, 75, 12, 40,
 			[]link{{"/docs/tracker", 18}, {"/docs/api", 8}, {"/signup", 12}, {"/docs/self-hosting", 8}, {"/pricing", 5}},
 			action{name: "Copy Snippet", prob: 0.35, keys: []string{"framework"}, numeric: []bool{false},
 				values: func(r *rand.Rand, _ *visitState) []string {
 					return []string{oneOf(r, []string{"html", "html", "react", "next.js", "vue", "wordpress"})}
 				}}),
-		docs("/docs/tracker", "The tracker — Pulse docs", 80, 45,
+		docs("/docs/tracker", "The tracker — Pulse docs", 80, 75, 10, 45,
 			[]link{{"/docs/api", 14}, {"/docs/getting-started", 8}, {"/docs", 8}, {"/signup", 6}}),
-		docs("/docs/api", "Query API — Pulse docs", 90, 50,
+		docs("/docs/api", "Query API — Pulse docs", 90, 70, 8, 50,
 			[]link{{"/docs/tracker", 10}, {"/docs", 10}, {"/pricing", 6}, {"/signup", 4}}),
-		docs("/docs/self-hosting", "Self-hosting — Pulse docs", 100, 50,
+		docs("/docs/self-hosting", "Self-hosting — Pulse docs", 100, 75, 10, 50,
 			[]link{{"/docs", 10}, {"/pricing", 10}, {"/docs/getting-started", 6}, {"/contact", 3}},
 			action{name: "File Download", prob: 0.18, keys: []string{"url"}, numeric: []bool{false},
 				values: func(r *rand.Rand, _ *visitState) []string {
 					return []string{oneOf(r, []string{"https://downloads.pulse.example/pulse_1.4.2_linux_amd64.tar.gz",
 						"https://downloads.pulse.example/pulse_1.4.2_linux_arm64.tar.gz", "https://downloads.pulse.example/pulse_1.4.2_darwin_arm64.tar.gz"})}
 				}}),
-		{path: "/blog", title: "Blog — Pulse", dwell: 25, exit: 30,
+		{path: "/blog", title: "Blog — Pulse", dwell: 25, scroll: 50, fold: 25, exit: 30,
 			next: []link{{blogPosts[0], 12}, {blogPosts[1], 11}, {blogPosts[2], 10}, {blogPosts[3], 9}, {blogPosts[4], 9}, {blogPosts[5], 8}, {"/", 6}}},
 		post(blogPosts[0], "Cookie-free analytics, explained — Pulse"),
 		post(blogPosts[1], "The best Google Analytics alternatives — Pulse"),
@@ -356,26 +364,26 @@ func sitePages() []page {
 		post(blogPosts[3], "A GDPR checklist for web analytics — Pulse"),
 		post(blogPosts[4], "Launch week: live funnels — Pulse"),
 		post(blogPosts[5], "Tracking single-page apps the right way — Pulse"),
-		{path: "/blog/2019/why-we-left-google-analytics", title: "Page not found — Pulse", dwell: 8, exit: 60,
+		{path: "/blog/2019/why-we-left-google-analytics", title: "Page not found — Pulse", dwell: 8, scroll: 100, fold: 100, exit: 60,
 			next: []link{{"/", 25}, {"/blog", 15}},
 			actions: []action{{name: "404", prob: 1, keys: []string{"path"}, numeric: []bool{false},
 				values: func(*rand.Rand, *visitState) []string { return []string{"/blog/2019/why-we-left-google-analytics"} }}}},
-		{path: "/changelog", title: "Changelog — Pulse", dwell: 45, exit: 45,
+		{path: "/changelog", title: "Changelog — Pulse", dwell: 45, scroll: 50, fold: 15, exit: 45,
 			next: []link{{"/blog", 10}, {"/features", 10}, {"/pricing", 10}, {"/docs", 8}}},
-		{path: "/about", title: "About us — Pulse", dwell: 30, exit: 45,
+		{path: "/about", title: "About us — Pulse", dwell: 30, scroll: 60, fold: 30, exit: 45,
 			next: []link{{"/customers", 12}, {"/contact", 10}, {"/pricing", 10}, {"/", 8}}},
-		{path: "/customers", title: "Customers — Pulse", dwell: 40, exit: 40,
+		{path: "/customers", title: "Customers — Pulse", dwell: 40, scroll: 55, fold: 20, exit: 40,
 			next: []link{{"/pricing", 20}, {"/contact", 10}, {"/signup", 8}, {"/about", 5}}},
-		{path: "/contact", title: "Contact sales — Pulse", dwell: 60, exit: 65,
+		{path: "/contact", title: "Contact sales — Pulse", dwell: 60, scroll: 80, fold: 60, exit: 65,
 			next: []link{{"/", 10}, {"/pricing", 10}},
 			actions: []action{{name: "Contact Sales", prob: 0.35, keys: []string{"company_size"}, numeric: []bool{false},
 				values: func(r *rand.Rand, _ *visitState) []string {
 					return []string{oneOf(r, []string{"1-10", "11-50", "11-50", "51-200", "201-1000", "1000+"})}
 				}}}},
-		{path: "/legal/privacy", title: "Privacy policy — Pulse", dwell: 40, exit: 70,
+		{path: "/legal/privacy", title: "Privacy policy — Pulse", dwell: 40, scroll: 30, fold: 10, exit: 70,
 			next: []link{{"/", 15}, {"/features/privacy", 10}}},
 		// The funnel: / → /pricing → /signup → Signup → /checkout → Purchase.
-		{path: "/signup", title: "Create your account — Pulse", dwell: 50, exit: 55,
+		{path: "/signup", title: "Create your account — Pulse", dwell: 50, scroll: 90, fold: 80, exit: 55,
 			next: []link{{"/pricing", 12}, {"/login", 8}},
 			actions: []action{{name: "Signup", prob: 0.4, keys: []string{"method", "plan"}, numeric: []bool{false, false},
 				values: func(r *rand.Rand, v *visitState) []string {
@@ -388,7 +396,7 @@ func sitePages() []page {
 					}
 					return "/checkout"
 				}}}},
-		{path: "/checkout", title: "Checkout — Pulse", dwell: 70, exit: 30,
+		{path: "/checkout", title: "Checkout — Pulse", dwell: 70, scroll: 90, fold: 70, exit: 30,
 			next: []link{{"/pricing", 15}},
 			actions: []action{{name: "Purchase", prob: 0.58, keys: []string{"currency", "interval", "plan", "revenue"},
 				numeric: []bool{false, false, false, true},
@@ -407,21 +415,21 @@ func sitePages() []page {
 					return []string{oneOf(r, []string{"USD", "USD", "USD", "EUR"}), interval, plan, strconv.Itoa(price)}
 				},
 				then: func(*rand.Rand, *visitState) string { return "/checkout/success" }}}},
-		{path: "/checkout/success", title: "Thank you — Pulse", dwell: 20, exit: 50,
+		{path: "/checkout/success", title: "Thank you — Pulse", dwell: 20, scroll: 100, fold: 100, exit: 50,
 			next: []link{{"/app", 50}}},
-		{path: "/login", title: "Log in — Pulse", dwell: 15, exit: 15,
+		{path: "/login", title: "Log in — Pulse", dwell: 15, scroll: 100, fold: 100, exit: 15,
 			next: []link{{"/signup", 5}},
 			actions: []action{{name: "Login", prob: 0.85, keys: []string{"method"}, numeric: []bool{false},
 				values: func(r *rand.Rand, _ *visitState) []string {
 					return []string{oneOf(r, []string{"password", "password", "google", "github"})}
 				},
 				then: func(*rand.Rand, *visitState) string { return "/app" }}}},
-		{path: "/app", title: "Dashboard — Pulse", dwell: 60, exit: 30,
+		{path: "/app", title: "Dashboard — Pulse", dwell: 60, scroll: 70, fold: 60, exit: 30,
 			next: []link{{"/app/sites", 35}, {"/app/settings", 20}}},
-		{path: "/app/sites", title: "Sites — Pulse", dwell: 50, exit: 45,
+		{path: "/app/sites", title: "Sites — Pulse", dwell: 50, scroll: 75, fold: 50, exit: 45,
 			next:    []link{{"/app", 25}, {"/app/settings", 10}},
 			actions: []action{{name: "Site Added", prob: 0.2}}},
-		{path: "/app/settings", title: "Settings — Pulse", dwell: 40, exit: 55,
+		{path: "/app/settings", title: "Settings — Pulse", dwell: 40, scroll: 80, fold: 50, exit: 55,
 			next: []link{{"/app", 25}, {"/app/sites", 10}}},
 	}
 }

@@ -27,7 +27,7 @@ func TestActionsLeadToPagesThatExist(t *testing.T) {
 }
 
 func TestRhythmFollowsTheDayTheWeekAndHasSpikes(t *testing.T) {
-	g := newGenerator("demo.localhost", 5, 10_000)
+	g := newGenerator("demo.localhost", 5, 10_000, false)
 	wed := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC) // a Wednesday
 	rate := func(t time.Time) float64 { r, _, _ := g.rhythm.rate(t); return r }
 	// Most visitors are in the Americas and Europe: 15:00 UTC is their day, 04:00 UTC their night.

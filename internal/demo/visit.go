@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 )
 
@@ -16,6 +17,17 @@ const (
 	// minDwell and maxDwell bound the time on one page.
 	minDwell = 3 * time.Second
 	maxDwell = 15 * time.Minute
+	// hiddenShare is the share of page visits during which the visitor
+	// switched to another tab for a while: the page reports less visible
+	// time than its dwell (hiddenMin to hiddenMax of it).
+	hiddenShare          = 0.25
+	hiddenMin, hiddenMax = 0.3, 0.95
+	// scrollSpread is the σ of the log-normal deepest scroll position
+	// around the page's median, and scrollStay the power of the time on
+	// the page (relative to its median) that scales it: who stays longer
+	// reads further down.
+	scrollSpread = 0.3
+	scrollStay   = 0.3
 	// returnShare is the share of visits by someone who already visited the
 	// same UTC day (same visitor id, new session), when one is at hand.
 	returnShare = 0.18
@@ -77,11 +89,31 @@ func (s *site) referrer(v *visit) (ref, host string) {
 
 // step is one event of a visit.
 type step struct {
-	at     time.Duration // since the visit started
-	page   int
-	action int      // -1: a pageview; otherwise the index of the page's action
-	values []string // the action's property values
+	at   time.Duration // since the visit started
+	page int
+	// action is pageview, engagement, or the index of the page's action.
+	action int
+	// values are the action's property values; an engagement's visible
+	// time (ms) and deepest scroll position (percent).
+	values []string
 }
+
+// Steps that are not a page's actions.
+const (
+	// pageview is a view of the page.
+	pageview = -1
+	// engagement is the full tracker's report of the page as it is left:
+	// the time it was visible and how far down it was scrolled
+	// (docs/sdk.md), a track event named engagementName with the
+	// properties engagementKeys.
+	engagement = -2
+)
+
+// engagementName and engagementKeys (sorted, as ingest stores them) are
+// how the tracker sends an engagement.
+const engagementName = "engagement"
+
+var engagementKeys = []string{"ms", "scroll"}
 
 // regular is someone who visited earlier the same UTC day and may return.
 type regular struct {
@@ -105,12 +137,16 @@ type generator struct {
 	// signupDay and signups number the day's sign-ups, each a new user.
 	signupDay int64
 	signups   int
+	// engaged visits report each page they leave, as the full tracker does.
+	engaged bool
 }
 
-func newGenerator(host string, seed uint64, visitsPerDay float64) *generator {
+// newGenerator draws visits of the site at host; engaged visits send an
+// engagement event for every page they leave.
+func newGenerator(host string, seed uint64, visitsPerDay float64, engaged bool) *generator {
 	s := newSite(host)
 	return &generator{site: s, rhythm: newRhythm(s, seed, visitsPerDay), seed: seed,
-		usersPerDay: max(1, int(math.Round(visitsPerDay*newUsersShare)))}
+		usersPerDay: max(1, int(math.Round(visitsPerDay*newUsersShare))), engaged: engaged}
 }
 
 // next fills v with a visit starting at start, reusing v's steps.
@@ -153,10 +189,10 @@ func (g *generator) next(r *rand.Rand, start time.Time, v *visit) {
 	entry := src.entryPick.pick(r)
 	if s.agents[v.agent].class == classBot {
 		// Automation loads one page and leaves.
-		v.steps = append(steps, step{page: entry, action: -1})
+		v.steps = append(steps, step{page: entry, action: pageview})
 		v.end = 2 * time.Second
 	} else {
-		v.steps, v.end = s.walk(r, entry, steps)
+		v.steps, v.end = s.walk(r, entry, steps, g.engaged)
 	}
 
 	g.identify(r, v)
@@ -182,7 +218,7 @@ func (g *generator) identify(r *rand.Rand, v *visit) {
 		if st.page == g.site.signupPage && st.action == g.site.signupAction {
 			signedUp = true
 		}
-		if st.page == g.site.appPage && st.action < 0 {
+		if st.page == g.site.appPage && st.action == pageview {
 			v.userFrom = i
 			break
 		}
@@ -211,16 +247,18 @@ func userID(seed uint64, d int64, k int) string {
 }
 
 // walk plans a walk through the site from page entry: a pageview per page,
-// the page's custom events while there, and where to next, until the visitor
-// leaves. It returns the steps (appended to steps) and the time of leaving.
-func (s *site) walk(r *rand.Rand, entry int, steps []step) ([]step, time.Duration) {
+// the page's custom events while there, when engaged the page's engagement
+// as it is left (just before the next pageview, or as the visitor leaves),
+// and where to next, until the visitor leaves. It returns the steps
+// (appended to steps) and the time of leaving.
+func (s *site) walk(r *rand.Rand, entry int, steps []step, engaged bool) ([]step, time.Duration) {
 	var (
 		state visitState
 		at    time.Duration
 		p     = entry
 	)
 	for n := 1; ; n++ {
-		steps = append(steps, step{at: at, page: p, action: -1})
+		steps = append(steps, step{at: at, page: p, action: pageview})
 		pg := &s.pages[p]
 		dwell := lognormal(r, pg.dwell)
 		next := -1
@@ -244,6 +282,9 @@ func (s *site) walk(r *rand.Rand, entry int, steps []step) ([]step, time.Duratio
 			}
 		}
 		at += dwell
+		if engaged {
+			steps = append(steps, step{at: at, page: p, action: engagement, values: pg.engagement(r, dwell)})
+		}
 		if next < 0 {
 			next = pg.pick.pick(r)
 		}
@@ -252,6 +293,21 @@ func (s *site) walk(r *rand.Rand, entry int, steps []step) ([]step, time.Duratio
 		}
 		p = next
 	}
+}
+
+// engagement draws what the tracker reports of a visit to the page that
+// lasted dwell: the time it was visible, in milliseconds (all of it, or
+// part when the visitor switched tabs), and the deepest scroll position,
+// in percent (at least the fold, deeper the longer the stay).
+func (pg *page) engagement(r *rand.Rand, dwell time.Duration) []string {
+	visible := dwell
+	if r.Float64() < hiddenShare {
+		visible = time.Duration((hiddenMin + (hiddenMax-hiddenMin)*r.Float64()) * float64(dwell))
+	}
+	stay := dwell.Seconds() / pg.dwell
+	depth := pg.scroll * math.Pow(stay, scrollStay) * math.Exp(scrollSpread*r.NormFloat64())
+	depth = min(max(depth, pg.fold), 100)
+	return []string{strconv.FormatInt(max(visible.Milliseconds(), 1), 10), strconv.Itoa(int(math.Round(depth)))}
 }
 
 // lognormal returns a time on a page around median seconds.

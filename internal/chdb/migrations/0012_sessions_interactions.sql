@@ -1,10 +1,13 @@
--- Visits are made of interactions. Engagement events (type 'track', name
--- 'engagement': a tracker's report of the visible time and scroll depth of a
--- page being left or hidden, from Pulse's full tracker or Plausible's) are
--- not interactions: they do not end a bounce, extend a visit or make one of
--- their own (one that arrives after the session timeout has its own
--- session_id). Package dashboard reads them for time on page and scroll
--- depth only, and its builder.go (engagementSQL) holds the same condition.
+-- Visits are made of interactions. Two kinds of events are not interactions:
+-- engagement events (type 'track', name 'engagement': a tracker's report of
+-- the visible time and scroll depth of a page being left or hidden, from
+-- Pulse's full tracker or Plausible's) and events their sender marked
+-- non-interactive (non_interactive = 1, Plausible's "interactive": false,
+-- migration 0011). Neither ends a bounce, extends a visit or makes one of its
+-- own (one that arrives after the session timeout has its own session_id).
+-- Package dashboard's builder.go (interactionSQL) holds the same condition;
+-- it reads engagement events for time on page and scroll depth only, and
+-- counts non-interactive events as the custom events they are.
 --
 -- The view of migration 0005 aggregated every event, so the visits already
 -- in `sessions` are rebuilt from `events` with the new view. Running this
@@ -47,7 +50,7 @@ SELECT
     argMinState(os, ts) AS os,
     argMinState(os_version, ts) AS os_version
 FROM events
-WHERE session_id != 0 AND is_bot = 0 AND NOT (type = 'track' AND name = 'engagement')
+WHERE session_id != 0 AND is_bot = 0 AND NOT (type = 'track' AND name = 'engagement') AND non_interactive = 0
 GROUP BY tenant_id, site_id, day, session_id;
 
 INSERT INTO sessions (
@@ -86,7 +89,7 @@ SELECT
     argMinState(os, ts),
     argMinState(os_version, ts)
 FROM events
-WHERE session_id != 0 AND is_bot = 0 AND NOT (type = 'track' AND name = 'engagement')
+WHERE session_id != 0 AND is_bot = 0 AND NOT (type = 'track' AND name = 'engagement') AND non_interactive = 0
 GROUP BY tenant_id, site_id, day, session_id
 SETTINGS max_bytes_before_external_group_by = 1000000000;
 

@@ -3,8 +3,8 @@
 -- the group of a Segment group call (or a call's context.groupId), the
 -- previous id of an alias call, the message's context as JSON text (without
 -- ip and userAgent, which only feed enrichment), and Plausible's
--- "interactive": false. Rows written before are interactive, with no group,
--- previous id or context.
+-- "interactive": false (an event that is no part of a visit, migration 0012).
+-- Rows written before are interactive, with no group, previous id or context.
 ALTER TABLE events ADD COLUMN group_id String;
 ALTER TABLE events ADD COLUMN previous_id String;
 ALTER TABLE events ADD COLUMN context String;
