@@ -39,7 +39,7 @@ vet:
 
 ## bench: benchmarks, one JSON line per figure (see docs/benchmarks.md)
 bench: clickhouse node_modules/.package-lock.json
-	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 1 -p 1 ./... | $(GO) run ./internal/benchjson
+	@set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 1 -p 1 -timeout 60m ./... | $(GO) run ./internal/benchjson
 
 ## chromium: Debian's chromium for the browser tests
 chromium:

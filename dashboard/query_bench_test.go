@@ -27,7 +27,8 @@ const (
 )
 
 // defaultReport is what the dashboard's report asks for when it opens with
-// the default range (30 days): the panels of the page, each one query.
+// the default range (30 days): the panels of the page, each one query, with
+// the metrics of their columns (PANEL_METRICS in dashboard/web/src/pages/report.tsx).
 func defaultReport(site string) map[string]Request {
 	r := func(metrics []string, dims ...string) Request {
 		limit := 10
@@ -43,14 +44,14 @@ func defaultReport(site string) map[string]Request {
 		"sources":     r([]string{"visitors"}, "visit:source"),
 		"channels":    r([]string{"visitors"}, "visit:channel"),
 		"campaigns":   r([]string{"visitors"}, "visit:utm_campaign"),
-		"pages":       r([]string{"visitors"}, "event:page"),
+		"pages":       r([]string{"visitors", "pageviews", "time_on_page", "scroll_depth"}, "event:page"),
 		"entry_pages": r([]string{"visits"}, "visit:entry_page"),
 		"exit_pages":  r([]string{"visits"}, "visit:exit_page"),
 		"countries":   r([]string{"visitors"}, "visit:country"),
 		"devices":     r([]string{"visitors"}, "visit:device"),
 		"browsers":    r([]string{"visitors"}, "visit:browser"),
 		"os":          r([]string{"visitors"}, "visit:os"),
-		"goals":       r([]string{"visitors", "conversion_rate"}, "event:name"),
+		"goals":       r([]string{"visitors", "events", "conversion_rate"}, "event:name"),
 	}
 }
 

@@ -34,7 +34,7 @@ const (
 //     with the same client and connections;
 //   - ack_p50_ms, ack_p99_ms, ack_p999_ms: ack latency at half the measured
 //     rate, open model (latency from each frame's intended send time);
-//     limit: the goal, flush interval + 50 ms (not a physical limit).
+//     limit: the goal, flush interval + 50 ms (an ack waits for the next flush and its insert; not a physical limit).
 func BenchmarkIngest(b *testing.B) {
 	frames := benchFrameSet(benchConns, benchFrames)
 	events := float64(benchConns * benchFrames * benchPerFrame)

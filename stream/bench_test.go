@@ -23,7 +23,7 @@ import (
 )
 
 // benchSubscribers is the number of live subscribers of the fan-out
-// benchmarks, or PULSE_BENCH_LIVE_SUBS: the 10,000. Their clients run
+// benchmarks, or PULSE_BENCH_LIVE_SUBS: 10,000, a busy site's open dashboards and embeds. Their clients run
 // in a process of their own (startFleet), one descriptor per subscriber on
 // each side, within the open-files limit of 20,000 here.
 func benchSubscribers() int {
@@ -199,7 +199,7 @@ func benchTenant(b testing.TB, e *liveEnv, n int) tenant {
 //   - FanoutDeliveryP99Ms: N subscribers, the default 250 ms tick and 1,000
 //     events/s published, the 99th percentile of the time from a delta's
 //     state time (the tick) to its arrival at a subscriber (every 10th
-//     records), against the tick (the goal: at most 250 ms). The log
+//     records), against the tick (the goal: at most 250 ms, one tick). The log
 //     shows the same for the raw writers broadcasting one message per tick.
 //   - ConnMemKib: a server process's heap (spans in use) and stacks per idle
 //     subscribed socket, against a plain WebSocket connection held by a

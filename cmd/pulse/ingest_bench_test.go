@@ -38,7 +38,7 @@ const (
 	serverBenchPerFrame = 200     // 32 × 150 × 200 = 960k events
 	serverBenchDecoded  = 100_000 // events the decode limit times
 	serverBenchIdle     = 10_000
-	// connMemGoalKiB is the goal for one idle ingest connection.
+	// connMemGoalKiB is the goal for one idle ingest connection: 16 KiB, so that 10,000 idle trackers take 160 MiB.
 	connMemGoalKiB = 16
 )
 
