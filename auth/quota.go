@@ -94,12 +94,15 @@ type quotas struct {
 
 	// flushMu orders flushes against month reloads.
 	flushMu sync.Mutex
+	// now is the clock of the Store's checks and month reloads (tests set
+	// a fixed one: the month and the day are the clock's).
+	now func() time.Time
 }
 
 func newQuotas() *quotas {
 	return &quotas{buckets: map[uuid.UUID]*bucket{}, conns: map[uuid.UUID]uint32{}, inflight: map[uuid.UUID]uint64{},
 		month: map[uuid.UUID]uint64{}, flushed: map[uuid.UUID]uint64{}, pending: map[usageKey]usageCount{},
-		pendingMonth: map[uuid.UUID]uint64{}}
+		pendingMonth: map[uuid.UUID]uint64{}, now: time.Now}
 }
 
 func monthStart(t time.Time) time.Time {
@@ -277,7 +280,7 @@ func (s *Store) QuotaOf(org uuid.UUID) Quota {
 // SettleEvents says what became of them; the usage counts them once stored
 // (MeterStored). Refused events are counted as rejected in the daily usage.
 func (s *Store) AllowEvents(org uuid.UUID, n int) Decision {
-	return s.quotas.allowEvents(org, n, s.QuotaOf(org), time.Now())
+	return s.quotas.allowEvents(org, n, s.QuotaOf(org), s.quotas.now())
 }
 
 // SettleEvents takes n events of org that AllowEvents allowed out of flight:
@@ -365,7 +368,7 @@ func (s *Store) loadMonthUsage(ctx context.Context, now time.Time) (map[uuid.UUI
 func (s *Store) refreshMonth(ctx context.Context) error {
 	s.quotas.flushMu.Lock()
 	defer s.quotas.flushMu.Unlock()
-	now := time.Now()
+	now := s.quotas.now()
 	month, err := s.loadMonthUsage(ctx, now)
 	if err != nil {
 		return err

@@ -126,6 +126,17 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 	cfg := testConfig(t)
 	ctx := context.Background()
 	a, b := openStore(t, db, cfg), openStore(t, db, cfg)
+	// Both nodes' checks happen at one moment of one day: the usage is that
+	// day's and the quota that month's, whenever the test runs (on a clock
+	// that turned a day or a month during it, the refusals and the days
+	// would be others).
+	now := time.Date(2026, 11, 16, 12, 0, 0, 0, time.UTC)
+	for _, s := range []*Store{a, b} {
+		s.quotas.now = func() time.Time { return now }
+		if err := s.Refresh(ctx); err != nil { // the month of now
+			t.Fatal(err)
+		}
+	}
 	org, err := a.CreateOrg(ctx, "acme", uuid.Nil)
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +150,6 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 	if q := b.QuotaOf(org.ID); q.EventsPerMonth != 100 || q.MaxConnections != DefaultMaxConnections {
 		t.Fatalf("quota on node b = %+v", q)
 	}
-	now := time.Now()
 	if d := a.AllowEvents(org.ID, 60); !d.Allowed {
 		t.Fatalf("60 of 100: %+v", d)
 	}
@@ -173,7 +183,7 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	today := dayStart(time.Now())
+	today := dayStart(now)
 	usage, err := b.Usage(ctx, org.ID, today.AddDate(0, 0, -7), today)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +207,8 @@ func TestRunWritesUsageOnShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	s.MeterStored(org, time.Now(), 7)
+	stored := time.Now()
+	s.MeterStored(org, stored, 7)
 	cancel()
 	select {
 	case err := <-done:
@@ -207,8 +218,8 @@ func TestRunWritesUsageOnShutdown(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	today := dayStart(time.Now())
-	usage, err := s.Usage(context.Background(), org, today, today)
+	day := dayStart(stored) // the day it was stored on, which is not today once midnight has passed
+	usage, err := s.Usage(context.Background(), org, day, day)
 	if err != nil || len(usage) != 1 || usage[0].Events != 7 {
 		t.Fatalf("usage after shutdown = %+v, %v; want 7 events", usage, err)
 	}

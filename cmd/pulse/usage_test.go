@@ -50,8 +50,8 @@ func TestUsageCountsEveryStoredEvent(t *testing.T) {
 	}
 	// Plausible's Events API has no event id: the same request again is
 	// another event, as it is for Plausible.
-	sendPlausible(t, p, firefox(131), "/")
-	sendPlausible(t, p, firefox(131), "/")
+	sendPlausible(t, p, firefox(131), "plausible", "/")
+	sendPlausible(t, p, firefox(131), "plausible", "/")
 	p.postEvents(t, 5)
 	// SIGTERM: the batcher writes what it holds, then the usage counters.
 	p.stop(t, syscall.SIGTERM)

@@ -19,11 +19,17 @@ import (
 
 // Salt lifetimes.
 const (
-	// SaltKeepDays is how many UTC days of salts exist at once: today's and
-	// yesterday's. Older days' partitions are dropped, so no salt outlives 48 hours.
+	// SaltKeepDays is how many UTC days of salts are kept: today's and
+	// yesterday's (and, in the last SaltAhead of the day, tomorrow's). Older
+	// days' partitions are dropped, so a salt exists from SaltAhead before its
+	// day until at most SaltCheckInterval after the next day: about 48 hours.
 	SaltKeepDays = 2
 	// SaltCheckInterval is how often Run makes sure today's salt exists and drops old ones.
 	SaltCheckInterval = time.Minute
+	// SaltAhead is how long before its UTC day begins a day's salt is made:
+	// twice SaltCheckInterval, so that a check of Run falls in it and the
+	// day's first events find their salt loaded.
+	SaltAhead = 2 * SaltCheckInterval
 	// saltSettle is how long a node waits after inserting a salt before reading
 	// back which salt won, so that concurrent inserts are seen.
 	saltSettle = 200 * time.Millisecond
@@ -31,9 +37,10 @@ const (
 )
 
 // Salts holds the daily salts that key visitor ids. A salt is random, one per
-// UTC day, shared by every node through ClickHouse, and deleted after at most
-// 48 hours, after which no one — Pulse included — can link a visitor id to an
-// IP address and user agent.
+// UTC day, made SaltAhead before the day begins, shared by every node through
+// ClickHouse, and deleted when the day after it ends (about 48 hours in all),
+// after which no one — Pulse included — can link a visitor id to an IP address
+// and user agent.
 type Salts struct {
 	db    *chdb.DB
 	log   *slog.Logger
@@ -47,31 +54,28 @@ func NewSalts(db *chdb.DB, log *slog.Logger) *Salts {
 	return &Salts{db: db, log: log, now: time.Now, byDay: map[string][saltBytes]byte{}}
 }
 
-// Load makes sure today's salt exists and reads the salts in use.
+// Load makes sure today's salt exists, and tomorrow's once it is SaltAhead
+// away, and reads the salts in use.
 func (s *Salts) Load(ctx context.Context) error {
-	today := s.now().UTC().Format(time.DateOnly)
+	now := s.now().UTC()
+	days := []string{now.Format(time.DateOnly)}
+	if next := now.Add(SaltAhead).Format(time.DateOnly); next != days[0] {
+		days = append(days, next)
+	}
 	salts, created, err := s.read(ctx)
 	if err != nil {
 		return err
 	}
-	_, ok := salts[today]
-	// A salt created moments ago may have a concurrent rival still on its way:
-	// settle and read again, as the node that inserted it does.
-	settle := ok && s.now().Sub(created[today]) < time.Second
-	if !ok {
-		var salt [saltBytes]byte
-		_, _ = rand.Read(salt[:])
-		batch, err := s.db.PrepareBatch(ctx, "INSERT INTO salts (day, salt, created_at)")
-		if err != nil {
-			return fmt.Errorf("enrich: insert salt: %w", err)
+	settle := false
+	for _, d := range days {
+		if _, ok := salts[d]; ok {
+			// A salt created moments ago may have a concurrent rival still on
+			// its way: settle and read again, as the node that inserted it does.
+			settle = settle || s.now().Sub(created[d]) < time.Second
+			continue
 		}
-		day, _ := time.Parse(time.DateOnly, today)
-		if err := batch.Append(day, string(salt[:]), s.now().UTC()); err != nil {
-			batch.Abort()
-			return fmt.Errorf("enrich: insert salt: %w", err)
-		}
-		if err := batch.Send(); err != nil {
-			return fmt.Errorf("enrich: insert salt: %w", err)
+		if err := s.insert(ctx, d); err != nil {
+			return err
 		}
 		settle = true
 	}
@@ -88,6 +92,25 @@ func (s *Salts) Load(ctx context.Context) error {
 	s.mu.Lock()
 	s.byDay = salts
 	s.mu.Unlock()
+	return nil
+}
+
+// insert adds a new random salt for day (YYYY-MM-DD).
+func (s *Salts) insert(ctx context.Context, day string) error {
+	var salt [saltBytes]byte
+	_, _ = rand.Read(salt[:])
+	batch, err := s.db.PrepareBatch(ctx, "INSERT INTO salts (day, salt, created_at)")
+	if err != nil {
+		return fmt.Errorf("enrich: insert salt: %w", err)
+	}
+	d, _ := time.Parse(time.DateOnly, day)
+	if err := batch.Append(d, string(salt[:]), s.now().UTC()); err != nil {
+		batch.Abort()
+		return fmt.Errorf("enrich: insert salt: %w", err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("enrich: insert salt: %w", err)
+	}
 	return nil
 }
 
@@ -148,7 +171,8 @@ func (s *Salts) DropExpired(ctx context.Context) error {
 	return nil
 }
 
-// Run keeps today's salt present and drops expired ones until ctx ends.
+// Run keeps today's salt present (and tomorrow's, SaltAhead before it is
+// due) and drops expired ones until ctx ends.
 func (s *Salts) Run(ctx context.Context) error {
 	t := time.NewTicker(SaltCheckInterval)
 	defer t.Stop()

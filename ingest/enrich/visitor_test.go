@@ -95,6 +95,44 @@ func TestVisitorIDsDependOnDaySiteIPAndAgent(t *testing.T) {
 	}
 }
 
+// TestTheDaysSaltIsReadyWhenItBegins: the salt of a UTC day is made and
+// loaded SaltAhead before the day begins, so that the events received in its
+// first moments get visitor ids (not 0, which counts no visitor and no visit)
+// before the next check, and every node computes the same ones.
+func TestTheDaysSaltIsReadyWhenItBegins(t *testing.T) {
+	db := chtest.Open(t)
+	ctx := context.Background()
+	midnight := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	site, ip := uuid.New(), netip.MustParseAddr("203.0.113.9")
+	clock := midnight.Add(-SaltAhead - time.Minute)
+	a := NewSalts(db, slog.New(slog.DiscardHandler))
+	a.now = func() time.Time { return clock }
+	if err := a.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.VisitorID(midnight, site, ip, "ua"); ok {
+		t.Fatalf("the salt of %s exists %s before its day", midnight.Format(time.DateOnly), SaltAhead+time.Minute)
+	}
+	// The check that falls within SaltAhead of midnight makes it.
+	clock = midnight.Add(-SaltAhead + time.Second)
+	if err := a.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, ok := a.VisitorID(midnight.Add(time.Second), site, ip, "ua")
+	if !ok {
+		t.Fatalf("at %s, %s before midnight, the next day's salt is not loaded: its first events get no visitor id", clock.Format(time.TimeOnly), SaltAhead-time.Second)
+	}
+	// A node that starts after midnight uses the same salt.
+	b := NewSalts(db, slog.New(slog.DiscardHandler))
+	b.now = func() time.Time { return midnight.Add(time.Minute) }
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.VisitorID(midnight.Add(time.Minute), site, ip, "ua"); got != first {
+		t.Fatal("a node that started after midnight computes another visitor id for the day")
+	}
+}
+
 func TestConcurrentNodesAgreeOnTheDaysSalt(t *testing.T) {
 	db := chtest.Open(t)
 	now := time.Date(2026, 11, 24, 0, 0, 1, 0, time.UTC)
