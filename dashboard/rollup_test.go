@@ -112,15 +112,17 @@ func TestRollupAnswersEqualTheVisits(t *testing.T) {
 					t.Errorf("months %v have visitors on several days; the demo's ids change daily", a.multiday)
 				}
 				// Every part reads rollup_days but a time series in Berlin
-				// (its days are not UTC days) and events by a visit:
+				// (its days are not UTC days), events by a visit:
 				// dimension (the visits do not hold every event: they are
-				// counted from the events, joined to their visits).
+				// counted from the events, joined to their visits) and time
+				// on page and scroll depth (rollup_days holds no page visits).
 				berlinDays := site.TimeZone == berlin && slicesHasTime(a.dims)
 				parts, _ := a.plan(a.r, a.dims)
 				for _, p := range parts {
 					joined := p.table == tableEvents && len(p.dims) == 1 && p.dims[0].kind == dimVisit
+					engaged := p.table == tableEngagement
 					bld := a.builder(true)
-					if used := strings.Contains(bld.build(p), "rollup_days"); used == (berlinDays || joined) {
+					if used := strings.Contains(bld.build(p), "rollup_days"); used == (berlinDays || joined || engaged) {
 						t.Errorf("part %d %+v: reads rollup_days = %v", p.table, p.dims, used)
 					}
 				}
