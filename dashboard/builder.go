@@ -19,8 +19,9 @@ import (
 // after a burst of inserts. Identifiers come only
 // from the allow-lists in spec.go; every value (tenant, site, times, filter
 // values, property keys, time zone) is a bound parameter; and every read of
-// events or sessions goes through eventsWhere or sessionsInner, which always
-// put the tenant and site predicate first.
+// events, engagement_events or sessions goes through eventsWhere,
+// engagementWhere or sessionsInner, which always put the tenant and site
+// predicate first.
 
 // table is where a query part reads its rows.
 type table int
@@ -39,8 +40,9 @@ const (
 	// a filter on an event: dimension holds for the visits with a
 	// matching event.
 	tableSessions
-	// tableEngagement is the engagement events, grouped into page visits
-	// (engagedPages); filters hold as for tableVisitEvents.
+	// tableEngagement is the engagement events (engagement_events),
+	// grouped into page visits (engagedPages); filters hold as for
+	// tableVisitEvents.
 	tableEngagement
 )
 
@@ -51,8 +53,11 @@ const (
 // Plausible's "interactive": false) are custom events like any other, but
 // neither they nor engagement events are interactions: visits are made of
 // the other events (the sessions view leaves both out, migration 0012).
+// time_on_page and scroll_depth read them from engagement_events, a copy
+// of them alone that a view keeps from every insert (migration 0014).
 const (
-	// engagementSQL holds for an engagement event.
+	// engagementSQL holds for an engagement event (the condition of the
+	// engagement_events view).
 	engagementSQL = "(type = 'track' AND name = 'engagement')"
 	// interactionSQL holds for an interaction, an event that is part of a
 	// visit: it ends a bounce and extends the visit. The sessions view of
@@ -114,9 +119,10 @@ func (b *sqlBuilder) eventsWhere(r timeRange) string {
 	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0 AND NOT " + engagementSQL
 }
 
-// engagementWhere is the WHERE clause of a read of the engagement events in r.
+// engagementWhere is the WHERE clause of a read of the engagement events in
+// r from engagement_events, which holds no other events (migration 0014).
 func (b *sqlBuilder) engagementWhere(r timeRange) string {
-	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0 AND " + engagementSQL
+	return b.tenantSite() + " AND ts >= " + b.bindTime(r.From) + " AND ts < " + b.bindTime(r.To) + " AND is_bot = 0"
 }
 
 // openVisits is a subquery of the ids of the visits that sessions_recent
@@ -373,15 +379,17 @@ func metricCols(ms []metric) []string {
 // eventsSource is the FROM and WHERE of a read of the events of table t
 // (tableEvents, tableVisitEvents or tableEngagement) in r that match
 // filters, with the visit attributes dims and filters need joined from the
-// visits (source, entry page… differ between a visit's events).
+// visits (source, entry page… differ between a visit's events). Engagement
+// events are read from engagement_events, which holds them alone: found
+// among the other events of `events` they cost a read of every event's
+// type and name.
 func (b *sqlBuilder) eventsSource(r timeRange, dims []dimension, filters []*filter, t table) (from, where string) {
-	from = "events"
+	from, where = "events", b.eventsWhere(r)
+	if t == tableEngagement {
+		from, where = "engagement_events", b.engagementWhere(r)
+	}
 	if cols := visitCols(dims, filters, false); len(cols) > 0 {
 		from += " ANY LEFT JOIN (" + b.sessionsInner(widen(r), cols, "v_") + ") USING session_id"
-	}
-	where = b.eventsWhere(r)
-	if t == tableEngagement {
-		where = b.engagementWhere(r)
 	}
 	for _, f := range filters {
 		where += " AND " + b.filterExpr(f, t, r)

@@ -72,7 +72,7 @@ func (c *LifecycleConfig) withDefaults() {
 // each site's retention and deletes the data of deleted sites, and its HTTP
 // API (Register) erases one visitor's or user's data and deletes a site's.
 //
-// `events`, `event_ids`, `sessions`, `sessions_final` and `rollup_days` are partitioned by calendar month
+// `events`, `event_ids`, `engagement_events`, `sessions`, `sessions_final` and `rollup_days` are partitioned by calendar month
 // (UTC) and shared by every tenant (`sessions_recent`, by day, holds two days and is
 // trimmed by the Finalizer). A month is dropped whole when no live site keeps data that
 // old; otherwise each site's older rows are deleted with a mutation (ALTER
@@ -141,7 +141,8 @@ func (r LifecycleReport) empty() bool {
 // their partitions and retention are read from.
 var lifecycleTables = []struct{ name, dayColumn string }{
 	{"events", "ts"},
-	{"event_ids", "ts"}, // the stored events' keys, which ingest's writer looks up
+	{"event_ids", "ts"},         // the stored events' keys, which ingest's writer looks up
+	{"engagement_events", "ts"}, // a copy of the engagement events, which time_on_page reads
 	{"sessions", "day"},
 	{"sessions_final", "started_at"},
 	{"rollup_days", "day"},
@@ -193,7 +194,7 @@ func (l *Lifecycle) Enforce(ctx context.Context, now time.Time) (LifecycleReport
 			}
 			p := sitePredicate(s)
 			switch t.name {
-			case "events", "event_ids":
+			case "events", "event_ids", "engagement_events":
 				p = p.and("ts < ?", cut.UTC())
 			case "sessions_final", "sessions_recent":
 				p = p.and("started_at < ?", cut.UTC())

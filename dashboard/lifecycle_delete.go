@@ -60,7 +60,9 @@ func (d Deletion) Done() bool {
 
 // Erase deletes one person's data of site: the events of the subject, every
 // event of the visits those events belong to (a visit's pages before
-// identify are the same person's), and those visits. It returns once the
+// identify are the same person's), and those visits; events from `events`
+// and from engagement_events, which holds a copy of the engagement events.
+// The keys in event_ids stay (docs/privacy.md). It returns once the
 // mutations are registered; Wait waits for them to finish.
 func (l *Lifecycle) Erase(ctx context.Context, site auth.Site, who Subject) (Deletion, error) {
 	var d Deletion
@@ -101,8 +103,10 @@ func (l *Lifecycle) Erase(ctx context.Context, site auth.Site, who Subject) (Del
 			default:
 				events = scope.and("session_id IN ?", inList(chunk))
 			}
-			if err := l.deleteWhere(ctx, "events", events); err != nil {
-				return err
+			for _, table := range []string{"events", "engagement_events"} {
+				if err := l.deleteWhere(ctx, table, events); err != nil {
+					return err
+				}
 			}
 			if len(chunk) > 0 {
 				for _, table := range []string{"sessions", "sessions_final", "sessions_recent"} {
@@ -199,15 +203,19 @@ func (l *Lifecycle) Wait(ctx context.Context, site auth.Site, d Deletion, timeou
 	return d, nil
 }
 
-// SiteMutations lists the mutations of events and sessions whose command
+// SiteMutations lists the mutations of the lifecycle's tables whose command
 // names site's org and id: its erasures, the deletions of its data, and the
 // retention job's mutations that include it. ClickHouse keeps the last 100
 // finished mutations of a table.
 func (l *Lifecycle) SiteMutations(ctx context.Context, site auth.Site) ([]Mutation, error) {
+	tables := make([]string, len(lifecycleTables))
+	for i, t := range lifecycleTables {
+		tables[i] = t.name
+	}
 	rows, err := l.db.Query(ctx, `SELECT table, mutation_id, create_time, parts_to_do, is_done FROM system.mutations
-		WHERE database = currentDatabase() AND table IN ('events', 'event_ids', 'sessions', 'sessions_final', 'rollup_days', 'sessions_recent')
+		WHERE database = currentDatabase() AND has(?, table)
 		AND position(command, ?) > 0 AND position(command, ?) > 0
-		ORDER BY create_time, table, mutation_id`, site.OrgID.String(), site.ID.String())
+		ORDER BY create_time, table, mutation_id`, tables, site.OrgID.String(), site.ID.String())
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: read mutations: %w", err)
 	}

@@ -143,8 +143,8 @@ func TestLifecycleEraseRemovesExactlyOnePersonsEventsAndVisits(t *testing.T) {
 	if status != 200 || got["status"] != "done" || got["events"] != 4.0 || got["visits"] != 2.0 {
 		t.Fatalf("erase u-1 = %d %v; want 200 done with 4 events (3 of the visit, 1 later) in 2 visits", status, got)
 	}
-	if ms, _ := got["mutations"].([]any); len(ms) != 4 {
-		t.Errorf("mutations = %v; want one each on events, sessions, sessions_final and sessions_recent", got["mutations"])
+	if ms, _ := got["mutations"].([]any); len(ms) != 5 {
+		t.Errorf("mutations = %v; want one each on events, engagement_events, sessions, sessions_final and sessions_recent", got["mutations"])
 	}
 	// Done means gone: read right after the answer, without waiting.
 	if got, want := storedEvents(t, w.db, w.a), idsOf(append(w.u2, w.anon...)...); !slices.Equal(got, want) {
@@ -310,8 +310,8 @@ func TestLifecycleEraseManyVisitsInSeveralMutations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Visits != n || d.Events != uint64(n) || len(d.Mutations) != 8 {
-		t.Fatalf("erase = %d visits, %d events, %d mutations; want %d, %d and 8 (two chunks of session ids, four tables)",
+	if d.Visits != n || d.Events != uint64(n) || len(d.Mutations) != 10 {
+		t.Fatalf("erase = %d visits, %d events, %d mutations; want %d, %d and 10 (two chunks of session ids, five tables)",
 			d.Visits, d.Events, len(d.Mutations), n, n)
 	}
 	if d, err = l.Wait(ctx, site, d, 60*time.Second); err != nil || !d.Done() {

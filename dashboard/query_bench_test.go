@@ -56,7 +56,9 @@ func defaultReport(site string) map[string]Request {
 }
 
 // BenchmarkQuery loads 10 million realistic events of one site over 90 days
-// (PULSE_BENCH_EVENTS overrides the number) and times each standard report
+// (PULSE_BENCH_EVENTS overrides the number; PULSE_BENCH_ENGAGEMENT=1 makes
+// them those of a site on the full tracker, with its engagement events)
+// and times each standard report
 // query and the whole default report (every panel at once, as the
 // dashboard asks), as p50 over benchQueryRuns runs. A query's time is
 // ParseQuery's and Run's, as in a request.
@@ -73,8 +75,16 @@ func BenchmarkQuery(b *testing.B) {
 		}
 		events = n
 	}
+	engagement := false
+	if s := os.Getenv("PULSE_BENCH_ENGAGEMENT"); s != "" {
+		on, err := strconv.ParseBool(s)
+		if err != nil {
+			b.Fatalf("PULSE_BENCH_ENGAGEMENT=%q: %v", s, err)
+		}
+		engagement = on
+	}
 	now := time.Now().UTC()
-	stats, err := demo.Load(ctx, db, demo.LoadConfig{Tenant: tn.Org.ID, Site: tn.Site.ID, Events: events, To: now.Truncate(time.Hour), Progress: os.Stderr})
+	stats, err := demo.Load(ctx, db, demo.LoadConfig{Tenant: tn.Org.ID, Site: tn.Site.ID, Events: events, To: now.Truncate(time.Hour), Engagement: engagement, Progress: os.Stderr})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -150,7 +160,7 @@ func BenchmarkQuery(b *testing.B) {
 		b.ReportMetric(p50ms(times), "ms")
 		b.ReportMetric(goalReportP50, "limit-ms")
 	})
-	fmt.Fprintf(os.Stderr, "query bench: %d events over %s, ClickHouse %s\n", stats.Events, demo.DefaultLoadSpan, serverVersion(b, e))
+	fmt.Fprintf(os.Stderr, "query bench: %d events over %s (engagement events: %t), ClickHouse %s\n", stats.Events, demo.DefaultLoadSpan, engagement, serverVersion(b, e))
 }
 
 func serverVersion(b *testing.B, e *Engine) string {

@@ -114,10 +114,11 @@ func TestRollupAnswersEqualTheVisits(t *testing.T) {
 				// Every part reads rollup_days where its range holds a whole
 				// UTC day before the watermark (not so "this month" on the
 				// first two days of a month, whose days are all after it),
-				// but a time series in Berlin (its days are not UTC days)
-				// and events by a visit: dimension (the visits do not hold
-				// every event: they are counted from the events, joined to
-				// their visits).
+				// but a time series in Berlin (its days are not UTC days),
+				// events by a visit: dimension (the visits do not hold every
+				// event: they are counted from the events, joined to their
+				// visits) and time on page and scroll depth (rollup_days
+				// holds no page visits).
 				if a.watermark.IsZero() {
 					t.Fatal("the queries see no watermark after the Finalizer's passes")
 				}
@@ -125,7 +126,8 @@ func TestRollupAnswersEqualTheVisits(t *testing.T) {
 				parts, _ := a.plan(a.r, a.dims)
 				for _, p := range parts {
 					joined := p.table == tableEvents && len(p.dims) == 1 && p.dims[0].kind == dimVisit
-					want := wholeUTCDayBefore(p.r, a.watermark) && !berlinDays && !joined
+					engaged := p.table == tableEngagement
+					want := wholeUTCDayBefore(p.r, a.watermark) && !berlinDays && !joined && !engaged
 					bld := a.builder(true)
 					if used := strings.Contains(bld.build(p), "rollup_days"); used != want {
 						t.Errorf("part %d %+v over %s–%s, watermark %s: reads rollup_days = %v", p.table, p.dims, p.r.From, p.r.To, a.watermark, used)
