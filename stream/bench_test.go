@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/pulse-analytics/pulse/auth"
+	"github.com/pulse-analytics/pulse/internal/wsnet"
 )
 
 // benchSubscribers is the number of live subscribers of the fan-out
@@ -60,9 +63,13 @@ func newRawServer(b testing.TB) (*rawServer, func()) {
 }
 
 // rawFanout measures the same-run limits of fan-out: w goroutines (as many
-// as the hub's fan-out writers) writing a prepared message of size bytes to
-// their share of n plain fasthttp WebSocket connections, read by the same
-// client process as the live subscribers'. First as fast as they can for
+// as the hub's fan-out writers) writing a WebSocket text message of size
+// bytes, framed once as the hub frames a delta (wsMessage), to their share
+// of n plain fasthttp WebSocket connections, each write as the hub's: a
+// non-blocking write to the descriptor (tryWriteRaw) and what the socket did
+// not take written blocking through the connection. So the limit is the cost
+// of the writes alone, which the hub cannot go below. The connections are
+// read by the same client process as the live subscribers'. First as fast as they can for
 // rateWindow: deliveries per second counted by the clients. Then one message
 // per tick for latencyWindow, carrying its send time as a delta carries its
 // state time: the median and 99th percentile of the delay to its arrival
@@ -83,11 +90,24 @@ func rawFanout(b *testing.B, n, w, size int, rateWindow, latencyWindow time.Dura
 	}
 	// broadcast runs w writers; in round k each waits until at(k) and writes
 	// msg(k) to its share of the connections; false from at ends them.
-	broadcast := func(at func(k int) (time.Time, bool), msg func(k int) *fws.PreparedMessage) {
+	type rawConn struct {
+		conn net.Conn
+		raw  syscall.RawConn
+	}
+	conns := make([]rawConn, n)
+	for i, c := range r.conns {
+		conns[i].conn = wsnet.Socket(c) // the socket under fasthttp's wrapper, as the hub's sink holds it
+		raw, err := conns[i].conn.(syscall.Conn).SyscallConn()
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns[i].raw = raw
+	}
+	broadcast := func(at func(k int) (time.Time, bool), msg func(k int) []byte) {
 		var wg sync.WaitGroup
 		share := (n + w - 1) / w
 		for i := 0; i < n; i += share {
-			conns := r.conns[i:min(i+share, n)]
+			conns := conns[i:min(i+share, n)]
 			wg.Go(func() {
 				for k := 0; ; k++ {
 					t, ok := at(k)
@@ -95,10 +115,13 @@ func rawFanout(b *testing.B, n, w, size int, rateWindow, latencyWindow time.Dura
 						return
 					}
 					time.Sleep(time.Until(t))
-					pm := msg(k)
+					wire := msg(k)
 					for _, c := range conns {
-						_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-						_ = c.WritePreparedMessage(pm)
+						sent, err := tryWriteRaw(c.raw, wire)
+						if err == nil && sent < len(wire) {
+							_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+							_, _ = c.conn.Write(wire[sent:])
+						}
 					}
 				}
 			})
@@ -107,24 +130,25 @@ func rawFanout(b *testing.B, n, w, size int, rateWindow, latencyWindow time.Dura
 	}
 
 	// Throughput.
-	pm, _ := fws.NewPreparedMessage(fws.TextMessage, bytes.Repeat([]byte("x"), size))
+	wire := wsMessage(wsText, bytes.Repeat([]byte("x"), size))
 	f.reset(b)
 	start := time.Now()
 	broadcast(func(int) (time.Time, bool) { return time.Time{}, time.Since(start) < rateWindow },
-		func(int) *fws.PreparedMessage { return pm })
-	time.Sleep(200 * time.Millisecond) // let the clients read what is in flight
-	rate = float64(f.report(b).Frames) / time.Since(start).Seconds()
+		func(int) []byte { return wire })
+	elapsed := time.Since(start)
+	time.Sleep(200 * time.Millisecond) // let the clients read what was written in the window
+	rate = float64(f.report(b).Frames) / elapsed.Seconds()
 
 	// Latency of one message per tick.
-	msgs := make([]*fws.PreparedMessage, int(latencyWindow/DefaultTick))
+	msgs := make([][]byte, int(latencyWindow/DefaultTick))
 	t0 := time.Now().Add(DefaultTick).Truncate(DefaultTick)
 	for k := range msgs {
 		head := fmt.Sprintf(`{"changes":{"time":%d},"pad":"`, t0.Add(time.Duration(k)*DefaultTick).UnixMilli())
-		msgs[k], _ = fws.NewPreparedMessage(fws.TextMessage, []byte(head+strings.Repeat("x", max(0, size-len(head)-2))+`"}`))
+		msgs[k] = wsMessage(wsText, []byte(head+strings.Repeat("x", max(0, size-len(head)-2))+`"}`))
 	}
 	f.reset(b)
 	broadcast(func(k int) (time.Time, bool) { return t0.Add(time.Duration(k) * DefaultTick), k < len(msgs) },
-		func(k int) *fws.PreparedMessage { return msgs[k] })
+		func(k int) []byte { return msgs[k] })
 	time.Sleep(500 * time.Millisecond)
 	us := f.report(b).DelaysUS
 	delays := make([]time.Duration, len(us))
