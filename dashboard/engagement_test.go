@@ -150,6 +150,45 @@ func sqlAnswer(t *testing.T, db *chdb.DB, site auth.Site, dims int, metrics []st
 	return out
 }
 
+// sqlCase is a question to the query API, the plain SQL over the events
+// (EVENTS) that answers it, and the answer worked out by hand from the
+// fixture's data (nil: the SQL's answer stands).
+type sqlCase struct {
+	name string
+	body map[string]any
+	dims int
+	sql  string
+	want []row
+}
+
+// checkPhases asks each question with the visits merged from the events,
+// then again after a Finalizer pass has written October 2026 into
+// sessions_final and rollup_days: each time the API must answer as the SQL
+// does, and the SQL as worked out by hand.
+func (f *engagementFixture) checkPhases(t *testing.T, tests []sqlCase) {
+	t.Helper()
+	for _, phase := range []string{"merged", "finalized"} {
+		if phase == "finalized" {
+			months, err := NewFinalizer(f.db, FinalizerConfig{}).Pass(context.Background())
+			if err != nil || !slices.Contains(months, 202610) {
+				t.Fatalf("finalizer wrote %v, %v; want October 2026", months, err)
+			}
+		}
+		for _, tt := range tests {
+			t.Run(phase+"/"+tt.name, func(t *testing.T) {
+				metrics := tt.body["metrics"].([]string)
+				sql := sqlAnswer(t, f.db, f.e.Site, tt.dims, metrics, tt.sql)
+				if tt.want != nil && !reflect.DeepEqual(sql, tt.want) {
+					t.Fatalf("the SQL answers %v, the worked-out answer is %v: the test is wrong", sql, tt.want)
+				}
+				if got := f.ask(t, tt.body); !reflect.DeepEqual(got, sql) {
+					t.Errorf("the API answers %v\nthe SQL answers  %v", got, sql)
+				}
+			})
+		}
+	}
+}
+
 // TestEngagementIsNotAnInteraction: engagement events do not end a bounce,
 // make a visit or a visitor, count as events, or show as custom events or
 // goals; they are the time on page and scroll depth of the pages.
@@ -162,13 +201,7 @@ func TestEngagementIsNotAnInteraction(t *testing.T) {
 	pages := "SELECT session_id, pathname, sum(ms) AS ms, max(scroll) AS scroll FROM (SELECT DISTINCT event_id, session_id, pathname," +
 		" toFloat64(prop_values[indexOf(prop_keys, 'ms')]) AS ms, toFloat64(prop_values[indexOf(prop_keys, 'scroll')]) AS scroll" +
 		" FROM EVENTS WHERE name = 'engagement') GROUP BY session_id, pathname"
-	tests := []struct {
-		name string
-		body map[string]any
-		dims int
-		sql  string
-		want []row // worked out by hand from the data set
-	}{
+	tests := []sqlCase{
 		{"a visit's metrics leave engagement out",
 			map[string]any{"metrics": []string{"visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"}},
 			0, "SELECT toFloat64(uniqExact(visitor)), toFloat64(count()), toFloat64(sum(pv)), toFloat64(sum(n)), 100 * countIf(pv = 1 AND n = 1) / count(), avg(dur), sum(pv) / count() FROM (" + visits + ")",
@@ -199,26 +232,7 @@ func TestEngagementIsNotAnInteraction(t *testing.T) {
 			1, "SELECT pathname, sum(ms) / count() / 1000, avg(scroll) FROM (" + pages + ") WHERE session_id IN (SELECT session_id FROM EVENTS WHERE type = 'page' AND source = 'Google') GROUP BY pathname ORDER BY pathname",
 			[]row{{[]string{"/"}, []float64{30, 80}}, {[]string{"/pricing"}, []float64{60, 30}}}},
 	}
-	for _, phase := range []string{"merged", "finalized"} {
-		if phase == "finalized" {
-			months, err := NewFinalizer(f.db, FinalizerConfig{}).Pass(context.Background())
-			if err != nil || !slices.Contains(months, 202610) {
-				t.Fatalf("finalizer wrote %v, %v; want October 2026", months, err)
-			}
-		}
-		for _, tt := range tests {
-			t.Run(phase+"/"+tt.name, func(t *testing.T) {
-				metrics := tt.body["metrics"].([]string)
-				sql := sqlAnswer(t, f.db, f.e.Site, tt.dims, metrics, tt.sql)
-				if !reflect.DeepEqual(sql, tt.want) {
-					t.Fatalf("the SQL answers %v, the worked-out answer is %v: the test is wrong", sql, tt.want)
-				}
-				if got := f.ask(t, tt.body); !reflect.DeepEqual(got, sql) {
-					t.Errorf("the API answers %v\nthe SQL answers  %v", got, sql)
-				}
-			})
-		}
-	}
+	f.checkPhases(t, tests)
 }
 
 // TestEventFilterSelectsVisits: a report filtered by a custom event shows
@@ -233,13 +247,7 @@ func TestEventFilterSelectsVisits(t *testing.T) {
 	allVisitors := "(SELECT uniqExact(visitor_id) FROM EVENTS WHERE name != 'engagement')"
 	// Each visit's source: that of its first pageview.
 	sources := "SELECT session_id, any(visitor_id) AS visitor, argMin(source, ts) AS src FROM EVENTS WHERE type = 'page' GROUP BY session_id"
-	tests := []struct {
-		name string
-		body map[string]any
-		dims int
-		sql  string
-		want []row
-	}{
+	tests := []sqlCase{
 		{"top stats: the converted visits, the conversions and the conversion rate",
 			map[string]any{"metrics": []string{"visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "conversion_rate"}, "filters": signup},
 			0, "SELECT toFloat64(uniqExact(visitor_id)), toFloat64(uniqExact(session_id)), toFloat64(countIf(type = 'page')), countIf(type = 'page') / uniqExact(session_id)," +
@@ -271,25 +279,7 @@ func TestEventFilterSelectsVisits(t *testing.T) {
 				" AND session_id NOT IN (SELECT session_id FROM EVENTS WHERE name = 'Signup'))",
 			[]row{{[]string{}, []float64{2, 2}}}},
 	}
-	for _, phase := range []string{"merged", "finalized"} {
-		if phase == "finalized" {
-			if _, err := NewFinalizer(f.db, FinalizerConfig{}).Pass(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, tt := range tests {
-			t.Run(phase+"/"+tt.name, func(t *testing.T) {
-				metrics := tt.body["metrics"].([]string)
-				sql := sqlAnswer(t, f.db, f.e.Site, tt.dims, metrics, tt.sql)
-				if tt.want != nil && !reflect.DeepEqual(sql, tt.want) {
-					t.Fatalf("the SQL answers %v, the worked-out answer is %v: the test is wrong", sql, tt.want)
-				}
-				if got := f.ask(t, tt.body); !reflect.DeepEqual(got, sql) {
-					t.Errorf("the API answers %v\nthe SQL answers  %v", got, sql)
-				}
-			})
-		}
-	}
+	f.checkPhases(t, tests)
 }
 
 // TestEngagementRefusals: what has no meaning is refused with its reason.

@@ -2,8 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
@@ -65,13 +63,7 @@ func TestNonInteractiveEventsAreCustomEventsButNoInteractions(t *testing.T) {
 	counted := "(SELECT DISTINCT event_id, session_id, visitor_id, type, name, ts FROM EVENTS WHERE name != 'engagement')"
 	allVisitors := "(SELECT uniqExact(visitor) FROM (" + visits + "))"
 	autoplay := []any{[]any{"is", "event:name", []string{"Video Autoplay"}}}
-	tests := []struct {
-		name string
-		body map[string]any
-		dims int
-		sql  string
-		want []row // worked out by hand from the data set
-	}{
+	tests := []sqlCase{
 		{"top stats",
 			map[string]any{"metrics": []string{"visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"}},
 			0, "SELECT toFloat64(uniqExact(visitor)), toFloat64(count()), toFloat64(sum(pv)), toFloat64((SELECT count() FROM " + counted + ")), 100 * countIf(pv = 1 AND n = 1) / count(), avg(dur), sum(pv) / count() FROM (" + visits + ")",
@@ -91,26 +83,7 @@ func TestNonInteractiveEventsAreCustomEventsButNoInteractions(t *testing.T) {
 				" FROM (" + visits + ") WHERE session_id IN (SELECT session_id FROM EVENTS WHERE name = 'Video Autoplay')",
 			[]row{{[]string{}, []float64{2, 2, 3, 66.7, 50, 60}}}},
 	}
-	for _, phase := range []string{"merged", "finalized"} {
-		if phase == "finalized" {
-			months, err := NewFinalizer(f.db, FinalizerConfig{}).Pass(context.Background())
-			if err != nil || !slices.Contains(months, 202610) {
-				t.Fatalf("finalizer wrote %v, %v; want October 2026", months, err)
-			}
-		}
-		for _, tt := range tests {
-			t.Run(phase+"/"+tt.name, func(t *testing.T) {
-				metrics := tt.body["metrics"].([]string)
-				sql := sqlAnswer(t, f.db, f.e.Site, tt.dims, metrics, tt.sql)
-				if !reflect.DeepEqual(sql, tt.want) {
-					t.Fatalf("the SQL answers %v, the worked-out answer is %v: the test is wrong", sql, tt.want)
-				}
-				if got := f.ask(t, tt.body); !reflect.DeepEqual(got, sql) {
-					t.Errorf("the API answers %v\nthe SQL answers  %v", got, sql)
-				}
-			})
-		}
-	}
+	f.checkPhases(t, tests)
 }
 
 // TestSessionsViewMakesVisitsOfInteractions: the sessions view, and the
