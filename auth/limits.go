@@ -53,8 +53,9 @@ const (
 	DefaultEventsPerSecond = 1_000
 	// DefaultEventsPerMonth is a tenant's monthly events when its org sets none.
 	DefaultEventsPerMonth = 10_000_000
-	// DefaultMaxConnections is a tenant's concurrent ingest and live connections
-	// per node when its org sets none.
+	// DefaultMaxConnections is a tenant's concurrent ingest (tracker)
+	// connections per node when its org sets none. Live subscribers have a
+	// budget of their own (stream.DefaultMaxSubscribersPerTenant).
 	DefaultMaxConnections = 10_000
 	// CloseQuotaExceeded is the WebSocket close code sent when a tenant is over
 	// quota (the 4000–4999 range of docs/protocol.md); the reason carries the

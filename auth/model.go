@@ -66,7 +66,8 @@ type Quota struct {
 	// EventsPerMonth is the number of accepted events per calendar month (UTC)
 	// across all nodes, as far as they have flushed their counts.
 	EventsPerMonth uint64 `json:"events_per_month"`
-	// MaxConnections is the number of concurrent WebSocket connections per node.
+	// MaxConnections is the number of concurrent ingest WebSocket connections
+	// per node (live subscribers are bounded by the live hub).
 	MaxConnections uint32 `json:"max_connections"`
 }
 

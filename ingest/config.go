@@ -23,6 +23,9 @@ type Config struct {
 	// BusyAfter is how long a frame waits for room in the batcher before the
 	// client is sent busy; BusyRetryAfter is the retry_after_ms it carries.
 	BusyAfter, BusyRetryAfter time.Duration
+	// MaxConnectionsPerAddress bounds one client address's open
+	// connections (see DefaultMaxConnectionsPerAddress).
+	MaxConnectionsPerAddress int
 	// DedupEntries is how many recently accepted event ids are remembered.
 	DedupEntries int
 	// MaxSessions and SessionLifetime bound the remembered resumable sessions.
@@ -65,6 +68,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.PacedFrames <= 0 {
 		c.PacedFrames = DefaultPacedFrames
+	}
+	if c.MaxConnectionsPerAddress <= 0 {
+		c.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
 	}
 	if c.DedupEntries <= 0 {
 		c.DedupEntries = DefaultDedupEntries

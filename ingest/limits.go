@@ -103,6 +103,17 @@ const (
 	// its whole queue (at most 1,000 events, at worst one a frame) is paced
 	// for 900 frames at most.
 	DefaultPacedFrames = 3000
+	// DefaultMaxConnectionsPerAddress bounds the tracker connections one
+	// client address (an IPv6 address by its /64, the block one subscriber
+	// holds) may have open on a node, over all sites: anyone may open them
+	// with a public site key, and one source must not take a tenant's whole
+	// MaxConnections. Beyond it a connection is closed with 4429
+	// (ReasonAddressConnections) and the tracker sends over HTTP meanwhile.
+	// 256 leaves room for an office or a carrier NAT of many visitors with
+	// a tab or two each.
+	DefaultMaxConnectionsPerAddress = 256
+	// DefaultAddressRetryAfter is the retry_after of that 4429.
+	DefaultAddressRetryAfter = 30 * time.Second
 	// DefaultHelloTimeout is how long a new connection may take to send hello.
 	DefaultHelloTimeout = 10 * time.Second
 	// DefaultPingInterval is how often the server sends a WebSocket ping.

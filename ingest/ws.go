@@ -38,6 +38,8 @@ type Server struct {
 	closing bool
 	conns   map[*wsConn]struct{}
 	wg      sync.WaitGroup // one per connection handler
+	// addrs counts the open connections per client address.
+	addrs *addrConns
 }
 
 // Tenancy is the part of *auth.Store the endpoint uses.
@@ -72,7 +74,7 @@ func NewServer(cfg Config, t Tenancy, b *Batcher, log *slog.Logger, m *Metrics) 
 	cfg.withDefaults()
 	s := &Server{cfg: cfg, tenancy: t, batcher: b, log: log, m: m,
 		dedup: newDedup(cfg.DedupEntries), sessions: newSessions(cfg.MaxSessions, cfg.SessionLifetime),
-		now: time.Now, conns: make(map[*wsConn]struct{}), hooks: cfg.hooks(m)}
+		now: time.Now, conns: make(map[*wsConn]struct{}), hooks: cfg.hooks(m), addrs: newAddrConns(cfg.MaxConnectionsPerAddress)}
 	s.upgrader = fws.FastHTTPUpgrader{
 		HandshakeTimeout: cfg.HelloTimeout,
 		ReadBufferSize:   1 << 10,

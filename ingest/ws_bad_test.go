@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,43 @@ func TestWebSocketBadInput(t *testing.T) {
 	rows, distinct := env.storedCounts(t)
 	if rows != uint64(goodEvents) || distinct != rows {
 		t.Fatalf("stored %d rows (%d distinct), want the %d valid events once", rows, distinct, goodEvents)
+	}
+}
+
+// TestConnectionsPerAddress: one address holds at most
+// MaxConnectionsPerAddress tracker connections; the next is closed 4429
+// address_connections with a retry_after, and a slot given back is free
+// again. The tenant's own connection quota (50) is not what refuses.
+func TestConnectionsPerAddress(t *testing.T) {
+	env := newWSEnv(t, Config{MaxConnectionsPerAddress: 2}, BatcherConfig{})
+	first, _ := env.connect(t, "")
+	env.connect(t, "")
+	cl, _, err := env.dial(t, env.site.PublicKey, testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cl.waitClose(5 * time.Second); f.CloseCode != CloseQuotaExceeded || f.CloseText != ReasonAddressConnections+" retry_after=30" {
+		t.Fatalf("third connection from one address: %+v, want close 4429 %q", f, ReasonAddressConnections+" retry_after=30")
+	}
+	_ = first.c.Close()
+	for end := time.Now().Add(10 * time.Second); env.openConns() > 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d connections still served 10 s after one closed", env.openConns())
+		}
+	}
+	env.connect(t, "")
+}
+
+func TestAddrKeyGroupsIPv6By64(t *testing.T) {
+	for _, tt := range []struct{ a, b string }{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"},
+		{"::ffff:192.0.2.1", "192.0.2.1"},
+	} {
+		if ka, kb := addrKey(netip.MustParseAddr(tt.a)), addrKey(netip.MustParseAddr(tt.b)); ka != kb {
+			t.Errorf("%s counts as %s, %s as %s: want one address", tt.a, ka, tt.b, kb)
+		}
+	}
+	if ka, kb := addrKey(netip.MustParseAddr("2001:db8:1:2::1")), addrKey(netip.MustParseAddr("2001:db8:1:3::1")); ka == kb {
+		t.Errorf("two /64s count as one address %s", ka)
 	}
 }

@@ -83,6 +83,11 @@ func (s *Server) serve(ws *fws.Conn, site auth.Site, client Client) {
 		s.wg.Done()
 	}()
 
+	if !s.addrs.acquire(client.IP) {
+		conn.end(auth.CloseQuotaExceeded, ReasonAddressConnections+" retry_after="+strconv.Itoa(int(DefaultAddressRetryAfter.Seconds())))
+		return
+	}
+	defer s.addrs.release(client.IP)
 	release, d := s.tenancy.AcquireConnection(site.OrgID)
 	if !d.Allowed {
 		code, reason := d.CloseFrame()

@@ -202,12 +202,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(len(ds)-1, int(float64(len(ds))*p))]
 }
 
-func benchTenant(b testing.TB, e *liveEnv, n int) tenant {
-	a := newTenant(b, e.store, "bench")
-	if _, err := e.store.SetQuota(context.Background(), a.org.ID, auth.Quota{MaxConnections: uint32(4 * n)}); err != nil {
-		b.Fatal(err)
-	}
-	return a
+func benchTenant(b testing.TB, e *liveEnv) tenant {
+	return newTenant(b, e.store, "bench")
 }
 
 // BenchmarkLive measures the live stream's fan-out and memory figures
@@ -241,7 +237,7 @@ func BenchmarkLive(b *testing.B) {
 	var frameBytes int
 	{
 		e := newLiveEnv(b, Config{Tick: 5 * time.Millisecond, MaxSubscribersPerTenant: 4 * n})
-		a := benchTenant(b, e, n)
+		a := benchTenant(b, e)
 		f := startFleet(b, fleetSpec{Addr: e.addr, Path: "/v1/live", Token: a.readKey, Site: a.site.ID.String(), Views: views, N: n})
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -299,7 +295,7 @@ func fanoutLatency(b *testing.B, n, writers int, d time.Duration) (p50, p99 time
 	if writers > 0 {
 		e.hub.fanoutWriters = writers
 	}
-	a := benchTenant(b, e, n)
+	a := benchTenant(b, e)
 	f := startFleet(b, fleetSpec{Addr: e.addr, Path: "/v1/live", Token: a.readKey, Site: a.site.ID.String(),
 		Views: []string{"online", "rates", "pages", "countries"}, N: n, RecordEvery: 10})
 	defer f.close()
@@ -427,7 +423,7 @@ func TestBenchServer(t *testing.T) {
 	var info benchServerInfo
 	if spec.Kind == "live" {
 		e := newLiveEnv(t, Config{MaxSubscribersPerTenant: 4 * spec.N})
-		a := benchTenant(t, e, spec.N)
+		a := benchTenant(t, e)
 		info = benchServerInfo{Addr: e.addr, Token: a.readKey, Site: a.site.ID.String()}
 	} else {
 		r, stop := newRawServer(t)

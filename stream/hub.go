@@ -306,7 +306,6 @@ func (h *Hub) release(sub *subscriber) {
 		delete(h.tenants, sub.tenant)
 	}
 	h.mu.Unlock()
-	sub.releaseConn()
 }
 
 // track registers a running subscriber for Shutdown; false when shutting down.

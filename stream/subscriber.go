@@ -38,10 +38,8 @@ type subscriber struct {
 	// expires (Unix ns; 0: never).
 	cred    credential
 	expires int64
-	// tenant's live slot and the connection slot (releaseConn) are given
-	// back by Hub.release.
-	tenant      uuid.UUID
-	releaseConn func()
+	// tenant's live slot is given back by Hub.release.
+	tenant uuid.UUID
 	// nextPing is when the housekeeper pings next (Unix ns; its goroutine only).
 	nextPing int64
 

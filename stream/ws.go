@@ -28,7 +28,6 @@ type Tenancy interface {
 	Authenticate(bearer string) (*auth.Principal, error)
 	VerifySession(raw string) (auth.User, error)
 	VisibleSite(p *auth.Principal, site uuid.UUID) (auth.Site, error)
-	AcquireConnection(org uuid.UUID) (release func(), d auth.Decision)
 	LiveOrigin() fiber.Handler
 }
 
@@ -185,17 +184,14 @@ func (h *Hub) admit(cr credential, siteID uuid.UUID, views View) (*subscriber, i
 	if err != nil {
 		return nil, CloseForbidden, "no such site for these credentials"
 	}
-	release, d := h.tenancy.AcquireConnection(st.OrgID)
-	if !d.Allowed {
-		code, reason := d.CloseFrame()
-		return nil, code, reason
-	}
+	// Live subscribers have their own budget (MaxSubscribersPerTenant), not
+	// the tenant's ingest connections: anyone with the public site key can
+	// open those, and must not be able to starve the owner's dashboards.
 	if !h.acquire(st.OrgID) {
-		release()
 		return nil, CloseQuotaExceeded, ReasonLiveSubscribers + " retry_after=" + strconv.Itoa(quotaRetryAfter)
 	}
 	sub := newSubscriber(h, siteID, views, nil)
-	sub.cred, sub.tenant, sub.releaseConn = cr, st.OrgID, release
+	sub.cred, sub.tenant = cr, st.OrgID
 	if exp := expiry(cr.raw); !exp.IsZero() {
 		sub.expires = exp.UnixNano()
 	}
