@@ -241,7 +241,8 @@ func (s *Store) IssueSession(u User) (Session, error) {
 }
 
 // VerifySession verifies a session token and returns its live user. Tokens
-// issued before the user's TokensValidAfter are refused.
+// issued before the user's TokensValidAfter, logged out (Logout) or without
+// an id to log out by are refused.
 func (s *Store) VerifySession(raw string) (User, error) {
 	var c SessionClaims
 	if err := s.tok.parse(raw, AudienceSession, &c); err != nil {
@@ -257,6 +258,12 @@ func (s *Store) VerifySession(raw string) (User, error) {
 	}
 	if c.IssuedAt == nil || c.IssuedAt.Before(u.TokensValidAfter) {
 		return User{}, fmt.Errorf("%w: session was ended", ErrUnauthorized)
+	}
+	if c.ID == "" {
+		return User{}, fmt.Errorf("%w: session has no id", ErrUnauthorized)
+	}
+	if s.sessionRevoked(c.ID) {
+		return User{}, fmt.Errorf("%w: session was logged out", ErrUnauthorized)
 	}
 	return u, nil
 }
