@@ -32,19 +32,34 @@ func (a *API) login(c *fiber.Ctx) error {
 	return c.JSON(sessionAnswer{User: u, Token: sess.Token, ExpiresAt: sess.ExpiresAt})
 }
 
-// logout clears the session cookie; with ?everywhere=true it also ends every
+// logout ends the session the request carries (cookie or bearer) on every
+// node and clears the cookie; with ?everywhere=true it also ends every
 // session of the user on every device.
 func (a *API) logout(c *fiber.Ctx) error {
 	p := Caller(c)
-	if c.QueryBool("everywhere") && p != nil && p.User != nil {
+	if p != nil && p.User != nil {
 		ctx, cancel := opCtx(c)
 		defer cancel()
-		if err := a.s.RevokeSessions(ctx, p.User.ID); err != nil {
+		if err := a.s.Logout(ctx, a.sessionToken(c)); err != nil {
 			return a.fail(c, err)
+		}
+		if c.QueryBool("everywhere") {
+			if err := a.s.RevokeSessions(ctx, p.User.ID); err != nil {
+				return a.fail(c, err)
+			}
 		}
 	}
 	a.s.ClearSessionCookie(c)
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// sessionToken is the session token a request was authenticated with: the
+// bearer when there is one (Middleware prefers it), else the cookie.
+func (a *API) sessionToken(c *fiber.Ctx) string {
+	if tok, ok := bearerToken(c.Get(fiber.HeaderAuthorization)); ok {
+		return tok
+	}
+	return c.Cookies(a.s.cfg.SessionCookie)
 }
 
 type signupRequest struct {

@@ -37,16 +37,19 @@ const (
 	// golang-jwt allocates per dot; CVE-2025-30204).
 	MaxTokenLength = 4096
 
-	// DefaultLoginWindow is the fixed window of the login rate limits.
+	// DefaultLoginWindow is the window of the login rate limits (starting at
+	// a key's first attempt), and how long failures are remembered.
 	DefaultLoginWindow = 15 * time.Minute
-	// DefaultLoginAttemptsPerAccount is the number of login attempts per
-	// account (normalized email) per window.
+	// DefaultLoginAttemptsPerAccount is the number of failed login attempts
+	// per account (normalized email) per window from addresses the account
+	// has not logged in from (see LoginKnownAddressLifetime).
 	DefaultLoginAttemptsPerAccount = 10
-	// DefaultLoginAttemptsPerIP is the number of login attempts per client
-	// address (IPv4 address or IPv6 /64) per window.
+	// DefaultLoginAttemptsPerIP is the number of failed login attempts per
+	// client address (IPv4 address or IPv6 /64) per window, across accounts.
 	DefaultLoginAttemptsPerIP = 50
-	// MaxLimiterEntries caps the keys one login limiter tracks per window;
-	// when full, new keys are refused until the window ends (fail closed).
+	// MaxLimiterEntries caps the keys each table of the login limiter holds
+	// (about 100 bytes each); when full, the least recently used key is
+	// forgotten, so a flood of addresses never refuses a fresh client.
 	MaxLimiterEntries = 100_000
 
 	// DefaultEventsPerSecond is a tenant's event rate when its org sets none.
@@ -114,3 +117,20 @@ const (
 
 // codeUnknownTable is ClickHouse's error code for a missing table.
 const codeUnknownTable int32 = 60
+
+// Login backoff per account and client address (loginLimiter).
+const (
+	// LoginFreeFailures is the number of failed logins of one account from
+	// one address (IPv4 address or IPv6 /64) before each further failure
+	// makes that address wait; typos cost nothing.
+	LoginFreeFailures = 3
+	// LoginBackoffBase is the wait after the LoginFreeFailures-th failure; it
+	// doubles with each further failure.
+	LoginBackoffBase = time.Second
+	// LoginMaxBackoff caps that wait (reached at the 13th failure in a row).
+	LoginMaxBackoff = 15 * time.Minute
+	// LoginKnownAddressLifetime is how long an address (IPv4 address or IPv6
+	// /64) an account logged in from stays known to this node: failures of
+	// the account from other addresses do not hold it back.
+	LoginKnownAddressLifetime = 30 * 24 * time.Hour
+)

@@ -50,6 +50,9 @@ type Store struct {
 	// uses not yet written.
 	lastUsed      map[uuid.UUID]time.Time
 	lastUsedDirty map[uuid.UUID]time.Time
+	// revoked holds the ids of logged-out session tokens not yet expired,
+	// with their expiry.
+	revoked map[string]time.Time
 
 	verMu      sync.Mutex
 	lastUpdate uint64
@@ -71,6 +74,7 @@ func Open(ctx context.Context, db *chdb.DB, cfg Config) (*Store, error) {
 		quotas:   newQuotas(),
 		t:        newTables(),
 		lastUsed: map[uuid.UUID]time.Time{}, lastUsedDirty: map[uuid.UUID]time.Time{},
+		revoked: map[string]time.Time{},
 	}
 	s.idx = buildIndex(s.t)
 	if err := s.Refresh(ctx); err != nil {
@@ -159,8 +163,14 @@ func (s *Store) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
+	revoked, err := s.loadRevokedSessions(ctx, now)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	mergeAll(s.t, fresh)
+	s.mergeRevoked(revoked, now)
 	for id, t := range used {
 		if t.After(s.lastUsed[id]) {
 			s.lastUsed[id] = t

@@ -148,6 +148,7 @@ func (s *Store) ChangePassword(ctx context.Context, id uuid.UUID, oldPassword, n
 	if !ok {
 		return fmt.Errorf("auth: change password: %w", ErrBadCredentials)
 	}
+	s.logins.succeeded(u.Email, client, time.Now())
 	return s.SetPassword(ctx, id, newPassword)
 }
 
@@ -214,7 +215,7 @@ func (s *Store) Login(ctx context.Context, email, password string, client netip.
 	if err != nil || !ok {
 		return User{}, Session{}, fmt.Errorf("auth: login: %w", ErrBadCredentials)
 	}
-	s.logins.succeeded(e)
+	s.logins.succeeded(e, client, time.Now())
 	sess, err := s.IssueSession(u)
 	return u, sess, err
 }
@@ -241,7 +242,8 @@ func (s *Store) IssueSession(u User) (Session, error) {
 }
 
 // VerifySession verifies a session token and returns its live user. Tokens
-// issued before the user's TokensValidAfter are refused.
+// issued before the user's TokensValidAfter, logged out (Logout) or without
+// an id to log out by are refused.
 func (s *Store) VerifySession(raw string) (User, error) {
 	var c SessionClaims
 	if err := s.tok.parse(raw, AudienceSession, &c); err != nil {
@@ -257,6 +259,12 @@ func (s *Store) VerifySession(raw string) (User, error) {
 	}
 	if c.IssuedAt == nil || c.IssuedAt.Before(u.TokensValidAfter) {
 		return User{}, fmt.Errorf("%w: session was ended", ErrUnauthorized)
+	}
+	if c.ID == "" {
+		return User{}, fmt.Errorf("%w: session has no id", ErrUnauthorized)
+	}
+	if s.sessionRevoked(c.ID) {
+		return User{}, fmt.Errorf("%w: session was logged out", ErrUnauthorized)
 	}
 	return u, nil
 }
@@ -359,6 +367,7 @@ func (s *Store) AcceptInvite(ctx context.Context, token, name, password string, 
 		if !ok {
 			return User{}, Member{}, fmt.Errorf("auth: accept invite: %w", ErrBadCredentials)
 		}
+		s.logins.succeeded(u.Email, client, time.Now())
 	case errors.Is(err, ErrNotFound):
 		if u, err = s.CreateUser(ctx, NewUser{Email: in.Email, Name: name, Password: password}); err != nil {
 			return User{}, Member{}, err
