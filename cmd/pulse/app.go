@@ -140,12 +140,50 @@ func httpMetrics(reg prometheus.Registerer) fiber.Handler {
 		} else if err != nil {
 			status = fiber.StatusInternalServerError
 		}
+		// Label values outlive the request, so none of them may be a string
+		// Fiber gives out: those point into buffers it reuses for later
+		// requests (the app is not Immutable), and a stored "GET" would turn
+		// into "OPT" under the next OPTIONS request, two series would share
+		// their labels, and /metrics would answer 500 from then on. The route
+		// is the pattern the route was registered with, the method a
+		// constant (methodLabel), the status a new string.
 		route := c.Route().Path
 		if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
 			route = "unmatched" // keep unknown paths out of the label set
 		}
-		requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-		duration.WithLabelValues(c.Method(), route).Observe(time.Since(start).Seconds())
+		method := methodLabel(c.Method())
+		requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		return err
 	}
+}
+
+// otherMethod is the method label of a request whose method is not one Fiber
+// routes, so that clients cannot grow the label set.
+const otherMethod = "other"
+
+// methodLabel returns m as a constant (the methods Fiber routes) or
+// otherMethod: never m itself, which points into a buffer Fiber reuses.
+func methodLabel(m string) string {
+	switch m {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodConnect:
+		return fiber.MethodConnect
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	case fiber.MethodTrace:
+		return fiber.MethodTrace
+	}
+	return otherMethod
 }
