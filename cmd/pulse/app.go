@@ -83,17 +83,15 @@ func newApp(d appDeps) *fiber.App {
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
 		defer cancel()
-		if err := d.db.Ping(ctx); err != nil {
-			return notReady(c, "clickhouse at "+d.db.Addr+" does not answer: "+err.Error())
+		latest, reason := ready(ctx, d)
+		if reason != "" {
+			// Anyone may ask: the answer says no more than "not ready". The
+			// reason (the database's address, a driver error) is for the
+			// operator, in the log.
+			d.log.Warn("not ready", "reason", reason)
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready"})
 		}
-		st, err := d.db.Status(ctx, d.migrations)
-		if err != nil {
-			return notReady(c, "cannot read the schema version: "+err.Error())
-		}
-		if !st.Current() {
-			return notReady(c, "schema migrations "+strconv.Quote(fmtInts(st.Pending))+" are not applied: run pulse migrate")
-		}
-		return c.JSON(fiber.Map{"status": "ready", "schema_version": st.Latest})
+		return c.JSON(fiber.Map{"status": "ready", "schema_version": latest})
 	})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})))
 	app.Post("/v1/events", d.ingest.PostEvents)
@@ -106,8 +104,20 @@ func newApp(d appDeps) *fiber.App {
 	return app
 }
 
-func notReady(c *fiber.Ctx, reason string) error {
-	return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "reason": reason})
+// ready checks that ClickHouse answers and the schema is current. It returns
+// the schema version, or why the server is not ready.
+func ready(ctx context.Context, d appDeps) (int, string) {
+	if err := d.db.Ping(ctx); err != nil {
+		return 0, "clickhouse at " + d.db.Addr + " does not answer: " + err.Error()
+	}
+	st, err := d.db.Status(ctx, d.migrations)
+	if err != nil {
+		return 0, "cannot read the schema version: " + err.Error()
+	}
+	if !st.Current() {
+		return 0, "schema migrations " + strconv.Quote(fmtInts(st.Pending)) + " are not applied: run pulse migrate"
+	}
+	return st.Latest, ""
 }
 
 func fmtInts(v []int) string {
