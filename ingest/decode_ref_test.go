@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -70,6 +71,9 @@ func refDecodeFrame(data []byte) (refClientFrame, error) {
 	case framePing:
 		if len(f.ID) > maxPingIDBytes {
 			f.ID = nil
+		}
+		if !utf8.Valid(f.ID) {
+			return f, fmt.Errorf("%w: ping id must be valid UTF-8", errFrame)
 		}
 	case "":
 		return f, fmt.Errorf("%w: a frame needs a type", errFrame)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Frame types of the ingest protocol (docs/protocol.md).
@@ -136,6 +137,11 @@ func decodeFrameText(text string, events []string) (clientFrame, error) {
 	case framePing:
 		if len(f.ID) > maxPingIDBytes {
 			f.ID = ""
+		}
+		// The pong echoes the id's text in a text frame, which must be
+		// UTF-8 (RFC 6455): a ping whose id is not is refused, not echoed.
+		if !utf8.ValidString(f.ID) {
+			return f, fmt.Errorf("%w: ping id must be valid UTF-8", errFrame)
 		}
 	case "":
 		return f, fmt.Errorf("%w: a frame needs a type", errFrame)

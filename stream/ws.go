@@ -69,8 +69,10 @@ func (h *Hub) preflight(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	// A browser: only the dashboard's own origin (cross-site WebSocket
-	// hijacking). The session cookie is read here, where the headers are.
-	c.Locals(localCookie, c.Cookies(h.sessionCookie()))
+	// hijacking). The session cookie is read here, where the headers are, and
+	// copied: the subscriber keeps it to re-check it, and Fiber's string
+	// points into a request buffer the server reuses.
+	c.Locals(localCookie, strings.Clone(c.Cookies(h.sessionCookie())))
 	return h.liveOrigin(c)
 }
 
@@ -494,7 +496,10 @@ func (h *Hub) sse(c *fiber.Ctx) error {
 	if err != nil {
 		return fail(c, fiber.StatusBadRequest, err.Error())
 	}
-	sub, code, reason := h.admit(credential{raw: tok}, siteID, views)
+	// The subscriber keeps its credential to re-check it, possibly after
+	// fasthttp has reused the request's buffers for another connection (a
+	// client that left is noticed later): a copy, not Fiber's string.
+	sub, code, reason := h.admit(credential{raw: strings.Clone(tok)}, siteID, views)
 	switch {
 	case sub != nil:
 	case code == CloseAuthFailed:

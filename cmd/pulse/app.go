@@ -83,17 +83,15 @@ func newApp(d appDeps) *fiber.App {
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
 		defer cancel()
-		if err := d.db.Ping(ctx); err != nil {
-			return notReady(c, "clickhouse at "+d.db.Addr+" does not answer: "+err.Error())
+		latest, reason := ready(ctx, d)
+		if reason != "" {
+			// Anyone may ask: the answer says no more than "not ready". The
+			// reason (the database's address, a driver error) is for the
+			// operator, in the log.
+			d.log.Warn("not ready", "reason", reason)
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready"})
 		}
-		st, err := d.db.Status(ctx, d.migrations)
-		if err != nil {
-			return notReady(c, "cannot read the schema version: "+err.Error())
-		}
-		if !st.Current() {
-			return notReady(c, "schema migrations "+strconv.Quote(fmtInts(st.Pending))+" are not applied: run pulse migrate")
-		}
-		return c.JSON(fiber.Map{"status": "ready", "schema_version": st.Latest})
+		return c.JSON(fiber.Map{"status": "ready", "schema_version": latest})
 	})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{Registry: d.registry})))
 	app.Post("/v1/events", d.ingest.PostEvents)
@@ -106,8 +104,20 @@ func newApp(d appDeps) *fiber.App {
 	return app
 }
 
-func notReady(c *fiber.Ctx, reason string) error {
-	return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not ready", "reason": reason})
+// ready checks that ClickHouse answers and the schema is current. It returns
+// the schema version, or why the server is not ready.
+func ready(ctx context.Context, d appDeps) (int, string) {
+	if err := d.db.Ping(ctx); err != nil {
+		return 0, "clickhouse at " + d.db.Addr + " does not answer: " + err.Error()
+	}
+	st, err := d.db.Status(ctx, d.migrations)
+	if err != nil {
+		return 0, "cannot read the schema version: " + err.Error()
+	}
+	if !st.Current() {
+		return 0, "schema migrations " + strconv.Quote(fmtInts(st.Pending)) + " are not applied: run pulse migrate"
+	}
+	return st.Latest, ""
 }
 
 func fmtInts(v []int) string {
@@ -140,12 +150,50 @@ func httpMetrics(reg prometheus.Registerer) fiber.Handler {
 		} else if err != nil {
 			status = fiber.StatusInternalServerError
 		}
+		// Label values outlive the request, so none of them may be a string
+		// Fiber gives out: those point into buffers it reuses for later
+		// requests (the app is not Immutable), and a stored "GET" would turn
+		// into "OPT" under the next OPTIONS request, two series would share
+		// their labels, and /metrics would answer 500 from then on. The route
+		// is the pattern the route was registered with, the method a
+		// constant (methodLabel), the status a new string.
 		route := c.Route().Path
 		if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
 			route = "unmatched" // keep unknown paths out of the label set
 		}
-		requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-		duration.WithLabelValues(c.Method(), route).Observe(time.Since(start).Seconds())
+		method := methodLabel(c.Method())
+		requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		return err
 	}
+}
+
+// otherMethod is the method label of a request whose method is not one Fiber
+// routes, so that clients cannot grow the label set.
+const otherMethod = "other"
+
+// methodLabel returns m as a constant (the methods Fiber routes) or
+// otherMethod: never m itself, which points into a buffer Fiber reuses.
+func methodLabel(m string) string {
+	switch m {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodConnect:
+		return fiber.MethodConnect
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	case fiber.MethodTrace:
+		return fiber.MethodTrace
+	}
+	return otherMethod
 }

@@ -76,7 +76,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		fs.StringVar(&o.clickhouse, "clickhouse", chDefault, "ClickHouse to use, as clickhouse://user:password@host:port/database; empty (dev only) starts a managed clickhouse-server with its data under --data")
 	}
 	if server || cmd == "admin" {
-		fs.StringVar(&o.data, "data", defaultData, "directory for Pulse's local state (the managed ClickHouse of dev, signing keys)")
+		fs.StringVar(&o.data, "data", defaultData, "directory for Pulse's local state (the managed ClickHouse of dev, signing keys), mode 0700 (dev makes an existing one so)")
 		fs.StringVar(&o.keyFile, "signing-keys", "", "JSON file of the Ed25519 keys that sign tokens (created when missing); empty: jwt-keys.json in --data")
 		fs.StringVar(&o.issuer, "issuer", auth.DefaultIssuer, "the iss claim of every token Pulse signs and accepts; use the public base URL when several deployments share users")
 	}

@@ -30,6 +30,11 @@ import (
 func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout io.Writer, log *slog.Logger) error {
 	chURL, managed := o.clickhouse, "no"
 	if dev && chURL == "" {
+		// The managed server's data lives in the data directory, next to
+		// the signing keys: the owner's only.
+		if err := chdb.PrivateDir(o.data, log); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
 		srv, err := chdb.StartServer(ctx, chdb.ServerConfig{Dir: filepath.Join(o.data, "clickhouse"), Logger: log})
 		if err != nil {
 			return err

@@ -21,8 +21,8 @@ import (
 
 // ServerConfig configures a managed local clickhouse-server.
 type ServerConfig struct {
-	// Dir holds the server's config, data and logs. A later start with the same
-	// Dir reuses the data. Required.
+	// Dir holds the server's config, data and logs, in directories of mode
+	// 0700 (PrivateDir). A later start with the same Dir reuses the data. Required.
 	Dir string
 	// Binary is the clickhouse-server (or single `clickhouse`) executable.
 	// Empty: look it up with FindBinary.
@@ -103,9 +103,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("clickhouse: data directory: %w", err)
 	}
 	cfg.Dir = dir
-	for _, sub := range []string{"data", "log"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
-			return nil, fmt.Errorf("clickhouse: create %s: %w", filepath.Join(dir, sub), err)
+	for _, d := range []string{dir, filepath.Join(dir, "data"), filepath.Join(dir, "log")} {
+		if err := PrivateDir(d, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("clickhouse: %w", err)
 		}
 	}
 	stopLeftover(dir, cfg)
@@ -125,6 +125,30 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 }
 
 var errPortTaken = errors.New("port taken")
+
+// privateDirMode is the mode of the directories that hold a managed server's
+// data, config and logs: the owner's only, as the events are visitors' data.
+const privateDirMode = 0o700
+
+// PrivateDir creates dir, and any missing parent, with mode 0700. An existing
+// dir that its group or others may use loses that access (created by an older
+// version, or by hand), and log says so.
+func PrivateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, privateDirMode); err != nil {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("check directory %s: %w", dir, err)
+	}
+	if mode := fi.Mode().Perm(); mode&^privateDirMode != 0 {
+		if err := os.Chmod(dir, mode&privateDirMode); err != nil {
+			return fmt.Errorf("make directory %s private (mode %04o): %w", dir, mode, err)
+		}
+		log.Info("directory made private", "dir", dir, "old_mode", fmt.Sprintf("%04o", mode), "mode", fmt.Sprintf("%04o", mode&privateDirMode))
+	}
+	return nil
+}
 
 func startOnce(ctx context.Context, cfg ServerConfig, bin string, args []string) (*Server, error) {
 	ports, err := freePorts(2)
