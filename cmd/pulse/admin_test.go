@@ -11,13 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
 func TestAdminCLIManagesTenantsAgainstARunningServer(t *testing.T) {
 	db := chtest.Open(t)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	data := t.TempDir()
 	env := map[string]string{"PULSE_CLICKHOUSE": dbURL, "PULSE_DATA": data}
 	admin := func(args ...string) map[string]any {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
@@ -39,7 +38,7 @@ var demoStarting = regexp.MustCompile(`time=(\S+) level=INFO msg="demo traffic s
 func TestDevDemoSendsLiveVisitorsThroughIngestAndBackfillsThirtyDays(t *testing.T) {
 	db := chtest.Open(t)
 	ctx := context.Background()
-	args := []string{"dev", "--demo", "--demo-visits", "4000", "--clickhouse", chdb.URL(db.Addr, db.Database), "--batch-interval", "200ms"}
+	args := []string{"dev", "--demo", "--demo-visits", "4000", "--clickhouse", db.URL(), "--batch-interval", "200ms"}
 	p := startPulse(t, nil, args...)
 	p.waitReady(t)
 	// The history ends where the live traffic starts: when the demo says it starts.

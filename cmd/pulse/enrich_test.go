@@ -10,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
 func TestEventsAreEnrichedAndStoreNoIP(t *testing.T) {
 	db := chtest.Open(t)
-	p := startPulse(t, nil, "dev", "--clickhouse", chdb.URL(db.Addr, db.Database), "--batch-interval", "50ms")
+	p := startPulse(t, nil, "dev", "--clickhouse", db.URL(), "--batch-interval", "50ms")
 	p.waitReady(t)
 	const ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15"
 	send := func(body string) {
@@ -90,7 +89,7 @@ func TestBotsAreFlaggedOrDropped(t *testing.T) {
 	for _, drop := range []bool{false, true} {
 		t.Run(fmt.Sprintf("drop=%v", drop), func(t *testing.T) {
 			db := chtest.Open(t)
-			args := []string{"dev", "--clickhouse", chdb.URL(db.Addr, db.Database), "--batch-interval", "50ms"}
+			args := []string{"dev", "--clickhouse", db.URL(), "--batch-interval", "50ms"}
 			if drop {
 				args = append(args, "--drop-bots")
 			}

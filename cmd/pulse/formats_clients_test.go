@@ -87,7 +87,7 @@ func storedRows(t *testing.T, db *chdb.DB) map[string]storedRow {
 func segmentServer(t *testing.T) (*process, *chdb.DB, string) {
 	t.Helper()
 	db := chtest.Open(t)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	data := t.TempDir()
 	geo, err := filepath.Abs(filepath.Join("..", "..", "node_modules", "@ip-location-db", "geo-whois-asn-country-mmdb", "geo-whois-asn-country.mmdb"))
 	if err != nil {
@@ -419,7 +419,7 @@ func TestPlausibleTrackerEventsAreStoredAsSent(t *testing.T) {
 		t.Fatal("Debian's chromium is required: apt-get install chromium")
 	}
 	db := chtest.Open(t)
-	p := startPulse(t, nil, "dev", "--clickhouse", chdb.URL(db.Addr, db.Database), "--batch-interval", "50ms")
+	p := startPulse(t, nil, "dev", "--clickhouse", db.URL(), "--batch-interval", "50ms")
 	p.waitReady(t)
 
 	// The page lives on its own origin, which the demo site must allow.

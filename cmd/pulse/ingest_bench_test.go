@@ -19,7 +19,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pulse-analytics/pulse/internal/benchws"
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
@@ -44,7 +43,7 @@ const (
 
 func BenchmarkIngest(b *testing.B) {
 	db := chtest.Open(b)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	data := b.TempDir()
 	p := startPulse(b, nil, "dev", "--clickhouse", dbURL, "--data", data)
 	p.waitReady(b)

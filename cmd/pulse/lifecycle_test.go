@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
@@ -34,7 +33,7 @@ func TestMaxRetentionDaysFlag(t *testing.T) {
 
 func TestLifecycleThroughTheCLIAndARunningServer(t *testing.T) {
 	db := chtest.Open(t)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	data := t.TempDir()
 	env := map[string]string{"PULSE_CLICKHOUSE": dbURL, "PULSE_DATA": data}
 	admin := func(args ...string) (map[string]any, error) {

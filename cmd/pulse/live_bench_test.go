@@ -17,7 +17,6 @@ import (
 	fws "github.com/fasthttp/websocket"
 	"github.com/google/uuid"
 
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 	"github.com/pulse-analytics/pulse/stream"
 )
@@ -63,7 +62,7 @@ const (
 // Figures: EventToDashboardP50Ms and P99Ms, against the tick they ran under.
 func BenchmarkLive(b *testing.B) {
 	db := chtest.Open(b)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	data := b.TempDir()
 	p := startPulse(b, nil, "dev", "--clickhouse", dbURL, "--data", data)
 	p.waitReady(b)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,7 +100,7 @@ func TestMigrateCommand(t *testing.T) {
 	if err := db.Exec(ctx, "DROP TABLE schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	var out bytes.Buffer
 	if err := run(ctx, []string{"migrate", "--clickhouse", dbURL, "--json"}, func(string) string { return "" }, &out); err != nil {
 		t.Fatal(err)
@@ -322,7 +323,7 @@ func countEvents(t *testing.T, db *chdb.DB) uint64 {
 
 func TestSIGTERMLosesNoBufferedEvents(t *testing.T) {
 	db := chtest.Open(t)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	// A batch that neither fills nor times out: events stay in the batcher until shutdown.
 	p := startPulse(t, nil, "dev", "--clickhouse", dbURL, "--batch-interval", "1h", "--batch-rows", "1000000")
 	p.waitReady(t)
@@ -362,7 +363,13 @@ func TestDevManagesItsOwnClickHouse(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no managed clickhouse address in the log:\n%s", p.stdout)
 	}
-	db, err := chdb.Open(ctx, chdb.URL(m[1], chdb.DefaultDatabase))
+	// The managed server's password is in the data directory (docs/clickhouse.md).
+	password, err := os.ReadFile(filepath.Join(data, "clickhouse", "password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbURL := (&url.URL{Scheme: "clickhouse", User: url.UserPassword("default", strings.TrimSpace(string(password))), Host: m[1], Path: "/" + chdb.DefaultDatabase}).String()
+	db, err := chdb.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +438,7 @@ func TestStartupErrorsAreOneClearLine(t *testing.T) {
 
 func TestHealthReadyAndMetrics(t *testing.T) {
 	db := chtest.Open(t)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	p := startPulse(t, nil, "serve", "--clickhouse", dbURL)
 	p.waitReady(t)
 

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
@@ -20,7 +19,7 @@ var requestsLine = regexp.MustCompile(`(?m)^pulse_http_requests_total\{method="(
 // and checks that /metrics still answers and counts each method as sent.
 func TestMetricsSurviveMixedMethods(t *testing.T) {
 	db := chtest.Open(t)
-	p := startPulse(t, nil, "serve", "--clickhouse", chdb.URL(db.Addr, db.Database))
+	p := startPulse(t, nil, "serve", "--clickhouse", db.URL())
 	p.waitReady(t)
 
 	methods := []string{"GET", "POST", "OPTIONS", "PUT", "DELETE", "PATCH", "HEAD", "PURGE"}

@@ -31,7 +31,7 @@ func TestVisitorsBehindAReverseProxy(t *testing.T) {
 	} {
 		t.Run("trusted="+tt.trusted, func(t *testing.T) {
 			db := chtest.Open(t)
-			p := startPulse(t, nil, "dev", "--clickhouse", chdb.URL(db.Addr, db.Database), "--batch-interval", "50ms", "--trusted-proxies", tt.trusted)
+			p := startPulse(t, nil, "dev", "--clickhouse", db.URL(), "--batch-interval", "50ms", "--trusted-proxies", tt.trusted)
 			p.waitReady(t)
 			const ua = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 			post := func(path, body string, header map[string]string) {

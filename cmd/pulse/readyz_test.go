@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
@@ -75,7 +74,7 @@ func (r *tcpRelay) cut() {
 func TestReadyzTellsAnonymousCallersNoDetails(t *testing.T) {
 	db := chtest.Open(t)
 	relay := newTCPRelay(t, db.Addr)
-	p := startPulse(t, nil, "serve", "--clickhouse", chdb.URL(relay.addr(), db.Database))
+	p := startPulse(t, nil, "serve", "--clickhouse", db.URLAt(relay.addr()))
 	p.waitReady(t)
 	relay.cut()
 

@@ -66,7 +66,7 @@ func (r resendPath) ourEvent(e sentEvent) map[string]any {
 // across midnight (Plausible's pair, below, excepted).
 func TestResentEventsCountOnce(t *testing.T) {
 	db := chtest.Open(t)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	data := t.TempDir()
 	args := []string{"dev", "--clickhouse", dbURL, "--data", data, "--batch-interval", "50ms"}
 	p := startPulse(t, nil, args...)

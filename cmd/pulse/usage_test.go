@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/pulse-analytics/pulse/internal/chdb"
 	"github.com/pulse-analytics/pulse/internal/chdb/chtest"
 )
 
@@ -22,7 +21,7 @@ import (
 // Each day the usage must say what SQL over the stored events says.
 func TestUsageCountsEveryStoredEvent(t *testing.T) {
 	db := chtest.Open(t)
-	dbURL := chdb.URL(db.Addr, db.Database)
+	dbURL := db.URL()
 	data := t.TempDir()
 	args := []string{"dev", "--demo", "--demo-visits", "300", "--clickhouse", dbURL, "--data", data, "--batch-interval", "200ms"}
 	p := startPulse(t, nil, args...)

@@ -22,6 +22,23 @@ type DB struct {
 	Addr string
 	// Database is the database every unqualified table name refers to.
 	Database string
+	// user and password are the URL's, for URL.
+	user, password string
+}
+
+// URL is the clickhouse:// URL of db's database at its address, with the
+// credentials it was opened with (Redact it before printing).
+func (db *DB) URL() string {
+	return db.URLAt(db.Addr)
+}
+
+// URLAt is URL with the server at addr instead (a proxy in front of it).
+func (db *DB) URLAt(addr string) string {
+	u := &url.URL{Scheme: "clickhouse", Host: addr, Path: "/" + db.Database}
+	if db.user != "" || db.password != "" {
+		u.User = url.UserPassword(db.user, db.password)
+	}
+	return u.String()
 }
 
 // Open connects to the ClickHouse named by rawURL (clickhouse://user:pass@host:port/db?…)
@@ -65,7 +82,7 @@ func dial(ctx context.Context, opts *clickhouse.Options) (*DB, error) {
 		conn.Close()
 		return nil, fmt.Errorf("clickhouse: cannot reach %s: %w", opts.Addr[0], err)
 	}
-	return &DB{Conn: conn, Addr: opts.Addr[0], Database: opts.Auth.Database}, nil
+	return &DB{Conn: conn, Addr: opts.Addr[0], Database: opts.Auth.Database, user: opts.Auth.Username, password: opts.Auth.Password}, nil
 }
 
 // parseURL turns a clickhouse:// URL into driver options with Pulse's defaults.
@@ -104,11 +121,6 @@ func Redact(rawURL string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
-}
-
-// URL builds the clickhouse:// URL of database on a server listening at addr.
-func URL(addr, database string) string {
-	return (&url.URL{Scheme: "clickhouse", Host: addr, Path: "/" + database}).String()
 }
 
 // IsCode reports whether err is a ClickHouse server exception with one of the codes.

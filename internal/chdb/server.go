@@ -3,10 +3,14 @@ package chdb
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,8 +85,12 @@ type Server struct {
 	cfg     ServerConfig
 	cmd     *exec.Cmd
 	tcpAddr string
-	exited  chan struct{} // closed when the process has exited
-	waitErr error         // set before exited is closed
+	// password is the default user's (passwordFile): another local user,
+	// or a page in the developer's browser, cannot query the server
+	// without it.
+	password string
+	exited   chan struct{} // closed when the process has exited
+	waitErr  error         // set before exited is closed
 }
 
 // StartServer writes a config under cfg.Dir, starts clickhouse-server on free
@@ -151,11 +159,15 @@ func PrivateDir(dir string, log *slog.Logger) error {
 }
 
 func startOnce(ctx context.Context, cfg ServerConfig, bin string, args []string) (*Server, error) {
-	ports, err := freePorts(2)
+	ports, err := freePorts(1)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: choose ports: %w", err)
 	}
-	configPath, err := writeServerConfig(cfg.Dir, ports[0], ports[1])
+	password, err := serverPassword(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	configPath, err := writeServerConfig(cfg.Dir, ports[0], password)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +187,7 @@ func startOnce(ctx context.Context, cfg ServerConfig, bin string, args []string)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("clickhouse: start %s: %w", bin, err)
 	}
-	s := &Server{cfg: cfg, cmd: cmd, tcpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), exited: make(chan struct{})}
+	s := &Server{cfg: cfg, cmd: cmd, tcpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), password: password, exited: make(chan struct{})}
 	go func() { // owned by s: Stop waits for exited
 		s.waitErr = cmd.Wait()
 		close(s.exited)
@@ -223,7 +235,10 @@ func (s *Server) waitReady(ctx context.Context, errLog string) error {
 }
 
 // URL returns the clickhouse:// URL of database on this server.
-func (s *Server) URL(database string) string { return URL(s.tcpAddr, database) }
+func (s *Server) URL(database string) string {
+	u := &url.URL{Scheme: "clickhouse", Host: s.tcpAddr, Path: "/" + database, User: url.UserPassword("default", s.password)}
+	return u.String()
+}
 
 // Addr returns the server's native-protocol address.
 func (s *Server) Addr() string { return s.tcpAddr }
@@ -258,6 +273,33 @@ func (s *Server) Stop(ctx context.Context) error {
 // pidFile records the managed server's pid so a later start can stop a
 // leftover server of the same directory (after Pulse itself was killed).
 const pidFile = "clickhouse.pid"
+
+// passwordFile holds the managed server's password, made at the first start
+// (32 hex digits), mode 0600 in the 0700 directory: the developer's
+// clickhouse-client reads it (docs/clickhouse.md), nobody else can.
+const passwordFile = "password"
+
+// serverPassword reads the password of the server in dir, making it first.
+func serverPassword(dir string) (string, error) {
+	path := filepath.Join(dir, passwordFile)
+	raw, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(raw))) >= 32 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return "", fmt.Errorf("clickhouse: password file: %w", err)
+		}
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("clickhouse: password file: %w", err)
+	}
+	var secret [16]byte
+	_, _ = rand.Read(secret[:])
+	password := hex.EncodeToString(secret[:])
+	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("clickhouse: password file: %w", err)
+	}
+	return password, nil
+}
 
 // stopLeftover stops a server that an earlier Pulse started on dir and did not stop.
 func stopLeftover(dir string, cfg ServerConfig) {
@@ -325,15 +367,20 @@ const (
 //go:embed server_config.xml.tmpl
 var serverConfigText string
 
-//go:embed server_users.xml
+//go:embed server_users.xml.tmpl
 var serverUsersText string
 
-var serverConfigTmpl = template.Must(template.New("config").Parse(serverConfigText))
+var (
+	serverConfigTmpl = template.Must(template.New("config").Parse(serverConfigText))
+	serverUsersTmpl  = template.Must(template.New("users").Parse(serverUsersText))
+)
 
-// writeServerConfig writes config.xml and users.xml for a server on the given ports.
-func writeServerConfig(dir string, tcpPort, httpPort int) (string, error) {
+// writeServerConfig writes config.xml and users.xml for a server on the
+// native-protocol port tcpPort (no HTTP port: Pulse does not use it, and a
+// web page could post queries to it) whose default user has password.
+func writeServerConfig(dir string, tcpPort int, password string) (string, error) {
 	var buf bytes.Buffer
-	err := serverConfigTmpl.Execute(&buf, map[string]any{"Dir": dir, "TCPPort": tcpPort, "HTTPPort": httpPort})
+	err := serverConfigTmpl.Execute(&buf, map[string]any{"Dir": dir, "TCPPort": tcpPort})
 	if err != nil {
 		return "", fmt.Errorf("clickhouse: render config: %w", err)
 	}
@@ -341,7 +388,12 @@ func writeServerConfig(dir string, tcpPort, httpPort int) (string, error) {
 	if err := os.WriteFile(configPath, buf.Bytes(), 0o640); err != nil {
 		return "", fmt.Errorf("clickhouse: write config: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, usersConfigFile), []byte(serverUsersText), 0o640); err != nil {
+	var users bytes.Buffer
+	sum := sha256.Sum256([]byte(password))
+	if err := serverUsersTmpl.Execute(&users, map[string]any{"PasswordSHA256": hex.EncodeToString(sum[:])}); err != nil {
+		return "", fmt.Errorf("clickhouse: render users config: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, usersConfigFile), users.Bytes(), 0o600); err != nil {
 		return "", fmt.Errorf("clickhouse: write users config: %w", err)
 	}
 	return configPath, nil

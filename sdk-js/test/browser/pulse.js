@@ -61,7 +61,9 @@ export class Pulse {
 
   /** query runs SQL on Pulse's ClickHouse and returns the rows (JSONEachRow). */
   query(sql) {
-    const r = spawnSync('clickhouse-client', ['--host', '127.0.0.1', '--port', this.chPort, '--database', 'pulse', '-q', sql + ' FORMAT JSONEachRow'], { encoding: 'utf8' })
+    // The managed server's password is in the data directory (docs/clickhouse.md).
+    const password = readFileSync(join(this.dir, 'data', 'clickhouse', 'password'), 'utf8').trim()
+    const r = spawnSync('clickhouse-client', ['--host', '127.0.0.1', '--port', this.chPort, '--password', password, '--database', 'pulse', '-q', sql + ' FORMAT JSONEachRow'], { encoding: 'utf8' })
     if (r.status !== 0) throw new Error('clickhouse-client: ' + r.stderr)
     return r.stdout.trim().split('\n').filter(Boolean).map(l => JSON.parse(l))
   }
