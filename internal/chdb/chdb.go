@@ -22,6 +22,8 @@ type DB struct {
 	Addr string
 	// Database is the database every unqualified table name refers to.
 	Database string
+	// zones caches KnowsTimeZone.
+	zones zoneCache
 }
 
 // Open connects to the ClickHouse named by rawURL (clickhouse://user:pass@host:port/db?…)
