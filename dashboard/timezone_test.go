@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,4 +76,27 @@ func TestStoredZoneClickHouseRefusesFallsBackToUTC(t *testing.T) {
 
 func equalRows(a, b []row) bool {
 	return toJSON(a) == toJSON(b)
+}
+
+// TestDateRangeOutsideDateTimeIsRefused: a date Go parses and ClickHouse's
+// DateTime cannot hold is a 400, not an answer of wrapped-around times.
+func TestDateRangeOutsideDateTimeIsRefused(t *testing.T) {
+	f := newQueryFixture(t)
+	for _, dr := range [][]string{
+		{"1969-12-01", "1970-01-31"},
+		{"2199-01-01", "2199-01-02"},
+		{"1960-01-01T00:00:00Z", "1961-01-01T00:00:00Z"},
+		{"2105-12-01T00:00:00Z", "2106-03-01T00:00:00Z"},
+	} {
+		status, body := f.post(t, "/api/v1/query", f.keyA, map[string]any{"site_id": f.a.Site.ID, "metrics": []string{"pageviews"}, "date_range": dr})
+		if status != 400 || body["field"] != "date_range" || !strings.Contains(body["error"].(string), MinQueryDate) {
+			t.Errorf("date_range %v: %d %v, want 400 naming date_range and the bounds", dr, status, body)
+		}
+	}
+	// The edges themselves are answered.
+	for _, dr := range [][]string{{MinQueryDate, "1970-01-05"}, {"2105-12-01", MaxQueryDate}} {
+		if status, body := f.post(t, "/api/v1/query", f.keyA, map[string]any{"site_id": f.a.Site.ID, "metrics": []string{"pageviews"}, "date_range": dr}); status != 200 {
+			t.Errorf("date_range %v: %d %v, want 200", dr, status, body)
+		}
+	}
 }
