@@ -348,3 +348,54 @@ func TestAPILoginLimitPerForwardedClient(t *testing.T) {
 		t.Fatalf("third failed login from one peer claiming another address = %d, want 429", got)
 	}
 }
+
+// TestSiteTimeZoneMustBeKnownToClickHouse: a zone Go loads and ClickHouse
+// does not (right/UTC on 18.16) is a 400 on create and on update, and the
+// site keeps its zone.
+func TestSiteTimeZoneMustBeKnownToClickHouse(t *testing.T) {
+	s := openStore(t, chtest.Open(t), testConfig(t))
+	app := apiApp(s)
+	ctx := context.Background()
+	if _, err := time.LoadLocation("right/UTC"); err != nil {
+		t.Skipf("Go cannot load right/UTC here (%v): nothing to compare", err)
+	}
+	if _, err := s.CreateUser(ctx, NewUser{Email: "tz@shop.test", Name: "Tz", Password: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	_, raw := apiCall(t, app, "POST", "/api/v1/login", "", map[string]any{"email": "tz@shop.test", "password": testPassword})
+	var login map[string]any
+	_ = json.Unmarshal([]byte(raw), &login)
+	tok, _ := login["token"].(string)
+	_, raw = apiCall(t, app, "POST", "/api/v1/orgs", tok, map[string]any{"name": "Tz"})
+	var org map[string]any
+	_ = json.Unmarshal([]byte(raw), &org)
+	orgID, _ := org["id"].(string)
+
+	status, body := apiCall(t, app, "POST", "/api/v1/orgs/"+orgID+"/sites", tok, map[string]any{"domain": "tz.test", "time_zone": "right/UTC"})
+	if status != 400 || !strings.Contains(body, `right/UTC`) || !strings.Contains(body, "not known to ClickHouse") {
+		t.Fatalf("create with right/UTC = %d %s, want 400 saying ClickHouse does not know it", status, body)
+	}
+	status, body = apiCall(t, app, "POST", "/api/v1/orgs/"+orgID+"/sites", tok, map[string]any{"domain": "tz.test", "time_zone": "Europe/Berlin"})
+	if status != 201 {
+		t.Fatalf("create with Europe/Berlin = %d %s", status, body)
+	}
+	var site map[string]any
+	_ = json.Unmarshal([]byte(body), &site)
+	siteID, _ := site["id"].(string)
+	status, body = apiCall(t, app, "PATCH", "/api/v1/sites/"+siteID, tok, map[string]any{"time_zone": "right/UTC"})
+	if status != 400 || !strings.Contains(body, "not known to ClickHouse") {
+		t.Fatalf("update to right/UTC = %d %s, want 400", status, body)
+	}
+	if st, err := s.Site(uuid.MustParse(siteID)); err != nil || st.TimeZone != "Europe/Berlin" {
+		t.Fatalf("after the refused update the site is %+v, %v; want Europe/Berlin kept", st, err)
+	}
+	// Asked twice, answered the same (the second from the cache).
+	for range 2 {
+		if known, err := s.db.KnowsTimeZone(ctx, "right/UTC"); err != nil || known {
+			t.Fatalf("KnowsTimeZone(right/UTC) = %v, %v", known, err)
+		}
+		if known, err := s.db.KnowsTimeZone(ctx, "America/Ciudad_Juarez"); err != nil || !known {
+			t.Fatalf("KnowsTimeZone(America/Ciudad_Juarez) = %v, %v", known, err)
+		}
+	}
+}

@@ -162,7 +162,7 @@ func (s *Store) CreateSite(ctx context.Context, org uuid.UUID, in SiteInput) (Si
 	if origins, err = normalizeOrigins(origins); err != nil {
 		return Site{}, err
 	}
-	tz, err := checkTimeZone(in.TimeZone)
+	tz, err := s.siteTimeZone(ctx, in.TimeZone)
 	if err != nil {
 		return Site{}, err
 	}
@@ -228,6 +228,24 @@ func (s *Store) Sites(org uuid.UUID) []Site {
 	return slices.Clone(s.idx.sitesByOrg[org])
 }
 
+// siteTimeZone validates a site's time zone (empty means UTC) by Go's
+// rules and then by the ClickHouse server's, which computes the reports in
+// it and knows fewer zones than Go (right/UTC).
+func (s *Store) siteTimeZone(ctx context.Context, tz string) (string, error) {
+	tz, err := checkTimeZone(tz)
+	if err != nil {
+		return "", err
+	}
+	known, err := s.db.KnowsTimeZone(ctx, tz)
+	if err != nil {
+		return "", fmt.Errorf("auth: site time zone: %w", err)
+	}
+	if !known {
+		return "", invalid("time zone %q is not known to ClickHouse, which computes the reports: use the zone's plain IANA name (for example UTC or Europe/Berlin)", tz)
+	}
+	return tz, nil
+}
+
 // SiteUpdate changes the fields that are not nil.
 type SiteUpdate struct {
 	AllowedOrigins *[]string `json:"allowed_origins"`
@@ -249,7 +267,7 @@ func (s *Store) UpdateSite(ctx context.Context, id uuid.UUID, up SiteUpdate) (Si
 		}
 	}
 	if up.TimeZone != nil {
-		if site.TimeZone, err = checkTimeZone(*up.TimeZone); err != nil {
+		if site.TimeZone, err = s.siteTimeZone(ctx, *up.TimeZone); err != nil {
 			return Site{}, err
 		}
 	}

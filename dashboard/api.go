@@ -172,6 +172,8 @@ func (a *API) fail(c *fiber.Ctx, err error) error {
 		return c.Status(fiber.StatusGatewayTimeout).JSON(fiber.Map{"error": ErrQueryTimeout.Error()})
 	case errors.Is(err, ErrQueryMemory):
 		return c.Status(fiber.StatusUnprocessableEntity).JSON(fiber.Map{"error": ErrQueryMemory.Error()})
+	case errors.Is(err, ErrPattern):
+		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": err.Error()})
 	case errors.Is(err, ErrQueryTooLarge):
 		return c.Status(fiber.StatusUnprocessableEntity).JSON(fiber.Map{"error": ErrQueryTooLarge.Error()})
 	}

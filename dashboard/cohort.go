@@ -46,6 +46,9 @@ type CohortMeta struct {
 	// still forming, or a later period of an earlier cohort) count so far.
 	IncompleteUntil  string `json:"incomplete_until,omitempty"`
 	IncompletePeriod string `json:"incomplete_period,omitempty"`
+	// Warnings say what the answer is not as asked (a site time zone the
+	// database cannot use, so UTC).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (a *API) cohorts(c *fiber.Ctx) error {
@@ -139,7 +142,7 @@ func (e *Engine) Cohorts(ctx context.Context, q *Query, period string, periods i
 	if err := rows.Err(); err != nil {
 		return nil, queryError(err)
 	}
-	res := &CohortResult{Cohorts: []Cohort{}, Meta: CohortMeta{TimeZone: q.loc.String(), Period: period, DateRange: rangeLabels(q.r), IncompleteUntil: q.incompleteUntil()}}
+	res := &CohortResult{Cohorts: []Cohort{}, Meta: CohortMeta{TimeZone: q.loc.String(), Period: period, DateRange: rangeLabels(q.r), IncompleteUntil: q.incompleteUntil(), Warnings: q.warnings}}
 	if res.Meta.IncompleteUntil != "" {
 		at := q.now
 		if at.Before(q.r.From) {

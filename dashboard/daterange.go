@@ -85,7 +85,7 @@ func parseDateRange(raw json.RawMessage, loc *time.Location, now time.Time, firs
 		if d2.Sub(d1) > 20*366*24*time.Hour {
 			return timeRange{}, fieldErr(field, "at most 20 years")
 		}
-		return dayRange(d1, d2.AddDate(0, 0, 1)), nil
+		return inDateTime(dayRange(d1, d2.AddDate(0, 0, 1)))
 	}
 	t1, err1 := time.Parse(time.RFC3339, pair[0])
 	t2, err2 := time.Parse(time.RFC3339, pair[1])
@@ -98,7 +98,19 @@ func parseDateRange(raw json.RawMessage, loc *time.Location, now time.Time, firs
 	if t2.Sub(t1) > 20*366*24*time.Hour {
 		return timeRange{}, fieldErr(field, "at most 20 years")
 	}
-	return timeRange{From: t1.In(loc), To: t2.In(loc), Loc: loc}, nil
+	return inDateTime(timeRange{From: t1.In(loc), To: t2.In(loc), Loc: loc})
+}
+
+// inDateTime refuses a range ClickHouse's DateTime cannot hold (see
+// MinQueryDate), rather than let it wrap into a silently wrong answer.
+func inDateTime(r timeRange) (timeRange, error) {
+	// A day's slack on each side: the bounds are days in any zone.
+	lo, _ := time.Parse(time.DateOnly, MinQueryDate)
+	hi, _ := time.Parse(time.DateOnly, MaxQueryDate)
+	if r.From.Before(lo.AddDate(0, 0, -1)) || r.To.After(hi.AddDate(0, 0, 2)) {
+		return timeRange{}, fieldErr("date_range", "dates are from %s to %s: ClickHouse's DateTime holds no others", MinQueryDate, MaxQueryDate)
+	}
+	return r, nil
 }
 
 // bucketStart is the start of the time bucket of grain that holds t, in loc,

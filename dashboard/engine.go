@@ -73,6 +73,8 @@ func queryError(err error) error {
 		return fmt.Errorf("%w (%v)", ErrQueryMemory, err)
 	case chdb.IsCode(err, codeTooManyRows, codeTooManyRowsOrBytes):
 		return fmt.Errorf("%w (%v)", ErrQueryTooLarge, err)
+	case chdb.IsCode(err, codeCannotCompileRegexp):
+		return patternError(err)
 	}
 	return fmt.Errorf("dashboard: query: %w", err)
 }

@@ -58,6 +58,9 @@ type FunnelMeta struct {
 	TimeZone  string    `json:"time_zone"`
 	DateRange [2]string `json:"date_range"`
 	Window    int       `json:"window"`
+	// Warnings say what the answer is not as asked (a site time zone the
+	// database cannot use, so UTC).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type funnel struct {
@@ -203,7 +206,7 @@ func (e *Engine) Funnel(ctx context.Context, f *funnel) (*FunnelResult, error) {
 	if err := rows.Err(); err != nil {
 		return nil, queryError(err)
 	}
-	res := &FunnelResult{Steps: f.results(total), Meta: FunnelMeta{TimeZone: q.loc.String(), DateRange: rangeLabels(q.r), Window: f.window}}
+	res := &FunnelResult{Steps: f.results(total), Meta: FunnelMeta{TimeZone: q.loc.String(), DateRange: rangeLabels(q.r), Window: f.window, Warnings: q.warnings}}
 	if f.breakdown != nil {
 		values := make([]string, 0, len(byGroup))
 		for g := range byGroup {

@@ -60,3 +60,12 @@ const (
 	DefaultCohortPeriods = 8
 	MaxCohortPeriods     = 52
 )
+
+// The days a date range may name. ClickHouse's DateTime and Date hold
+// 1970-01-01 to 2105 (18.16 reads a date outside as 1970-01-01, silently),
+// and times are bound as UInt32 seconds, which a time before 1970 would
+// wrap; the day of slack on each side leaves room for a site's UTC offset.
+const (
+	MinQueryDate = "1970-01-02"
+	MaxQueryDate = "2105-12-31"
+)

@@ -30,6 +30,8 @@ type Query struct {
 	// now is when the query was asked: a range that has not ended is
 	// answered and compared up to it.
 	now time.Time
+	// warnings go into the answer's meta (see reportZone).
+	warnings []string
 }
 
 // builder is a SQL builder for q; rollup lets it read rollup_days.
@@ -142,7 +144,7 @@ func (q *Query) plan(r timeRange, dims []dimension) (parts []partQuery, pos [][]
 
 // Run answers q.
 func (e *Engine) Run(ctx context.Context, q *Query) (*Result, error) {
-	res := &Result{Meta: ResultMeta{TimeZone: q.loc.String(), DateRange: rangeLabels(q.r), IncompleteUntil: q.incompleteUntil()}}
+	res := &Result{Meta: ResultMeta{TimeZone: q.loc.String(), DateRange: rangeLabels(q.r), IncompleteUntil: q.incompleteUntil(), Warnings: q.warnings}}
 	for _, m := range q.metrics {
 		res.Meta.Metrics = append(res.Meta.Metrics, m.name)
 	}

@@ -13,9 +13,16 @@ import (
 
 // ParseQuery validates req for site at now.
 func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, now time.Time) (*Query, error) {
+	site, warning, err := e.reportZone(ctx, site)
+	if err != nil {
+		return nil, err
+	}
 	q, err := parseQuery(req, site, now, func(s scope) (time.Time, error) { return e.firstDay(ctx, s) })
 	if err != nil {
 		return nil, err
+	}
+	if warning != "" {
+		q.warnings = append(q.warnings, warning)
 	}
 	st, err := e.siteState(ctx, q.scope)
 	if err != nil {
@@ -24,6 +31,29 @@ func (e *Engine) ParseQuery(ctx context.Context, req Request, site auth.Site, no
 	q.watermark, q.multiday, q.openSince = st.watermark, st.multiday, st.openSince
 	q.now = now
 	return q, nil
+}
+
+// reportZone is site with the time zone its reports are computed in: its
+// own when Go and the ClickHouse server both load it, else UTC and a warning
+// that says so. auth refuses such zones, but one stored before it did (or
+// that a server upgrade dropped) must not fail every report of the site.
+func (e *Engine) reportZone(ctx context.Context, site auth.Site) (auth.Site, string, error) {
+	if site.TimeZone == "" || site.TimeZone == "UTC" {
+		return site, "", nil
+	}
+	_, err := time.LoadLocation(site.TimeZone)
+	known := err == nil && site.TimeZone != "Local"
+	if known {
+		if known, err = e.db.KnowsTimeZone(ctx, site.TimeZone); err != nil {
+			return site, "", queryError(err)
+		}
+	}
+	if known {
+		return site, "", nil
+	}
+	warning := fmt.Sprintf("the site's time zone %q is not known to the database; reports are in UTC", site.TimeZone)
+	site.TimeZone = "UTC"
+	return site, warning, nil
 }
 
 // firstDay is the first UTC day with visits of the site, zero when none.

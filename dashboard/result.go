@@ -46,6 +46,9 @@ type ResultMeta struct {
 	ComparisonDateRange *[2]string      `json:"comparison_date_range,omitempty"`
 	Comparison          *ComparisonMeta `json:"comparison,omitempty"`
 	TotalRows           *int            `json:"total_rows,omitempty"`
+	// Warnings say what the answer is not as asked (a site time zone the
+	// database cannot use, so UTC).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // groups is the rows of a query keyed by their dimension values.

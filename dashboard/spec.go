@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -376,8 +375,8 @@ func (p *filterParser) parse(field string, raw json.RawMessage, depth int) (*fil
 			return nil, fieldErr(fmt.Sprintf("%s[2][%d]", field, i), "a value is at most %d bytes of UTF-8 without NUL", MaxValueLength)
 		}
 		if strings.HasPrefix(op, "matches") {
-			if _, err := regexp.Compile(v); err != nil {
-				return nil, fieldErr(fmt.Sprintf("%s[2][%d]", field, i), "not a regular expression (RE2 syntax): %v", err)
+			if err := checkPattern(v); err != nil {
+				return nil, fieldErr(fmt.Sprintf("%s[2][%d]", field, i), "%v", err)
 			}
 		}
 	}

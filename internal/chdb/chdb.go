@@ -24,6 +24,8 @@ type DB struct {
 	Database string
 	// user and password are the URL's, for URL.
 	user, password string
+	// zones caches KnowsTimeZone.
+	zones zoneCache
 }
 
 // URL is the clickhouse:// URL of db's database at its address, with the
