@@ -51,15 +51,17 @@ export interface QueryResult {
     /** set while the range has not ended: the moment it was answered up to */
     incomplete_until?: string
     comparison_date_range?: [string, string]; comparison?: ComparisonMeta; total_rows: number
+    /** what the answer had to do differently, in words for the user (a site's time zone the database does not know: UTC) */
+    warnings?: string[]
   }
 }
 export interface FunnelStep { label: string; visitors: number; conversion_rate: number; conversion_rate_step: number; dropoff: number }
-export interface FunnelResult { steps: FunnelStep[]; breakdown?: { value: string; steps: FunnelStep[] }[]; meta: { time_zone: string; date_range: [string, string]; window: number } }
+export interface FunnelResult { steps: FunnelStep[]; breakdown?: { value: string; steps: FunnelStep[] }[]; meta: { time_zone: string; date_range: [string, string]; window: number; warnings?: string[] } }
 export interface Cohort { cohort: string; users: number; retained: number[]; rate: number[] }
 export interface RetentionResult {
   cohorts: Cohort[]
   /** incomplete_period: the start of the day or week that holds incomplete_until, whose cells count so far */
-  meta: { time_zone: string; period: string; date_range: [string, string]; incomplete_until?: string; incomplete_period?: string }
+  meta: { time_zone: string; period: string; date_range: [string, string]; incomplete_until?: string; incomplete_period?: string; warnings?: string[] }
 }
 
 /** ApiError is a failed API call: status and the server's message. */

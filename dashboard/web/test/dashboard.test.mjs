@@ -702,6 +702,29 @@ test('site settings create a share link that opens without login and shows only 
   await anon.getByText('This share link is not valid').waitFor()
 })
 
+test('a site whose stored time zone the database does not know reports in UTC and says so', async t => {
+  const p = await page(t)
+  if (!await pulse.queryAPI()) { t.skip('the query API is not on this build'); return }
+  // The API refuses such a zone now; a site can hold one saved before that check existed.
+  const site = await pulse.api('POST', `/orgs/${pulse.org}/sites`, { domain: 'zone-check.example', time_zone: 'Europe/Berlin' })
+  pulse.clickhouse("INSERT INTO auth_sites (id, org_id, domain, generation, public_key, allowed_origins, time_zone, identity_secret, created_at, deleted, version, honor_dnt, retention_days)" +
+    ` SELECT id, org_id, domain, generation, public_key, allowed_origins, 'right/UTC', identity_secret, created_at, deleted, version + 1, honor_dnt, retention_days FROM auth_sites FINAL WHERE id = '${site.id}'`)
+  // Every node reads the sites again within its refresh interval.
+  for (const end = Date.now() + 30000; (await pulse.api('GET', `/sites/${site.id}`)).time_zone !== 'right/UTC'; await p.waitForTimeout(250)) {
+    assert.ok(Date.now() < end, 'the stored time zone never reached the API')
+  }
+  const warning = /time zone "right\/UTC" is not known to the database; reports are in UTC/
+  for (const view of ['report?range=7d', 'funnels?range=7d&step=page:/&step=page:/pricing', 'retention']) {
+    await p.goto(`${pulse.base}/sites/${site.id}/${view}`)
+    const shown = p.locator('.answer-warning')
+    await shown.first().waitFor({ timeout: 15000 })
+    assert.match(await shown.first().innerText(), warning, `${view}: the warning`)
+  }
+  await p.goto(`${pulse.base}/sites/${site.id}/report?range=7d`)
+  await p.locator('.answer-warning').waitFor()
+  await p.getByText(/by day · UTC/).waitFor({ timeout: 15000 })
+})
+
 test('funnels and retention render from the query API', async t => {
   const p = await page(t)
   if (!await pulse.queryAPI()) { t.skip('the query API is not on this build'); return }

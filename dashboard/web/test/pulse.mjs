@@ -1,6 +1,6 @@
 // A real Pulse (`pulse dev` with its managed ClickHouse, the dashboard built in) and headless
 // Chromium for the dashboard's browser tests.
-import { spawn, execFileSync } from 'node:child_process'
+import { spawn, execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -48,6 +48,20 @@ export class Pulse {
     const orgs = await this.api('GET', '/orgs')
     this.org = orgs[0].id
     this.site = (await this.api('GET', `/orgs/${this.org}/sites`)).find(s => s.public_key === this.key).id
+  }
+
+  /**
+   * clickhouse runs SQL on Pulse's managed ClickHouse (the port of its "clickhouse ready" line, the
+   * password in the data directory, docs/clickhouse.md), for what the API cannot do: data
+   * written before a check existed.
+   */
+  clickhouse(sql) {
+    const port = this.out.match(/msg="clickhouse ready" addr=[\d.]+:(\d+)/)?.[1]
+    if (!port) throw new Error('no "clickhouse ready" line in pulse\'s log')
+    const password = readFileSync(join(this.dir, 'data', 'clickhouse', 'password'), 'utf8').trim()
+    const r = spawnSync('clickhouse-client', ['--host', '127.0.0.1', '--port', port, '--password', password, '--database', 'pulse', '-q', sql], { encoding: 'utf8' })
+    if (r.status !== 0) throw new Error('clickhouse-client: ' + r.stderr)
+    return r.stdout
   }
 
   /** waitLog waits until Pulse's output matches re (e.g. the demo's history is written). */

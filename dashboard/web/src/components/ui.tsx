@@ -25,6 +25,13 @@ export function Notice(props: { kind?: 'error' | 'info' | 'warn'; children?: Com
   return <div class={'notice ' + (props.kind || 'info')} role={props.kind === 'error' ? 'alert' : undefined}>{props.children}</div>
 }
 
+/** Warnings shows what an answer's meta.warnings say it had to do differently (for example
+ * report in UTC because the database does not know the site's time zone). */
+export function Warnings(props: { warnings?: string[] }) {
+  if (!props.warnings?.length) return null
+  return <>{props.warnings.map(w => <Notice kind="warn" key={w}><span class="answer-warning">{w}</span></Notice>)}</>
+}
+
 /** Segmented is a small group of mutually exclusive choices (tabs of a panel, ranges). */
 export function Segmented<T extends string>(props: { value: T; options: [T, string][]; onChange: (v: T) => void; label: string; small?: boolean }) {
   return (

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { api, notAvailable, type Site } from '../api'
 import { navigate, useLocation, withQuery } from '../router'
 import { exact, pct } from '../format'
-import { Card, Notice, Spinner, useAsync } from '../components/ui'
+import { Card, Notice, Spinner, useAsync, Warnings } from '../components/ui'
 import { PRESETS, rangeLabel, readState } from './report-state'
 
 interface Step { kind: 'page' | 'event'; value: string }
@@ -84,7 +84,7 @@ export function Funnels(props: { site: Site }) {
           {steps.length < 2 ? <p class="muted">Choose at least two steps, then “Show funnel”.</p>
             : result.error ? <Notice kind="error">{result.error.message}</Notice>
             : !result.data ? <Spinner />
-            : <FunnelBars steps={result.data.steps} />}
+            : <><Warnings warnings={result.data.meta.warnings} /><FunnelBars steps={result.data.steps} /></>}
         </Card>
       </div>
     </div>

@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, MAX_LIMIT, notAvailable, type Filter, type QueryResult, type QuerySpec, type Site } from '../api'
 import { navigate, useLocation, withQuery, type Loc } from '../router'
 import { bucket, country, duration, label as valueLabel, METRICS, noChangeReason, num, partialBucket, pct, ymd } from '../format'
-import { BarList, Card, Notice, Segmented, Spinner, useAsync } from '../components/ui'
+import { BarList, Card, Notice, Segmented, Spinner, useAsync, Warnings } from '../components/ui'
 import { TimeChart } from '../components/chart'
 import { ComparedChange, ComparisonCaption } from '../components/compare'
 import { DIMENSIONS, OPERATORS, PRESETS, filterParam, interval, rangeLabel, readState, type ReportState } from './report-state'
@@ -55,6 +55,7 @@ export function Report(props: { site: Site; base?: string }) {
       <Controls loc={loc} st={st} go={go} />
       {st.filters.length > 0 && <Chips filters={st.filters} onRemove={removeFilter} onClear={() => go({ f: null })} />}
       {top.error && <Notice kind="error">{top.error.message}</Notice>}
+      <Warnings warnings={top.data?.meta.warnings} />
       {st.compare && <ComparisonCaption meta={top.data?.meta.comparison} until={top.data?.meta.incomplete_until} />}
       <TopStats res={top.data} st={st} metrics={topMetrics} labels={goal ? GOAL_LABELS : {}} onMetric={m => navigate(withQuery(loc, { metric: m === 'visitors' ? null : m }), { replace: true })} />
       <MainChart site={site} st={st} />

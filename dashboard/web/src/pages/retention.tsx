@@ -5,7 +5,7 @@ import { useEffect } from 'preact/hooks'
 import { api, notAvailable, type Site } from '../api'
 import { navigate, useLocation, withQuery } from '../router'
 import { bucket, exact } from '../format'
-import { Card, Notice, Segmented, Spinner, useAsync } from '../components/ui'
+import { Card, Notice, Segmented, Spinner, useAsync, Warnings } from '../components/ui'
 
 const RANGES: [string, string][] = [['30d', '30 days'], ['90d', '90 days'], ['12mo', '12 months']]
 
@@ -31,6 +31,7 @@ export function Retention(props: { site: Site }) {
           <Segmented label="Range" value={range} onChange={v => navigate(withQuery(loc, { range: v === '90d' ? null : v }), { replace: true })} options={RANGES} />
         </div>
       </div>
+      <Warnings warnings={res.data?.meta.warnings} />
       <Card class="retention">
         {res.error ? <Notice kind="error">{res.error.message}</Notice>
           : !res.data ? <Spinner />
