@@ -114,5 +114,9 @@ func (a *API) usage(c *fiber.Ctx) error {
 	if err != nil {
 		return a.fail(c, err)
 	}
-	return c.JSON(fiber.Map{"org_id": id, "quota": a.s.QuotaOf(id), "days": nonNil(days)})
+	sources, err := a.s.UsageSources(ctx, id, time.Now())
+	if err != nil {
+		return a.fail(c, err)
+	}
+	return c.JSON(fiber.Map{"org_id": id, "quota": a.s.QuotaOf(id), "days": nonNil(days), "sources": sources})
 }

@@ -16,7 +16,9 @@ export interface Invite { id: string; org_id: string; email: string; role: Role;
 export interface APIKey { id: string; org_id: string; name: string; prefix: string; scopes: Scope[]; created_at: string; last_used_at: string }
 export interface ShareLink { id: string; org_id: string; site_id: string; name: string; expires_at: string; created_at: string }
 export interface UsageDay { day: string; events: number; rejected_events: number }
-export interface Usage { org_id: string; quota: Quota; days: UsageDay[] }
+/** UsageSource: a site and host name of the org's events received this month (the largest first). */
+export interface UsageSource { site_id: string; hostname: string; events: number; bot_events: number }
+export interface Usage { org_id: string; quota: Quota; days: UsageDay[]; sources?: UsageSource[] }
 export interface Me { user?: User; memberships?: Membership[]; share_link?: ShareLink }
 
 // Query API (docs/query-api.md).

@@ -805,6 +805,25 @@ test('organization settings list the members with their emails and the usage', a
   await p.goto(`${pulse.base}/orgs/${pulse.org}/settings`)
   await p.locator('.member', { hasText: pulse.email }).waitFor()
   await p.getByText('Events this month').waitFor()
+  // Where this month's events come from: the API's sources, read before and after the page
+  // (the demo keeps sending, so counts only grow between the three reads).
+  const usage = () => pulse.api('GET', `/orgs/${pulse.org}/usage`)
+  const before = (await usage()).sources
+  await p.reload()
+  const rows = p.locator('.usage-sources tbody tr')
+  await rows.first().waitFor({ timeout: 15000 })
+  const shown = (await rows.evaluateAll(trs => trs.map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText))))
+  const after = (await usage()).sources
+  assert.ok(before.length > 0, 'the demo site has events this month')
+  const key = r => r[0] + ' ' + r[1]
+  const site = (await pulse.api('GET', `/sites/${pulse.site}`)).domain
+  const count = text => Number(text.replace(/[^\d]/g, ''))
+  for (const row of shown) {
+    const b = before.find(s => key([site, s.hostname]) === key(row)), a = after.find(s => key([site, s.hostname]) === key(row))
+    assert.ok(b && a, `the page lists ${key(row)}, which the API does not: ${JSON.stringify(before)}`)
+    assert.ok(b.events <= count(row[2]) && count(row[2]) <= a.events, `${key(row)}: the page shows ${row[2]} events, the API ${b.events} before and ${a.events} after`)
+  }
+  assert.equal(shown.length, before.length, 'the page lists every source the API answers')
   await shot(p, 'org-light', { fullPage: true })
 })
 

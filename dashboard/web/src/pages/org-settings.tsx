@@ -1,9 +1,9 @@
 // Organization settings: name, usage against the quota, members and their roles,
 // invitations, and secret API keys.
 import { useEffect, useState } from 'preact/hooks'
-import { api, call, type APIKey, type Invite, type Member, type Org, type Role, type Scope } from '../api'
+import { api, call, type APIKey, type Invite, type Member, type Org, type Role, type Scope, type Site, type UsageSource } from '../api'
 import { loadSession, roleIn, useSession } from '../session'
-import { date, exact, num, ymd } from '../format'
+import { date, exact, num, pct, ymd } from '../format'
 import { Card, CopyField, Notice, Spinner, useAsync } from '../components/ui'
 import { TimeChart } from '../components/chart'
 import { NotFound } from '../app'
@@ -51,6 +51,7 @@ function OrgName(props: { org: Org }) {
 function UsageCard(props: { org: Org }) {
   const to = new Date(), from = new Date(Date.now() - 29 * 864e5)
   const usage = useAsync(() => api.usage(props.org.id, ymd(from), ymd(to)), [props.org.id])
+  const sites = useAsync(() => api.sites(props.org.id), [props.org.id])
   const u = usage.data
   const byDay = new Map((u?.days || []).map(d => [d.day.slice(0, 10), d]))
   const days = Array.from({ length: 30 }, (_, i) => ymd(new Date(from.getTime() + i * 864e5)))
@@ -78,9 +79,36 @@ function UsageCard(props: { org: Org }) {
           <p class="muted small">Events stored per UTC day they were received, each once (a resent event is not counted again), on every way in (tracker, /v1/events, Segment, Plausible), bots included unless they are dropped; a demo site's back-filled history counts on the day it happened. Refused: events over a quota.</p>
           <TimeChart height={180} labels={days.map(d => new Date(d + 'T00:00:00Z').toLocaleDateString('en-GB', { day: 'numeric', month: 'short', timeZone: 'UTC' }))} long={days}
             series={[{ label: "Events", values: days.map(d => byDay.get(d)?.events ?? 0) }]} fmt={num} bars />
+          {(u.sources?.length ?? 0) > 0 && <UsageSources sources={u.sources!} sites={sites.data} quota={cap} near={share > 80} />}
         </>
       )}
     </Card>
+  )
+}
+
+/** UsageSources lists where this month's events come from: site, host name, share, bots. An
+ * org near its quota sees what spends it (a host it does not know sends with its public key). */
+function UsageSources(props: { sources: UsageSource[]; sites?: Site[]; quota: number; near: boolean }) {
+  const domain = new Map((props.sites || []).map(s => [s.id, s.domain]))
+  return (
+    <div class="usage-sources">
+      <h3 class={props.near ? 'warn-text' : ''}>Where this month's events come from{props.near ? ' — near the quota' : ''}</h3>
+      <table>
+        <thead><tr><th>Site</th><th>Host name in the events</th><th class="num">Events</th><th class="num">Of the quota</th><th class="num">Bots</th></tr></thead>
+        <tbody>
+          {props.sources.map(s => (
+            <tr key={s.site_id + s.hostname}>
+              <td>{domain.get(s.site_id) ?? s.site_id}</td>
+              <td>{s.hostname || '(none)'}</td>
+              <td class="num">{exact(s.events)}</td>
+              <td class="num">{props.quota ? pct((s.events / props.quota) * 100) : '–'}</td>
+              <td class="num">{exact(s.bot_events)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="muted small">The largest sources of the events received this month (UTC), read from the stored events. A host name you do not know means someone sends events with the site's public key from elsewhere; bots are flagged by their user agent.</p>
+    </div>
   )
 }
 
