@@ -146,7 +146,7 @@ const (
 	// each still fits.
 	DefaultAddressEventsPerDay = 100_000
 	// MaxAddressBudgets caps the (tenant, client address) pairs a node counts
-	// the day's events of; when full, the least recently used pair is
+	// the day's events of (about 170 bytes each, 16 MiB when full); when full, the least recently used pair is
 	// forgotten, so a flood of addresses costs bounded memory and never
 	// refuses a fresh client.
 	MaxAddressBudgets = 100_000
