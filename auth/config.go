@@ -58,6 +58,10 @@ type Config struct {
 	// DefaultQuota applies to orgs whose own quota fields are zero. Zero fields
 	// take DefaultEventsPerSecond, DefaultEventsPerMonth, DefaultMaxConnections.
 	DefaultQuota Quota
+	// AddressEventsPerDay is the events one client address (IPv4 address or
+	// IPv6 /64) may send per tenant per UTC day on this node, whatever the
+	// tenant's quota. Default DefaultAddressEventsPerDay.
+	AddressEventsPerDay uint64
 
 	// Logger receives refresh and flush failures. Default slog.Default().
 	Logger *slog.Logger
@@ -101,6 +105,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.DefaultQuota.MaxConnections == 0 {
 		c.DefaultQuota.MaxConnections = DefaultMaxConnections
+	}
+	if c.AddressEventsPerDay == 0 {
+		c.AddressEventsPerDay = DefaultAddressEventsPerDay
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

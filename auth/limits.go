@@ -134,3 +134,20 @@ const (
 	// the account from other addresses do not hold it back.
 	LoginKnownAddressLifetime = 30 * 24 * time.Hour
 )
+
+// The per-address event budget (Store.AllowEvents): a site's public key is in
+// every page that carries the tracker, so anyone may send events for it, and
+// one machine could otherwise spend its tenant's monthly quota in hours.
+const (
+	// DefaultAddressEventsPerDay is the events one client address (IPv4
+	// address or IPv6 /64) may send per tenant per UTC day on a node: a single
+	// source spends at most 1 % of DefaultEventsPerMonth a day, while an
+	// office or carrier NAT of about 1,000 visitors at about 100 events a day
+	// each still fits.
+	DefaultAddressEventsPerDay = 100_000
+	// MaxAddressBudgets caps the (tenant, client address) pairs a node counts
+	// the day's events of (about 170 bytes each, 16 MiB when full); when full, the least recently used pair is
+	// forgotten, so a flood of addresses costs bounded memory and never
+	// refuses a fresh client.
+	MaxAddressBudgets = 100_000
+)

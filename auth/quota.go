@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -17,6 +18,9 @@ const (
 	ReasonEventsPerSecond = "events_per_second"
 	ReasonEventsPerMonth  = "events_per_month"
 	ReasonConnections     = "connections"
+	// ReasonAddressEventsPerDay: the client address spent its daily event
+	// budget for the tenant (Config.AddressEventsPerDay).
+	ReasonAddressEventsPerDay = "address_events_per_day"
 )
 
 // Decision is the answer of a quota check.
@@ -53,7 +57,7 @@ type DailyUsage struct {
 	// Day, each once (MeterStored).
 	Events uint64 `json:"events"`
 	// RejectedEvents counts the events refused on Day because the tenant
-	// was over a quota (AllowEvents).
+	// was over a quota, or their address over its daily budget (AllowEvents).
 	RejectedEvents uint64 `json:"rejected_events"`
 }
 
@@ -92,6 +96,9 @@ type quotas struct {
 	pendingMonth      map[uuid.UUID]uint64
 	pendingMonthStart time.Time
 
+	// addrs is the day's per-address event budget.
+	addrs *addrBudgets
+
 	// flushMu orders flushes against month reloads.
 	flushMu sync.Mutex
 	// now is the clock of the Store's checks and month reloads (tests set
@@ -99,10 +106,12 @@ type quotas struct {
 	now func() time.Time
 }
 
-func newQuotas() *quotas {
+// newQuotas returns empty counters with a daily budget of addrEventsPerDay
+// events per tenant and client address.
+func newQuotas(addrEventsPerDay uint64) *quotas {
 	return &quotas{buckets: map[uuid.UUID]*bucket{}, conns: map[uuid.UUID]uint32{}, inflight: map[uuid.UUID]uint64{},
 		month: map[uuid.UUID]uint64{}, flushed: map[uuid.UUID]uint64{}, pending: map[usageKey]usageCount{},
-		pendingMonth: map[uuid.UUID]uint64{}, now: time.Now}
+		pendingMonth: map[uuid.UUID]uint64{}, addrs: newAddrBudgets(addrEventsPerDay, MaxAddressBudgets), now: time.Now}
 }
 
 func monthStart(t time.Time) time.Time {
@@ -123,12 +132,13 @@ func (q *quotas) setMonth(month map[uuid.UUID]uint64, now time.Time) {
 	clear(q.flushed)
 }
 
-// allowEvents decides whether org may send n more events at now under
-// quota. The monthly quota is checked against the month's stored events
-// (read at the last refresh, plus those stored since) and the events in
-// flight; allowed events are in flight until settle, refused ones are
-// counted as rejected.
-func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) Decision {
+// allowEvents decides whether org may send n more events from addr at now
+// under quota and the per-address budget. The monthly quota is checked
+// against the month's stored events (read at the last refresh, plus those
+// stored since) and the events in flight; allowed events are in flight until
+// settle and count in addr's budget of the day, refused ones are counted as
+// rejected.
+func (q *quotas) allowEvents(org uuid.UUID, addr netip.Addr, n int, quota Quota, now time.Time) Decision {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	day := usageKey{org, dayStart(now)}
@@ -149,6 +159,9 @@ func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) D
 	if used+uint64(n) > quota.EventsPerMonth {
 		return refuse(Decision{Reason: ReasonEventsPerMonth, RetryAfter: ms.AddDate(0, 1, 0).Sub(now)})
 	}
+	if d := q.addrs.check(org, addr, n, now); !d.Allowed {
+		return refuse(d)
+	}
 	rate := float64(quota.EventsPerSecond)
 	b := q.buckets[org]
 	if b == nil {
@@ -165,6 +178,7 @@ func (q *quotas) allowEvents(org uuid.UUID, n int, quota Quota, now time.Time) D
 		return refuse(Decision{Reason: ReasonEventsPerSecond, RetryAfter: wait})
 	}
 	b.tokens -= float64(n)
+	q.addrs.charge(org, addr, n)
 	q.inflight[org] += uint64(n)
 	return Decision{Allowed: true}
 }
@@ -274,13 +288,17 @@ func (s *Store) QuotaOf(org uuid.UUID) Quota {
 	return q
 }
 
-// AllowEvents checks n events of org, about to be accepted, against its
-// quotas and says whether they may be. It is the limit check, not the meter:
-// allowed events are in flight, counted against the monthly quota until
-// SettleEvents says what became of them; the usage counts them once stored
-// (MeterStored). Refused events are counted as rejected in the daily usage.
-func (s *Store) AllowEvents(org uuid.UUID, n int) Decision {
-	return s.quotas.allowEvents(org, n, s.QuotaOf(org), s.quotas.now())
+// AllowEvents checks n events of org sent from addr, about to be accepted,
+// against its quotas and addr's daily budget (Config.AddressEventsPerDay)
+// and says whether they may be. addr is the client's address, the zero Addr
+// for a sender not limited per address (a server authenticated with a
+// secret API key, whose events carry each visitor's own address, or an
+// unknown address). It is the limit check, not the meter: allowed events are
+// in flight, counted against the monthly quota until SettleEvents says what
+// became of them; the usage counts them once stored (MeterStored). Refused
+// events are counted as rejected in the daily usage.
+func (s *Store) AllowEvents(org uuid.UUID, addr netip.Addr, n int) Decision {
+	return s.quotas.allowEvents(org, addr, n, s.QuotaOf(org), s.quotas.now())
 }
 
 // SettleEvents takes n events of org that AllowEvents allowed out of flight:

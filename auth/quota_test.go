@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,33 +14,33 @@ import (
 
 func TestEventRateBucket(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		q := newQuotas()
+		q := newQuotas(DefaultAddressEventsPerDay)
 		org := uuid.New()
 		quota := Quota{EventsPerSecond: 10, EventsPerMonth: 1_000_000, MaxConnections: 1}
 		for i := range 10 {
-			if d := q.allowEvents(org, 1, quota, time.Now()); !d.Allowed {
+			if d := q.allowEvents(org, netip.Addr{}, 1, quota, time.Now()); !d.Allowed {
 				t.Fatalf("event %d of a full bucket refused: %+v", i+1, d)
 			}
 		}
-		d := q.allowEvents(org, 1, quota, time.Now())
+		d := q.allowEvents(org, netip.Addr{}, 1, quota, time.Now())
 		if d.Allowed || d.Reason != ReasonEventsPerSecond || d.RetryAfter != 100*time.Millisecond {
 			t.Fatalf("11th event in the same instant = %+v, want refused with 100ms", d)
 		}
 		time.Sleep(d.RetryAfter)
-		if d := q.allowEvents(org, 1, quota, time.Now()); !d.Allowed {
+		if d := q.allowEvents(org, netip.Addr{}, 1, quota, time.Now()); !d.Allowed {
 			t.Fatalf("after RetryAfter: %+v", d)
 		}
 		// Another tenant has its own bucket.
-		if d := q.allowEvents(uuid.New(), 10, quota, time.Now()); !d.Allowed {
+		if d := q.allowEvents(uuid.New(), netip.Addr{}, 10, quota, time.Now()); !d.Allowed {
 			t.Fatalf("another org refused: %+v", d)
 		}
 		// A batch larger than the burst passes on a full bucket and then
 		// leaves a debt that takes its time to repay.
 		time.Sleep(time.Second)
-		if d := q.allowEvents(org, 25, quota, time.Now()); !d.Allowed {
+		if d := q.allowEvents(org, netip.Addr{}, 25, quota, time.Now()); !d.Allowed {
 			t.Fatalf("large batch on a full bucket: %+v", d)
 		}
-		if d := q.allowEvents(org, 1, quota, time.Now()); d.Allowed || d.RetryAfter != 1600*time.Millisecond {
+		if d := q.allowEvents(org, netip.Addr{}, 1, quota, time.Now()); d.Allowed || d.RetryAfter != 1600*time.Millisecond {
 			t.Fatalf("after a large batch: %+v, want refused for 1.6s", d)
 		}
 		var events, rejected uint64
@@ -58,35 +59,35 @@ func TestEventRateBucket(t *testing.T) {
 // allowed event holds its place until it is settled, and then holds it only
 // if it was stored (metered).
 func TestMonthlyQuotaCountsStoredAndInFlight(t *testing.T) {
-	q := newQuotas()
+	q := newQuotas(DefaultAddressEventsPerDay)
 	org := uuid.New()
 	now := time.Now()
 	q.setMonth(map[uuid.UUID]uint64{org: 30}, now) // stored before, as read from ClickHouse
 	quota := Quota{EventsPerSecond: 1000, EventsPerMonth: 100, MaxConnections: 1}
-	if d := q.allowEvents(org, 60, quota, now); !d.Allowed {
+	if d := q.allowEvents(org, netip.Addr{}, 60, quota, now); !d.Allowed {
 		t.Fatalf("30 stored + 60: %+v", d)
 	}
-	if d := q.allowEvents(org, 11, quota, now); d.Allowed || d.Reason != ReasonEventsPerMonth {
+	if d := q.allowEvents(org, netip.Addr{}, 11, quota, now); d.Allowed || d.Reason != ReasonEventsPerMonth {
 		t.Fatalf("30 stored + 60 in flight + 11 = %+v, want refused", d)
 	}
 	// Of the 60, 40 are stored and 20 were left out as stored already.
 	q.meter(org, now, 40)
 	q.settle(org, 60)
-	if d := q.allowEvents(org, 30, quota, now); !d.Allowed {
+	if d := q.allowEvents(org, netip.Addr{}, 30, quota, now); !d.Allowed {
 		t.Fatalf("30 + 40 stored + 30: %+v", d)
 	}
-	if d := q.allowEvents(org, 1, quota, now); d.Allowed {
+	if d := q.allowEvents(org, netip.Addr{}, 1, quota, now); d.Allowed {
 		t.Fatalf("30 + 40 stored + 30 in flight + 1 = %+v, want refused", d)
 	}
 	q.settle(org, 30) // given up
 	q.settle(org, 5)  // more than in flight: nothing left, not a wrap-around
-	if d := q.allowEvents(org, 30, quota, now); !d.Allowed || q.inflight[org] != 30 {
+	if d := q.allowEvents(org, netip.Addr{}, 30, quota, now); !d.Allowed || q.inflight[org] != 30 {
 		t.Fatalf("after the 30 were given up: %+v, %d in flight", d, q.inflight[org])
 	}
 	// Stored events of last month count in its usage, not in this month's quota.
 	q.settle(org, 30)
 	q.meter(org, monthStart(now).Add(-time.Hour), 25)
-	if d := q.allowEvents(org, 30, quota, now); !d.Allowed {
+	if d := q.allowEvents(org, netip.Addr{}, 30, quota, now); !d.Allowed {
 		t.Fatalf("last month's events held this month's place: %+v", d)
 	}
 	p := q.takePending()
@@ -99,7 +100,7 @@ func TestMonthlyQuotaCountsStoredAndInFlight(t *testing.T) {
 }
 
 func TestConnectionQuota(t *testing.T) {
-	q := newQuotas()
+	q := newQuotas(DefaultAddressEventsPerDay)
 	org := uuid.New()
 	r1, d1 := q.acquire(org, 2)
 	_, d2 := q.acquire(org, 2)
@@ -150,10 +151,10 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 	if q := b.QuotaOf(org.ID); q.EventsPerMonth != 100 || q.MaxConnections != DefaultMaxConnections {
 		t.Fatalf("quota on node b = %+v", q)
 	}
-	if d := a.AllowEvents(org.ID, 60); !d.Allowed {
+	if d := a.AllowEvents(org.ID, netip.Addr{}, 60); !d.Allowed {
 		t.Fatalf("60 of 100: %+v", d)
 	}
-	if d := a.AllowEvents(org.ID, 50); d.Allowed || d.Reason != ReasonEventsPerMonth || d.RetryAfter <= 0 {
+	if d := a.AllowEvents(org.ID, netip.Addr{}, 50); d.Allowed || d.Reason != ReasonEventsPerMonth || d.RetryAfter <= 0 {
 		t.Fatalf("110 of 100 on the same node: %+v", d)
 	}
 	// The 60 are stored.
@@ -163,16 +164,16 @@ func TestMonthlyQuotaAcrossNodesAndUsage(t *testing.T) {
 	if err := a.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := a.AllowEvents(org.ID, 41); d.Allowed {
+	if d := a.AllowEvents(org.ID, netip.Addr{}, 41); d.Allowed {
 		t.Fatalf("node a forgot its flushed events: %+v", d)
 	}
 	if err := b.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := b.AllowEvents(org.ID, 50); d.Allowed {
+	if d := b.AllowEvents(org.ID, netip.Addr{}, 50); d.Allowed {
 		t.Fatalf("node b allowed 60+50 of 100: %+v", d)
 	}
-	if d := b.AllowEvents(org.ID, 40); !d.Allowed {
+	if d := b.AllowEvents(org.ID, netip.Addr{}, 40); !d.Allowed {
 		t.Fatalf("node b refused 60+40 of 100: %+v", d)
 	}
 	b.MeterStored(org.ID, now, 40)

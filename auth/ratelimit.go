@@ -32,13 +32,16 @@ type loginLimiter struct {
 
 	mu       sync.Mutex
 	pairs    *lru[pairKey, backoff]
-	addrs    *lru[string, windowCount]
+	addrs    *lru[netip.Addr, windowCount]
 	accounts *lru[string, windowCount]
 	known    *lru[pairKey, time.Time] // last good login
 }
 
-// pairKey is an account and a client address key (addrKey).
-type pairKey struct{ account, addr string }
+// pairKey is an account and a client address key (AddrKey).
+type pairKey struct {
+	account string
+	addr    netip.Addr
+}
 
 // backoff is the failure count of one account from one address and the
 // time before which it may not try again.
@@ -56,14 +59,14 @@ type windowCount struct {
 
 func newLoginLimiter(window time.Duration, perAccount, perIP int) *loginLimiter {
 	return &loginLimiter{window: window, perAccount: perAccount, perIP: perIP,
-		pairs: newLRU[pairKey, backoff](MaxLimiterEntries), addrs: newLRU[string, windowCount](MaxLimiterEntries),
+		pairs: newLRU[pairKey, backoff](MaxLimiterEntries), addrs: newLRU[netip.Addr, windowCount](MaxLimiterEntries),
 		accounts: newLRU[string, windowCount](MaxLimiterEntries), known: newLRU[pairKey, time.Time](MaxLimiterEntries)}
 }
 
 // allow counts one attempt for account from ip, or refuses it and says how
 // long to wait.
 func (l *loginLimiter) allow(account string, ip netip.Addr, now time.Time) (time.Duration, bool) {
-	pk := pairKey{account, addrKey(ip)}
+	pk := pairKey{account, AddrKey(ip)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pair := l.pairs.get(pk)
@@ -121,7 +124,7 @@ func (l *loginLimiter) allow(account string, ip netip.Addr, now time.Time) (time
 // succeeded takes back the attempt allow counted for a good password,
 // forgets the failures of account from ip and remembers ip as known.
 func (l *loginLimiter) succeeded(account string, ip netip.Addr, now time.Time) {
-	pk := pairKey{account, addrKey(ip)}
+	pk := pairKey{account, AddrKey(ip)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pairs.remove(pk)
@@ -157,18 +160,18 @@ func (w *windowCount) roll(now time.Time, window time.Duration) {
 	}
 }
 
-// addrKey is the unit an address is limited by: the IPv4 address, or the /64
-// of an IPv6 address (one subscriber usually holds a whole /64).
-func addrKey(ip netip.Addr) string {
+// AddrKey is the unit a client address is limited by (the login throttle,
+// the per-address event budget, ingest's connections per address): an IPv4
+// address (or IPv4-mapped IPv6 one) as is, an IPv6 address by its /64, since
+// one subscriber usually holds a whole /64. An invalid address stays the
+// zero Addr, one key for every unknown address.
+func AddrKey(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()
-	if !ip.IsValid() {
-		return "invalid"
-	}
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
-		return p.String()
+		return p.Addr()
 	}
-	return ip.String()
+	return ip
 }
 
 // lru is a map of at most capacity keys that forgets the least recently

@@ -142,3 +142,20 @@ func TestLoginRateLimitedAndCredentialsChecked(t *testing.T) {
 		t.Fatalf("4th attempt on an account from an unknown address: %v, want RateLimitError", err)
 	}
 }
+
+func TestAddrKeyGroupsIPv6By64(t *testing.T) {
+	for _, tt := range []struct{ a, b string }{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"},
+		{"::ffff:192.0.2.1", "192.0.2.1"},
+	} {
+		if ka, kb := AddrKey(netip.MustParseAddr(tt.a)), AddrKey(netip.MustParseAddr(tt.b)); ka != kb {
+			t.Errorf("%s counts as %s, %s as %s: want one address", tt.a, ka, tt.b, kb)
+		}
+	}
+	if ka, kb := AddrKey(netip.MustParseAddr("2001:db8:1:2::1")), AddrKey(netip.MustParseAddr("2001:db8:1:3::1")); ka == kb {
+		t.Errorf("two /64s count as one address %s", ka)
+	}
+	if k := AddrKey(netip.Addr{}); k.IsValid() {
+		t.Errorf("an invalid address counts as %s", k)
+	}
+}

@@ -71,7 +71,7 @@ func Open(ctx context.Context, db *chdb.DB, cfg Config) (*Store, error) {
 		tok:      &tokens{keys: keys, issuer: cfg.Issuer, leeway: cfg.Leeway},
 		hasher:   newHasher(cfg.Password),
 		logins:   newLoginLimiter(cfg.LoginWindow, cfg.LoginAttemptsPerAccount, cfg.LoginAttemptsPerIP),
-		quotas:   newQuotas(),
+		quotas:   newQuotas(cfg.AddressEventsPerDay),
 		t:        newTables(),
 		lastUsed: map[uuid.UUID]time.Time{}, lastUsedDirty: map[uuid.UUID]time.Time{},
 		revoked: map[string]time.Time{},

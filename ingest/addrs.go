@@ -3,6 +3,8 @@ package ingest
 import (
 	"net/netip"
 	"sync"
+
+	"github.com/pulse-analytics/pulse/auth"
 )
 
 // ReasonAddressConnections names the per-address connection limit in a
@@ -10,8 +12,8 @@ import (
 const ReasonAddressConnections = "address_connections"
 
 // addrConns counts a node's open tracker connections per client address, an
-// IPv6 address by its /64, so that one source cannot hold every connection
-// slot of a tenant (Config.MaxConnectionsPerAddress).
+// IPv6 address by its /64 (auth.AddrKey), so that one source cannot hold
+// every connection slot of a tenant (Config.MaxConnectionsPerAddress).
 type addrConns struct {
 	limit int
 	mu    sync.Mutex
@@ -22,17 +24,6 @@ func newAddrConns(limit int) *addrConns {
 	return &addrConns{limit: limit, open: map[netip.Addr]int{}}
 }
 
-// addrKey is the address a connection counts under: IPv4 (and IPv4-mapped
-// IPv6) as is, IPv6 by its /64.
-func addrKey(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.Addr()
-	}
-	return ip
-}
-
 // acquire takes a connection slot of ip's address; false when it has none
 // left. An unknown address (not valid) is not limited here: the tenant's
 // MaxConnections still is.
@@ -40,7 +31,7 @@ func (a *addrConns) acquire(ip netip.Addr) bool {
 	if !ip.IsValid() {
 		return true
 	}
-	k := addrKey(ip)
+	k := auth.AddrKey(ip)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.open[k] >= a.limit {
@@ -55,7 +46,7 @@ func (a *addrConns) release(ip netip.Addr) {
 	if !ip.IsValid() {
 		return
 	}
-	k := addrKey(ip)
+	k := auth.AddrKey(ip)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.open[k]--; a.open[k] <= 0 {

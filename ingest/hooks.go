@@ -109,3 +109,14 @@ type Client struct {
 	// (a server-side sender's anonymous or user id).
 	VisitorKey string
 }
+
+// quotaAddr is the address whose daily event budget (auth.Store.AllowEvents)
+// the client's events spend: its IP, or none for a server-side sender, which
+// authenticates with a secret API key (the tenant's own backend) and passes
+// each visitor's address in the events.
+func (c Client) quotaAddr() netip.Addr {
+	if c.ServerSide {
+		return netip.Addr{}
+	}
+	return c.IP
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +28,12 @@ type pipeline struct {
 	dedup   *dedup      // nil: no memory of recent ids
 }
 
-// eventQuotas checks events against their tenant's quota (auth.Store): an
-// allowed event is in flight until SettleEvents says it is stored, left out
-// or given up. Usage is metered by the writer, not here (usageMeter).
+// eventQuotas checks events against their tenant's quota and their sender's
+// daily budget (auth.Store; addr is Client.quotaAddr): an allowed event is
+// in flight until SettleEvents says it is stored, left out or given up.
+// Usage is metered by the writer, not here (usageMeter).
 type eventQuotas interface {
-	AllowEvents(org uuid.UUID, n int) auth.Decision
+	AllowEvents(org uuid.UUID, addr netip.Addr, n int) auth.Decision
 	SettleEvents(org uuid.UUID, n int)
 }
 
@@ -93,9 +95,10 @@ func (p *pipeline) accept(ctx context.Context, site Site, in []rawEvent, rejecte
 	}
 	n := len(events)
 	// The quota's limits apply to what the batcher is to take, not to the
-	// resends the node holds already.
+	// resends the node holds already. The events of one call come from one
+	// request, so from one sender.
 	if p.quotas != nil {
-		if d := p.quotas.AllowEvents(site.TenantID, n); !d.Allowed {
+		if d := p.quotas.AllowEvents(site.TenantID, in[0].client.quotaAddr(), n); !d.Allowed {
 			return 0, rejected, quotaError{d}
 		}
 	}

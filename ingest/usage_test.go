@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +203,7 @@ func TestWebSocketQuotaChargesWhatIsStored(t *testing.T) {
 	if _, err := env.store.SetQuota(context.Background(), env.org.ID, auth.Quota{EventsPerSecond: 1000, EventsPerMonth: 16, MaxConnections: 50}); err != nil {
 		t.Fatal(err)
 	}
-	if d := env.store.AllowEvents(env.org.ID, 10); !d.Allowed {
+	if d := env.store.AllowEvents(env.org.ID, netip.Addr{}, 10); !d.Allowed {
 		t.Fatalf("6 stored + 10 at a quota of 16: %+v; the acknowledged events are still in flight", d)
 	}
 	if got, sql := usagePerDay(t, env.store, env.org.ID), storedPerDay(t, env.db, env.org.ID); !samePerDay(got, sql) || total(sql) != 6 {
@@ -252,7 +253,7 @@ func TestPostedEventsQuotaChargesWhatIsStored(t *testing.T) {
 	if _, err := e.store.SetQuota(ctx, e.org.ID, auth.Quota{EventsPerSecond: 1000, EventsPerMonth: 15, MaxConnections: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if d := e.store.AllowEvents(e.org.ID, 5); !d.Allowed {
+	if d := e.store.AllowEvents(e.org.ID, netip.Addr{}, 5); !d.Allowed {
 		t.Fatalf("10 stored + 5 at a quota of 15: %+v; the written events are still in flight", d)
 	}
 	if got, sql := usagePerDay(t, e.store, e.org.ID), storedPerDay(t, e.db, e.org.ID); !samePerDay(got, sql) || total(sql) != 10 {

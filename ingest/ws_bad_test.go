@@ -3,7 +3,6 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -179,18 +178,4 @@ func TestConnectionsPerAddress(t *testing.T) {
 		}
 	}
 	env.connect(t, "")
-}
-
-func TestAddrKeyGroupsIPv6By64(t *testing.T) {
-	for _, tt := range []struct{ a, b string }{
-		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"},
-		{"::ffff:192.0.2.1", "192.0.2.1"},
-	} {
-		if ka, kb := addrKey(netip.MustParseAddr(tt.a)), addrKey(netip.MustParseAddr(tt.b)); ka != kb {
-			t.Errorf("%s counts as %s, %s as %s: want one address", tt.a, ka, tt.b, kb)
-		}
-	}
-	if ka, kb := addrKey(netip.MustParseAddr("2001:db8:1:2::1")), addrKey(netip.MustParseAddr("2001:db8:1:3::1")); ka == kb {
-		t.Errorf("two /64s count as one address %s", ka)
-	}
 }

@@ -64,7 +64,7 @@ func (c *wsConn) handleEvents(f *clientFrame) bool {
 	// The quota's limits apply to what the batcher is to take: a resend of
 	// events the node has committed costs nothing.
 	org, n := c.site.OrgID, len(write)
-	if d := s.tenancy.AllowEvents(org, n); !d.Allowed {
+	if d := s.tenancy.AllowEvents(org, c.client.quotaAddr(), n); !d.Allowed {
 		code, reason := d.CloseFrame()
 		c.end(code, reason)
 		return false

@@ -55,7 +55,9 @@ func newWSEnvOn(t testing.TB, cfg Config, bcfg BatcherConfig, db, writerDB *chdb
 	}
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	store := authtest.Store(t, db, auth.Config{Logger: log})
+	// Every client comes from 127.0.0.1: room beyond one address's daily
+	// budget, as the quota below leaves room beyond the tenant's.
+	store := authtest.Store(t, db, auth.Config{Logger: log, AddressEventsPerDay: 1 << 40})
 	tn := authtest.NewTenant(t, store, "shop.example", testOrigin)
 	site := tn.Site
 	org, err := store.SetQuota(ctx, tn.Org.ID, auth.Quota{EventsPerSecond: 10_000_000, EventsPerMonth: 1 << 40, MaxConnections: 50})

@@ -26,18 +26,19 @@ type options struct {
 	shutdownTimeout time.Duration
 	json            bool
 
-	keyFile         string
-	issuer          string
-	dashboardOrigin string
-	allowSignup     bool
-	geoIPDB         string
-	dropBots        bool
-	liveTick        time.Duration
-	livePresence    time.Duration
-	maxRetention    retentionDays
-	demo            bool
-	demoVisits      int
-	trustedProxies  proxiesFlag
+	keyFile          string
+	issuer           string
+	dashboardOrigin  string
+	allowSignup      bool
+	geoIPDB          string
+	dropBots         bool
+	liveTick         time.Duration
+	livePresence     time.Duration
+	maxRetention     retentionDays
+	demo             bool
+	demoVisits       int
+	trustedProxies   proxiesFlag
+	addrEventsPerDay uint64
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -94,6 +95,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 			o.trustedProxies.p, _ = auth.ParseProxies(defaultDevTrustedProxies)
 		}
 		fs.Var(&o.trustedProxies, "trusted-proxies", "reverse proxies whose X-Forwarded-For, Forwarded and X-Forwarded-Proto headers are believed, as comma-separated IP addresses and CIDR prefixes; requests from anyone else count as coming from their own address (docs/deploy.md)")
+		fs.Uint64Var(&o.addrEventsPerDay, "address-events-per-day", auth.DefaultAddressEventsPerDay, "events one client address (IPv4 address or IPv6 /64) may send per tenant per UTC day on each node, so that one machine holding a site's public key cannot spend its monthly quota (docs/auth.md); 0: the default")
 		fs.Var(&o.maxRetention, "max-retention-days", "longest any site keeps events and visits, in days; sites that keep them forever or longer keep them this long; 0: no limit")
 	}
 	if cmd == "dev" {

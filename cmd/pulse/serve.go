@@ -183,12 +183,13 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 // openStore opens the tenancy store on db with the options' auth settings.
 func openStore(ctx context.Context, db *chdb.DB, o options, log *slog.Logger) (*auth.Store, error) {
 	return auth.Open(ctx, db, auth.Config{
-		DataDir:         o.data,
-		KeyFile:         o.keyFile,
-		Issuer:          o.issuer,
-		DashboardOrigin: o.dashboardOrigin,
-		AllowSignup:     o.allowSignup,
-		Logger:          log,
+		DataDir:             o.data,
+		KeyFile:             o.keyFile,
+		Issuer:              o.issuer,
+		DashboardOrigin:     o.dashboardOrigin,
+		AllowSignup:         o.allowSignup,
+		AddressEventsPerDay: o.addrEventsPerDay,
+		Logger:              log,
 	})
 }
 
