@@ -39,6 +39,7 @@ type options struct {
 	demoVisits       int
 	trustedProxies   proxiesFlag
 	addrEventsPerDay uint64
+	addrConnections  int
 }
 
 // Defaults that differ between `serve` and `dev`.
@@ -96,6 +97,7 @@ func newFlagSet(cmd string, o *options) *flag.FlagSet {
 		}
 		fs.Var(&o.trustedProxies, "trusted-proxies", "reverse proxies whose X-Forwarded-For, Forwarded and X-Forwarded-Proto headers are believed, as comma-separated IP addresses and CIDR prefixes; requests from anyone else count as coming from their own address (docs/deploy.md)")
 		fs.Uint64Var(&o.addrEventsPerDay, "address-events-per-day", auth.DefaultAddressEventsPerDay, "events one client address (IPv4 address or IPv6 /64) may send per tenant per UTC day on each node, so that one machine holding a site's public key cannot spend its monthly quota (docs/auth.md); 0: the default")
+		fs.IntVar(&o.addrConnections, "address-connections", ingest.DefaultMaxConnectionsPerAddress, "tracker WebSocket connections one client address (IPv4 address or IPv6 /64) may hold open on each node, over all sites; raise it for visitors behind one large NAT (docs/auth.md); 0: the default")
 		fs.Var(&o.maxRetention, "max-retention-days", "longest any site keeps events and visits, in days; sites that keep them forever or longer keep them this long; 0: no limit")
 	}
 	if cmd == "dev" {

@@ -46,7 +46,7 @@ func BenchmarkIngest(b *testing.B) {
 	dbURL := db.URL()
 	data := b.TempDir()
 	// Every connection comes from 127.0.0.1: room beyond one address's daily budget.
-	p := startPulse(b, nil, "dev", "--clickhouse", dbURL, "--data", data, "--address-events-per-day", "1000000000000")
+	p := startPulse(b, nil, "dev", "--clickhouse", dbURL, "--data", data, "--address-events-per-day", "1000000000000", "--address-connections", "1000000")
 	p.waitReady(b)
 	key := p.siteKey(b)
 	env := map[string]string{"PULSE_CLICKHOUSE": dbURL, "PULSE_DATA": data}
@@ -157,7 +157,7 @@ func BenchmarkIngest(b *testing.B) {
 	// connection holds is the same.
 	b.Run("conn_mem_kib", func(b *testing.B) {
 		var perConn float64
-		p := startPulse(b, []string{"GOGC=2"}, "dev", "--clickhouse", dbURL, "--data", b.TempDir())
+		p := startPulse(b, []string{"GOGC=2"}, "dev", "--clickhouse", dbURL, "--data", b.TempDir(), "--address-connections", "1000000")
 		p.waitReady(b)
 		time.Sleep(2500 * time.Millisecond) // as above: the quota is read
 		for b.Loop() {

@@ -65,7 +65,7 @@ func BenchmarkLive(b *testing.B) {
 	dbURL := db.URL()
 	data := b.TempDir()
 	// Every connection comes from 127.0.0.1: room beyond one address's daily budget.
-	p := startPulse(b, nil, "dev", "--clickhouse", dbURL, "--data", data, "--address-events-per-day", "1000000000000")
+	p := startPulse(b, nil, "dev", "--clickhouse", dbURL, "--data", data, "--address-events-per-day", "1000000000000", "--address-connections", "1000000")
 	p.waitReady(b)
 	publicKey := p.siteKey(b)
 	env := map[string]string{"PULSE_CLICKHOUSE": dbURL, "PULSE_DATA": data}

@@ -72,7 +72,7 @@ func serve(ctx context.Context, stopSignals func(), dev bool, o options, stdout 
 	batcher := ingest.NewBatcher(ingest.BatcherConfig{Rows: o.batchRows, FlushInterval: o.batchInterval}, ingest.NewWriter(db).WithMeter(store), log, ingestMetrics)
 
 	hub := stream.New(stream.Config{Tick: o.liveTick, PresenceTimeout: o.livePresence, Logger: log}, store, reg)
-	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots, Publisher: livePublisher{hub}, Presence: hub}
+	hooks := ingest.Config{Enricher: enricher{enr}, DropBots: o.dropBots, Publisher: livePublisher{hub}, Presence: hub, MaxConnectionsPerAddress: o.addrConnections}
 	if o.demo {
 		hooks.Enricher = withDemoPlaces(hooks.Enricher) // demo visitors' places from their loopback addresses
 	}
