@@ -172,28 +172,14 @@ func httpMetrics(reg prometheus.Registerer) fiber.Handler {
 // routes, so that clients cannot grow the label set.
 const otherMethod = "other"
 
-// methodLabel returns m as a constant (the methods Fiber routes) or
-// otherMethod: never m itself, which points into a buffer Fiber reuses.
+// methodLabel returns m as one of Fiber's own method strings (the methods
+// it routes, fiber.DefaultMethods) or otherMethod: never m itself, which
+// points into a buffer Fiber reuses.
 func methodLabel(m string) string {
-	switch m {
-	case fiber.MethodGet:
-		return fiber.MethodGet
-	case fiber.MethodHead:
-		return fiber.MethodHead
-	case fiber.MethodPost:
-		return fiber.MethodPost
-	case fiber.MethodPut:
-		return fiber.MethodPut
-	case fiber.MethodPatch:
-		return fiber.MethodPatch
-	case fiber.MethodDelete:
-		return fiber.MethodDelete
-	case fiber.MethodConnect:
-		return fiber.MethodConnect
-	case fiber.MethodOptions:
-		return fiber.MethodOptions
-	case fiber.MethodTrace:
-		return fiber.MethodTrace
+	for _, known := range fiber.DefaultMethods {
+		if m == known {
+			return known
+		}
 	}
 	return otherMethod
 }
